@@ -1,0 +1,32 @@
+# Third-party dependencies, all from Debian 12 packages (see scripts/setup.sh).
+find_package(Threads REQUIRED)
+find_package(fmt 9 REQUIRED CONFIG)
+find_package(spdlog 1.10 REQUIRED CONFIG)
+find_package(nlohmann_json 3.11 REQUIRED CONFIG)
+find_package(CLI11 2.1 REQUIRED CONFIG)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+
+# UCX: Debian's config package exports ucx::ucp/ucx::ucs without links between them (link both).
+# WEIGHTSYNC_UCX_ROOT may point at another UCX (e.g. PyPI's CUDA-enabled libucx-cu13).
+if(WEIGHTSYNC_UCX_ROOT)
+  find_path(UCX_INCLUDE_DIR ucp/api/ucp.h HINTS ${WEIGHTSYNC_UCX_ROOT}/include REQUIRED NO_DEFAULT_PATH)
+  find_library(UCX_UCP_LIB ucp HINTS ${WEIGHTSYNC_UCX_ROOT}/lib REQUIRED NO_DEFAULT_PATH)
+  find_library(UCX_UCS_LIB ucs HINTS ${WEIGHTSYNC_UCX_ROOT}/lib REQUIRED NO_DEFAULT_PATH)
+  add_library(weightsync_ucx INTERFACE)
+  target_include_directories(weightsync_ucx SYSTEM INTERFACE ${UCX_INCLUDE_DIR})
+  target_link_libraries(weightsync_ucx INTERFACE ${UCX_UCP_LIB} ${UCX_UCS_LIB})
+else()
+  if(NOT TARGET ucx::ucp)
+    find_package(ucx REQUIRED CONFIG)
+  endif()
+  add_library(weightsync_ucx INTERFACE)
+  target_link_libraries(weightsync_ucx INTERFACE ucx::ucp ucx::ucs)
+endif()
+
+if(WEIGHTSYNC_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(WEIGHTSYNC_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,1 @@
+// replaced by the FP8 reference quantizer

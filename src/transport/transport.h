@@ -1,0 +1,114 @@
+#pragma once
+// The data-plane interface. One folder per backend (ucx/, inproc/, cuda_ipc/, fault/), all behind
+// TransportBackend. The life cycle is: register local memory once (LocalRegion, RAII) ->
+// describe it (RemoteDescriptor, a plain serializable value) -> a peer imports the descriptor
+// (RemoteRegion, RAII) -> post one-sided writes local range -> remote range -> flush.
+//
+// Threading: a backend object is used by one thread at a time, except that a receiver may run
+// the backend's own progress thread (startProgressThread) while its owner thread is idle.
+
+#include "common/error.h"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace weightsync::transport {
+
+enum class MemoryKind : uint8_t { kHost, kCuda };
+
+struct Capabilities {
+    std::string name;                   // "ucx", "inproc", "cuda_ipc"
+    bool host_memory = false;           // can register host memory
+    bool cuda_memory = false;           // can register CUDA device memory
+    bool needs_target_progress = false;  // receivers must run a progress thread for writes to land
+};
+
+/// A serializable description of a registered region, published by its owner.
+struct RemoteDescriptor {
+    std::string backend;        // must match the importing backend's name
+    uint64_t address = 0;       // base address in the owner's address space
+    uint64_t length = 0;        // bytes
+    MemoryKind kind = MemoryKind::kHost;
+    int device = -1;            // CUDA device ordinal of the owner, -1 for host
+    uint64_t generation = 0;    // owner's incarnation; a restarted owner publishes a new one
+    std::string key;            // backend-specific key blob (e.g. packed UCX rkey), raw bytes
+
+    [[nodiscard]] nlohmann::json toJson() const;
+    static RemoteDescriptor fromJson(const nlohmann::json &json);
+};
+
+/// A registered local memory range. Deregisters on destruction; never copied.
+class LocalRegion {
+  public:
+    virtual ~LocalRegion() = default;
+    LocalRegion(const LocalRegion &) = delete;
+    LocalRegion &operator=(const LocalRegion &) = delete;
+
+    [[nodiscard]] virtual void *data() const = 0;
+    [[nodiscard]] virtual size_t size() const = 0;
+    [[nodiscard]] virtual RemoteDescriptor describe() const = 0;
+
+  protected:
+    LocalRegion() = default;
+};
+
+/// A peer's region, imported from its descriptor. Releases the imported key on destruction.
+class RemoteRegion {
+  public:
+    virtual ~RemoteRegion() = default;
+    RemoteRegion(const RemoteRegion &) = delete;
+    RemoteRegion &operator=(const RemoteRegion &) = delete;
+
+    [[nodiscard]] virtual size_t size() const = 0;
+    [[nodiscard]] virtual const std::string &peer() const = 0;
+
+  protected:
+    RemoteRegion() = default;
+};
+
+struct FlushStats {
+    uint64_t writes = 0;  // writes completed since the previous flush
+    uint64_t bytes = 0;   // bytes those writes moved
+};
+
+class TransportBackend {
+  public:
+    virtual ~TransportBackend() = default;
+
+    [[nodiscard]] virtual const Capabilities &capabilities() const = 0;
+
+    /// Opaque bytes another process passes to connect() to reach this one.
+    [[nodiscard]] virtual std::string address() const = 0;
+
+    /// Registers [ptr, ptr+length). Throws Errc::kUnsupported for memory the backend cannot serve.
+    virtual std::unique_ptr<LocalRegion> registerMemory(void *ptr, size_t length, MemoryKind kind,
+                                                        int device) = 0;
+
+    /// Connects to a peer (idempotent per name). Errors later reported for it carry peer_name.
+    virtual void connect(const std::string &peer_name, const std::string &peer_address) = 0;
+
+    /// Imports a region the named (connected) peer described. Validates the backend name.
+    virtual std::unique_ptr<RemoteRegion> importRegion(const std::string &peer_name,
+                                                       const RemoteDescriptor &descriptor) = 0;
+
+    /// Posts a one-sided write of `length` bytes. Ranges are checked against both regions.
+    /// May block while the backend's in-flight limits are reached.
+    virtual void postWrite(const LocalRegion &source, size_t source_offset, RemoteRegion &target,
+                           size_t target_offset, size_t length) = 0;
+
+    /// Waits until every posted write is complete at the target. Throws Errc::kPeerLost or
+    /// kTransport naming the peer on failure, Errc::kTimeout past the deadline.
+    virtual FlushStats flush(std::chrono::milliseconds timeout) = 0;
+
+    /// Receivers: start/stop a thread that progresses incoming operations (no-op if not needed).
+    virtual void startProgressThread() = 0;
+    virtual void stopProgressThread() = 0;
+};
+
+}  // namespace weightsync::transport
