@@ -1,0 +1,50 @@
+#include "convert/inmemory_executor.h"
+
+#include "common/error.h"
+#include "convert/slot_converter.h"
+#include "planner/geometry.h"
+
+#include <cstring>
+
+namespace weightsync::convert {
+
+std::vector<PeerTensors> allocatePeerTensors(const layout::Layout &layout,
+                                             const planner::Plan &plan) {
+    std::vector<PeerTensors> peers;
+    for (const planner::PeerSpec &p : plan.peers) {
+        PeerTensors tensors;
+        for (const planner::LocalTensor &t : planner::localTensors(layout, p)) {
+            tensors.emplace_back(static_cast<size_t>(t.bytes));
+        }
+        peers.push_back(std::move(tensors));
+    }
+    return peers;
+}
+
+InMemoryExecutor::InMemoryExecutor(const layout::Layout &layout, const planner::Plan &plan)
+    : layout_(layout), plan_(plan) {
+    for (const planner::RankPlan &rp : plan.ranks) {
+        arenas_.emplace_back(static_cast<size_t>(rp.arena_bytes));
+    }
+}
+
+void InMemoryExecutor::execute(const std::vector<const SourceProvider *> &providers,
+                               std::vector<PeerTensors> &peers) {
+    check(providers.size() == plan_.ranks.size(), Errc::kInvalidArgument,
+          "{} providers for {} trainer ranks", providers.size(), plan_.ranks.size());
+    for (size_t r = 0; r < plan_.ranks.size(); ++r) {
+        const planner::RankPlan &rp = plan_.ranks[r];
+        if (rp.ops.empty()) continue;
+        check(providers[r] != nullptr, Errc::kInvalidArgument, "rank {} has no weights", r);
+        convertOpsCpu(layout_, rp.ops, *providers[r], arenas_[r].data(), rp.arena_bytes);
+        for (const planner::Write &w : rp.writes) {
+            std::vector<std::byte> &dst = peers[w.peer][w.dest];
+            check(w.dest_offset + w.bytes <= static_cast<int64_t>(dst.size()), Errc::kInternal,
+                  "write past '{}' on {}", layout_.dests()[w.dest].name, plan_.peers[w.peer].name);
+            std::memcpy(dst.data() + w.dest_offset, arenas_[r].data() + w.src_offset,
+                        static_cast<size_t>(w.bytes));
+        }
+    }
+}
+
+}  // namespace weightsync::convert

@@ -1,0 +1,11 @@
+#pragma once
+// Subcommands of the weightsync tool; each file registers one.
+
+#include <CLI/CLI.hpp>
+
+namespace weightsync::cli {
+
+void addPlanCommand(CLI::App &app);
+void addLayoutCommand(CLI::App &app);
+
+}  // namespace weightsync::cli
