@@ -1,1 +1,0 @@
-// replaced by the FP8 reference quantizer
