@@ -1,0 +1,152 @@
+#include "control/memory_store.h"
+
+#include "control/clock.h"
+
+#include <charconv>
+
+namespace weightsync::control {
+namespace {
+
+constexpr auto kCancelPoll = std::chrono::milliseconds(50);
+
+bool hasPrefix(const std::string &key, const std::string &prefix) {
+    return key.compare(0, prefix.size(), prefix) == 0;
+}
+
+}  // namespace
+
+template <typename Ready>
+bool MemoryStore::blockUntil(std::unique_lock<std::mutex> &lock, std::chrono::milliseconds timeout,
+                             const CancelFn &cancelled, Ready ready) {
+    const auto deadline = deadlineAfter(timeout);
+    while (!ready()) {
+        if (cancelled) {
+            lock.unlock();  // cancelled() may make a system call; do not hold up the store
+            const bool stop = cancelled();
+            lock.lock();
+            if (stop) fail(Errc::kPeerLost, "wait cancelled");
+            if (ready()) break;
+        }
+        const auto now = Clock::now();
+        if (now >= deadline) return false;
+        auto until = deadline;
+        if (cancelled && deadline - now > kCancelPoll) until = now + kCancelPoll;
+        changed_.wait_until(lock, until);
+    }
+    return true;
+}
+
+void MemoryStore::writeLocked(const std::string &key, std::string value) {
+    auto &entry = entries_[key];
+    entry.value = std::move(value);
+    entry.revision = ++revision_;
+    changed_.notify_all();
+}
+
+bool MemoryStore::hasNewerLocked(const std::string &prefix, uint64_t after_revision) const {
+    if (revision_ <= after_revision) return false;  // nothing newer anywhere
+    for (auto it = entries_.lower_bound(prefix); it != entries_.end(); ++it) {
+        if (!hasPrefix(it->first, prefix)) break;
+        if (it->second.revision > after_revision) return true;
+    }
+    return false;
+}
+
+std::vector<KeyValue> MemoryStore::collectLocked(const std::string &prefix,
+                                                 uint64_t after_revision) const {
+    std::vector<KeyValue> out;
+    for (auto it = entries_.lower_bound(prefix); it != entries_.end(); ++it) {
+        if (!hasPrefix(it->first, prefix)) break;
+        if (it->second.revision > after_revision) {
+            out.push_back({it->first, it->second.value, it->second.revision});
+        }
+    }
+    return out;
+}
+
+void MemoryStore::set(const std::string &key, const std::string &value) {
+    std::lock_guard lock(mutex_);
+    writeLocked(key, value);
+}
+
+std::optional<std::string> MemoryStore::get(const std::string &key) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return std::nullopt;
+    return it->second.value;
+}
+
+std::string MemoryStore::wait(const std::string &key, std::chrono::milliseconds timeout) {
+    return waitCancellable(key, timeout, {});
+}
+
+std::string MemoryStore::waitCancellable(const std::string &key, std::chrono::milliseconds timeout,
+                                         const CancelFn &cancelled) {
+    std::unique_lock lock(mutex_);
+    const bool found =
+        blockUntil(lock, timeout, cancelled, [&] { return entries_.count(key) != 0; });
+    check(found, Errc::kTimeout, "wait for key '{}' timed out after {} ms", key, timeout.count());
+    return entries_.at(key).value;
+}
+
+bool MemoryStore::compareSet(const std::string &key, const std::optional<std::string> &expected,
+                             const std::string &desired) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    const bool matches = expected.has_value()
+                             ? (it != entries_.end() && it->second.value == *expected)
+                             : it == entries_.end();
+    if (matches) writeLocked(key, desired);
+    return matches;
+}
+
+int64_t MemoryStore::add(const std::string &key, int64_t delta) {
+    std::lock_guard lock(mutex_);
+    int64_t current = 0;
+    auto it = entries_.find(key);
+    if (it != entries_.end()) {
+        const std::string &text = it->second.value;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), current);
+        check(ec == std::errc() && end == text.data() + text.size(), Errc::kInvalidArgument,
+              "add on key '{}': current value '{}' is not an integer", key, text);
+    }
+    int64_t result = 0;
+    check(!__builtin_add_overflow(current, delta, &result), Errc::kInvalidArgument,
+          "add on key '{}' overflows ({} + {})", key, current, delta);
+    writeLocked(key, std::to_string(result));
+    return result;
+}
+
+std::vector<KeyValue> MemoryStore::list(const std::string &prefix) {
+    std::lock_guard lock(mutex_);
+    return collectLocked(prefix, 0);
+}
+
+std::vector<KeyValue> MemoryStore::watch(const std::string &prefix, uint64_t after_revision,
+                                         std::chrono::milliseconds timeout) {
+    return watchCancellable(prefix, after_revision, timeout, {});
+}
+
+std::vector<KeyValue> MemoryStore::watchCancellable(const std::string &prefix,
+                                                    uint64_t after_revision,
+                                                    std::chrono::milliseconds timeout,
+                                                    const CancelFn &cancelled) {
+    std::unique_lock lock(mutex_);
+    const bool ready = blockUntil(lock, timeout, cancelled,
+                                  [&] { return hasNewerLocked(prefix, after_revision); });
+    check(ready, Errc::kTimeout, "watch on prefix '{}' after revision {} timed out after {} ms",
+          prefix, after_revision, timeout.count());
+    return collectLocked(prefix, after_revision);
+}
+
+void MemoryStore::erase(const std::string &key) {
+    std::lock_guard lock(mutex_);
+    if (entries_.erase(key) != 0) ++revision_;  // erasures wake nobody: watch reports writes
+}
+
+uint64_t MemoryStore::revision() const {
+    std::lock_guard lock(mutex_);
+    return revision_;
+}
+
+}  // namespace weightsync::control

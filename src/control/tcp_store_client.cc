@@ -1,0 +1,153 @@
+#include "control/tcp_store_client.h"
+
+#include "common/log.h"
+#include "control/wire.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <thread>
+
+namespace weightsync::control {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr auto kMaxRetryPause = milliseconds(200);
+
+std::vector<KeyValue> entriesOf(const json &reply) {
+    return wire::entriesFromJson(reply.at("entries"));
+}
+
+}  // namespace
+
+TcpStoreClient::TcpStoreClient(std::string host, int port, milliseconds connect_timeout,
+                               milliseconds reply_margin)
+    : host_(std::move(host)), port_(port), reply_margin_(reply_margin) {
+    check(port > 0 && port <= 65535, Errc::kInvalidArgument, "coordinator port {} out of range",
+          port);
+    const auto deadline = deadlineAfter(connect_timeout);
+    auto pause = milliseconds(10);
+    std::string error;
+    int attempts = 0;
+    while (true) {
+        ++attempts;
+        fd_ = connectTcp(host_, port_, deadline, error);
+        if (fd_.valid()) break;
+        const auto now = Clock::now();
+        if (now >= deadline) {
+            fail(Errc::kPeerLost,
+                 "could not connect to coordinator at {}:{} within {} ms ({} attempts; last "
+                 "error: {})",
+                 host_, port_, connect_timeout.count(), attempts, error);
+        }
+        std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
+        pause = std::min(pause * 2, kMaxRetryPause);
+    }
+    // Handshake: proves the peer speaks this protocol before anyone relies on it.
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    const json reply = call({{"op", "hello"}, {"version", wire::kProtocolVersion}},
+                            std::max(left, milliseconds(0)));
+    const int version = reply.value("version", 0);
+    check(version == wire::kProtocolVersion, Errc::kProtocol,
+          "coordinator at {}:{} speaks store protocol {}, expected {}", host_, port_, version,
+          wire::kProtocolVersion);
+    logger("control")->debug("connected to coordinator at {}:{} after {} attempt(s)", host_, port_,
+                             attempts);
+}
+
+void TcpStoreClient::markLost(const std::string &why) {
+    lost_reason_ = why;
+    fd_.reset();
+    fail(Errc::kPeerLost, "coordinator at {}:{} disappeared ({})", host_, port_, lost_reason_);
+}
+
+json TcpStoreClient::call(json request, milliseconds call_timeout) {
+    std::lock_guard lock(mutex_);
+    if (!lost_reason_.empty()) {
+        fail(Errc::kPeerLost, "coordinator at {}:{} disappeared ({})", host_, port_, lost_reason_);
+    }
+    const uint64_t id = next_id_++;
+    request["id"] = id;
+    const std::string op = request.at("op").get<std::string>();
+    const std::string payload = wire::dump(request);  // kInvalidArgument before touching the fd
+    check(payload.size() <= kMaxFrameBytes, Errc::kInvalidArgument,
+          "store request '{}' of {} bytes exceeds the {} byte frame limit", op, payload.size(),
+          kMaxFrameBytes);
+    auto deadline = deadlineAfter(std::max(call_timeout, milliseconds(0)));
+    if (deadline != kNoDeadline) deadline = std::min(deadline, kNoDeadline - reply_margin_);
+    if (deadline != kNoDeadline) deadline += reply_margin_;
+    json reply;
+    try {
+        sendFrame(fd_.get(), payload, deadline);
+        reply = wire::parse(recvFrame(fd_.get(), deadline));
+    } catch (const Error &e) {
+        if (e.code() == Errc::kTimeout) {
+            markLost(fmt::format("no reply to '{}' within its timeout of {} ms + {} ms margin", op,
+                                 call_timeout.count(), reply_margin_.count()));
+        }
+        markLost(fmt::format("during '{}': {}", op, wire::bareMessage(e)));
+    }
+    if (reply.value("id", uint64_t{0}) != id) {
+        markLost(fmt::format("reply id {} does not match request id {} for '{}'",
+                             reply.value("id", json()).dump(), id, op));
+    }
+    if (!reply.value("ok", false)) {
+        const Errc code = wire::parseCode(reply.value("code", std::string()));
+        const std::string message = reply.value("error", std::string("(no message)"));
+        if (code == Errc::kPeerLost) markLost("it is shutting down: " + message);
+        throw Error(code, message);
+    }
+    return reply;
+}
+
+void TcpStoreClient::set(const std::string &key, const std::string &value) {
+    call({{"op", "set"}, {"key", key}, {"value", wire::base64Encode(value)}}, milliseconds(0));
+}
+
+std::optional<std::string> TcpStoreClient::get(const std::string &key) {
+    const json reply = call({{"op", "get"}, {"key", key}}, milliseconds(0));
+    if (!reply.at("found").get<bool>()) return std::nullopt;
+    return wire::base64Decode(reply.at("value").get<std::string>());
+}
+
+std::string TcpStoreClient::wait(const std::string &key, milliseconds timeout) {
+    const json reply =
+        call({{"op", "wait"}, {"key", key}, {"timeout_ms", timeout.count()}}, timeout);
+    return wire::base64Decode(reply.at("value").get<std::string>());
+}
+
+bool TcpStoreClient::compareSet(const std::string &key, const std::optional<std::string> &expected,
+                                const std::string &desired) {
+    json request = {{"op", "compare_set"},
+                    {"key", key},
+                    {"expected", nullptr},
+                    {"desired", wire::base64Encode(desired)}};
+    if (expected) request["expected"] = wire::base64Encode(*expected);
+    return call(std::move(request), milliseconds(0)).at("swapped").get<bool>();
+}
+
+int64_t TcpStoreClient::add(const std::string &key, int64_t delta) {
+    const json reply = call({{"op", "add"}, {"key", key}, {"delta", delta}}, milliseconds(0));
+    return reply.at("value").get<int64_t>();
+}
+
+std::vector<KeyValue> TcpStoreClient::list(const std::string &prefix) {
+    return entriesOf(call({{"op", "list"}, {"prefix", prefix}}, milliseconds(0)));
+}
+
+std::vector<KeyValue> TcpStoreClient::watch(const std::string &prefix, uint64_t after_revision,
+                                            milliseconds timeout) {
+    return entriesOf(call({{"op", "watch"},
+                           {"prefix", prefix},
+                           {"after_revision", after_revision},
+                           {"timeout_ms", timeout.count()}},
+                          timeout));
+}
+
+void TcpStoreClient::erase(const std::string &key) {
+    call({{"op", "erase"}, {"key", key}}, milliseconds(0));
+}
+
+}  // namespace weightsync::control
