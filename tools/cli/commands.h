@@ -7,5 +7,7 @@ namespace weightsync::cli {
 
 void addPlanCommand(CLI::App &app);
 void addLayoutCommand(CLI::App &app);
+void addAgentCommands(CLI::App &app);
+void addDemoCommand(CLI::App &app);
 
 }  // namespace weightsync::cli

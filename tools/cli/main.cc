@@ -8,6 +8,8 @@ int main(int argc, char **argv) {
     app.require_subcommand(1);
     weightsync::cli::addPlanCommand(app);
     weightsync::cli::addLayoutCommand(app);
+    weightsync::cli::addAgentCommands(app);
+    weightsync::cli::addDemoCommand(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {

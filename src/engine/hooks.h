@@ -1,0 +1,61 @@
+#pragma once
+// Work an inference rank does after new weights land and before it reads them (bug B15): derived
+// tensors that vLLM computes at load time must be recomputed after every update.
+
+#include "layout/layout.h"
+#include "planner/geometry.h"
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace weightsync::engine {
+
+/// The destination tensors of one inference rank, by layout.dests() index.
+struct LocalWeights {
+    const layout::Layout *layout = nullptr;
+    std::vector<planner::LocalTensor> tensors;
+    std::vector<std::byte *> data;
+
+    [[nodiscard]] const std::byte *find(const std::string &name) const;
+    [[nodiscard]] const planner::LocalTensor &info(const std::string &name) const;
+};
+
+class UpdateHook {
+  public:
+    virtual ~UpdateHook() = default;
+    [[nodiscard]] virtual std::string name() const = 0;
+    /// Runs after version `version` landed completely, before the rank resumes.
+    virtual void afterUpdate(uint64_t version, const LocalWeights &weights) = 0;
+};
+
+/// GLM-5 / DeepSeek MLA: recomputes the absorbed attention weights from the FP8 kv_b_proj the
+/// way vLLM's MLA backend does after loading: dequantize, view [kv_lora, heads, nope + v],
+/// W_UV = w_uv.transpose(0, 1) [heads, kv_lora, v] and W_UK_T = w_uk.permute(1, 2, 0)
+/// [heads, nope, kv_lora], both bf16.
+class MlaAbsorbHook : public UpdateHook {
+  public:
+    MlaAbsorbHook(int64_t nope, int64_t v_head) : nope_(nope), v_head_(v_head) {}
+    [[nodiscard]] std::string name() const override { return "mla-absorb"; }
+    void afterUpdate(uint64_t version, const LocalWeights &weights) override;
+
+    /// The derived tensors, per layer that has a kv_b_proj (layer order).
+    struct Derived {
+        std::string layer;
+        std::vector<uint16_t> w_uv, w_uk_t;
+    };
+    [[nodiscard]] const std::vector<Derived> &derived() const { return derived_; }
+    /// Computes the derived tensors of one kv_b_proj (fp8 bytes + fp32 scales).
+    void derive(const std::byte *weight, const std::byte *scales, int64_t rows, int64_t cols,
+                Derived &out) const;
+
+  private:
+    int64_t nope_, v_head_;
+    std::vector<Derived> derived_;
+};
+
+/// The hooks a model needs (GLM-5 gets MlaAbsorbHook; others none).
+std::vector<std::unique_ptr<UpdateHook>> hooksFor(const std::string &model);
+
+}  // namespace weightsync::engine

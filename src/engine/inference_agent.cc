@@ -1,0 +1,282 @@
+#include "engine/inference_agent.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "convert/reference.h"
+#include "engine/messages.h"
+#include "engine/protocol.h"
+#include "layout/registry.h"
+#include "transport/registry.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+
+namespace weightsync::engine {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+double secondsSince(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+constexpr int64_t kAlign = 256;
+}  // namespace
+
+ReadLoop::ReadLoop(const std::byte *data, size_t bytes)
+    : data_(data), bytes_(bytes), thread_([this] { run(); }) {}
+
+ReadLoop::~ReadLoop() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+void ReadLoop::run() {
+    size_t at = 0;
+    constexpr size_t kWindow = size_t{1} << 20;
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+        if (pause_requested_) {
+            parked_ = true;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return stop_ || !pause_requested_; });
+            parked_ = false;
+            continue;
+        }
+        // One "forward pass": read a window of the weights.
+        if (bytes_ > 0) {
+            const size_t n = std::min(kWindow, bytes_ - at);
+            (void)XXH3_64bits(data_ + at, n);
+            at = (at + n) % bytes_;
+            reads_.fetch_add(1);
+        }
+        cv_.wait_for(lock, std::chrono::milliseconds(5));
+    }
+}
+
+void ReadLoop::pause() {
+    std::unique_lock lock(mutex_);
+    pause_requested_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return parked_ || stop_; });
+}
+
+void ReadLoop::resume() {
+    {
+        std::lock_guard lock(mutex_);
+        pause_requested_ = false;
+    }
+    cv_.notify_all();
+}
+
+InferenceAgent::InferenceAgent(std::shared_ptr<control::Store> store, int engine, int rank,
+                               InferenceFaults faults)
+    : store_(std::move(store)), engine_(engine), rank_(rank), faults_(std::move(faults)) {}
+
+InferenceAgent::~InferenceAgent() {
+    reader_.reset();
+    if (backend_) backend_->stopProgressThread();
+}
+
+void InferenceAgent::init() {
+    spec_ = JobSpec::fromJson(json::parse(store_->wait(keys::spec(), std::chrono::seconds(60))));
+    layout_.emplace(faults_.model.empty() ? layout::resolveLayout(spec_.model, spec_.layers)
+                                          : layout::resolveLayout(faults_.model));
+    const layout::Layout &layout = *layout_;
+    const auto peers = planner::fleetPeers(spec_.fleet, planner::layoutExperts(layout));
+    const auto it = std::find_if(peers.begin(), peers.end(), [&](const planner::PeerSpec &p) {
+        return p.engine == engine_ && p.rank == rank_;
+    });
+    check(it != peers.end(), Errc::kInvalidArgument,
+          "inference engine {} rank {} is not part of the job's fleet", engine_, rank_);
+    peer_ = *it;
+
+    // Destination tensors, allocated once in one arena and registered once (B4).
+    weights_.layout = &layout;
+    weights_.tensors = planner::localTensors(layout, peer_);
+    int64_t total = 0;
+    for (const planner::LocalTensor &t : weights_.tensors) {
+        total = (total + kAlign - 1) / kAlign * kAlign;
+        offsets_.push_back(total);
+        total += t.bytes;
+    }
+    live_ = makeHostArena(static_cast<size_t>(total));
+    for (int64_t off : offsets_) weights_.data.push_back(live_->data() + off);
+    if (spec_.staging) staging_ = makeHostArena(static_cast<size_t>(total));
+    const Arena &target = staging_ ? *staging_ : *live_;
+
+    backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
+    region_ = backend_->registerMemory(target.data(), target.size(), target.kind(), target.device());
+    backend_->startProgressThread();
+    hooks_ = hooksFor(spec_.model);
+
+    InferenceHello hello{peer_, layout.fingerprint(), weights_.tensors};
+    store_->set(keys::inferenceHello(peer_.name), hello.toJson().dump());
+    MemoryRecord record;
+    record.address = backend_->address();
+    record.generation = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+    record.regions.push_back(region_->describe());
+    for (size_t i = 0; i < weights_.tensors.size(); ++i) {
+        const planner::LocalTensor &t = weights_.tensors[i];
+        const uint64_t published = static_cast<uint64_t>(t.bytes) - (t.name == faults_.shrink_tensor);
+        record.tensors.push_back(
+            {t.name, t.bytes, {Chunk{0, static_cast<uint64_t>(offsets_[i]), published}}});
+    }
+    store_->set(keys::memory(peer_.name), record.toJson().dump());
+
+    std::vector<std::string> ready;
+    for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
+    (void)awaitKeys(*store_, ready, keys::initFailed(), spec_.init_timeout,
+                    "inference " + peer_.name + ": waiting for the trainers");
+    reader_ = std::make_unique<ReadLoop>(live_->data(), live_->size());
+    logger("inference")->info("{}: ready, {} tensors, {} bytes", peer_.name,
+                              weights_.tensors.size(), total);
+}
+
+void InferenceAgent::waitForRequest(uint64_t version) {
+    // Any request for another version than the next one is a protocol error, never a
+    // silent mis-pairing (B11).
+    const auto deadline = Clock::now() + spec_.step_timeout;
+    uint64_t revision = 0;
+    for (;;) {
+        for (const control::KeyValue &kv : store_->list("step/")) {
+            revision = std::max(revision, kv.revision);
+            if (!kv.key.ends_with("/request")) continue;
+            const uint64_t v = json::parse(kv.value).at("version").get<uint64_t>();
+            if (v == version) return;
+            check(v < version, Errc::kProtocol,
+                  "inference {}: holds version {} but version {} was requested", peer_.name,
+                  version_, v);
+        }
+        const auto now = Clock::now();
+        check(now < deadline, Errc::kTimeout,
+              "inference {}: no request for version {} within {} ms", peer_.name, version,
+              spec_.step_timeout.count());
+        try {
+            (void)store_->watch("step/", revision,
+                                std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::min<Clock::duration>(deadline - now, std::chrono::seconds(1))));
+        } catch (const Error &e) {
+            if (e.code() != Errc::kTimeout) throw;
+        }
+    }
+}
+
+int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) const {
+    const convert::SyntheticGenerator gen(*layout_, spec_.seed, version);
+    int64_t mismatched = 0;
+    checked = 0;
+    for (const layout::Conversion &conv : layout_->conversions()) {
+        std::vector<std::byte> values;
+        std::vector<std::byte> scales;
+        convert::referenceConvert(*layout_, conv, peer_, gen, values, scales);
+        const auto compare = [&](const std::string &name, const std::vector<std::byte> &want) {
+            const size_t i = layout_->destIndex(name);
+            const std::byte *got = weights_.data[i];
+            check(static_cast<int64_t>(want.size()) == weights_.tensors[i].bytes, Errc::kInternal,
+                  "reference size of '{}' differs", name);
+            for (size_t b = 0; b < want.size(); ++b) mismatched += got[b] != want[b];
+            checked += static_cast<int64_t>(want.size());
+        };
+        compare(conv.dest, values);
+        if (!conv.scale.empty()) compare(conv.scale, scales);
+    }
+    // The derived tensors must come from the new weights.
+    for (const auto &hook : hooks_) {
+        const auto *mla = dynamic_cast<const MlaAbsorbHook *>(hook.get());
+        if (mla == nullptr) continue;
+        for (const MlaAbsorbHook::Derived &d : mla->derived()) {
+            const std::string name = d.layer + "self_attn.kv_b_proj.weight";
+            const auto it = std::find_if(layout_->conversions().begin(), layout_->conversions().end(),
+                                         [&](const layout::Conversion &c) { return c.dest == name; });
+            std::vector<std::byte> values;
+            std::vector<std::byte> scales;
+            convert::referenceConvert(*layout_, *it, peer_, gen, values, scales);
+            MlaAbsorbHook::Derived want;
+            const planner::LocalTensor &t = weights_.info(name);
+            mla->derive(values.data(), scales.data(), t.shape[0], t.shape[1], want);
+            mismatched += (want.w_uv != d.w_uv || want.w_uk_t != d.w_uk_t) ? 1 : 0;
+        }
+    }
+    return mismatched;
+}
+
+StepResult InferenceAgent::serveStep(uint64_t version) {
+    check(version == version_ + 1, Errc::kProtocol,
+          "inference {}: asked to serve version {} after version {}", peer_.name, version,
+          version_);
+    StepResult r;
+    r.version = version;
+    waitForRequest(version);
+    reader_->pause();
+    store_->set(keys::paused(version, peer_.name), json{{"version", version_}}.dump());
+    if (faults_.die_at_version == version) {
+        logger("inference")->warn("{}: fault injection: dying in the middle of version {}",
+                                  peer_.name, version);
+        std::raise(SIGKILL);
+    }
+    auto t0 = Clock::now();
+    std::vector<std::string> done;
+    for (int t = 0; t < spec_.mesh.ranks(); ++t) done.push_back(keys::done(version, t));
+    try {
+        (void)awaitKeys(*store_, done, keys::stepPrefix(version) + "failed/", spec_.step_timeout,
+                        fmt::format("inference {}: version {}", peer_.name, version));
+    } catch (const Error &e) {
+        // The push failed: keep the previous version. With staging, the live weights were never
+        // touched; in place, they may be torn and must not be served.
+        int64_t checked = 0;
+        int64_t mismatched = -1;
+        if (spec_.verify && version_ > 0) mismatched = verify(version_, checked);
+        const bool intact = staging_ != nullptr || mismatched == 0;
+        try {
+            store_->set(keys::aborted(version, peer_.name),
+                        json{{"version", version_},
+                             {"intact", intact},
+                             {"mismatched_bytes_vs_previous", mismatched},
+                             {"error", e.what()}}
+                            .dump());
+        } catch (const Error &) {
+        }
+        if (intact) reader_->resume();
+        throw;
+    }
+    r.wait_seconds = secondsSince(t0);
+    if (staging_) std::memcpy(live_->data(), staging_->data(), live_->size());
+    t0 = Clock::now();
+    for (const auto &hook : hooks_) hook->afterUpdate(version, weights_);
+    r.hook_seconds = secondsSince(t0);
+    version_ = version;
+    r.committed = true;
+    reader_->resume();
+    store_->set(keys::resumed(version, peer_.name),
+                json{{"version", version},
+                     {"wait_s", r.wait_seconds},
+                     {"hook_s", r.hook_seconds},
+                     {"reads", reader_->reads()}}
+                    .dump());
+    // Verification reads the weights like any forward pass does, after resuming, so it is not
+    // part of the update's pause.
+    if (spec_.verify) {
+        t0 = Clock::now();
+        r.mismatched_bytes = verify(version, r.checked_bytes);
+        r.verified = r.mismatched_bytes == 0;
+        r.verify_seconds = secondsSince(t0);
+        store_->set(keys::verified(version, peer_.name),
+                    json{{"version", version},
+                         {"verified", r.verified},
+                         {"checked_bytes", r.checked_bytes},
+                         {"mismatched_bytes", r.mismatched_bytes},
+                         {"verify_s", r.verify_seconds}}
+                        .dump());
+    }
+    return r;
+}
+
+}  // namespace weightsync::engine

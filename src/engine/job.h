@@ -1,0 +1,34 @@
+#pragma once
+// The job description every agent reads from the coordinator at start-up: model, cluster shape,
+// transport and timeouts. Written once by whoever launches the job (the demo, a test, a script).
+
+#include "planner/plan.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace weightsync::engine {
+
+struct JobSpec {
+    std::string model = "glm5-tiny";
+    std::optional<int64_t> layers;
+    planner::TrainerMesh mesh;
+    planner::Fleet fleet;
+    planner::PlannerOptions planner;
+    uint64_t seed = 1;
+    int steps = 1;                     // weight versions 1..steps are pushed
+    std::string transport = "ucx";
+    nlohmann::json transport_options;  // backend options (see transport/registry.h)
+    bool verify = true;                // inference ranks compare every byte with the reference
+    bool staging = false;              // inference ranks receive into a staging copy, then commit
+    std::chrono::milliseconds init_timeout{120'000};
+    std::chrono::milliseconds step_timeout{300'000};
+
+    [[nodiscard]] nlohmann::json toJson() const;
+    static JobSpec fromJson(const nlohmann::json &json);
+};
+
+}  // namespace weightsync::engine

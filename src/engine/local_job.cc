@@ -1,0 +1,152 @@
+#include "engine/local_job.h"
+
+#include "common/error.h"
+#include "control/prefix_store.h"
+#include "control/tcp_store_client.h"
+#include "engine/protocol.h"
+#include "layout/registry.h"
+#include "planner/geometry.h"
+
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace weightsync::engine {
+
+namespace fs = std::filesystem;
+
+LocalJob::LocalJob(LocalJobOptions options) : options_(std::move(options)) {
+    if (options_.log_dir.empty()) {
+        std::string tmpl = (fs::temp_directory_path() / "weightsync-job-XXXXXX").string();
+        check(::mkdtemp(tmpl.data()) != nullptr, Errc::kIo, "cannot create a log directory");
+        options_.log_dir = tmpl;
+    }
+    fs::create_directories(options_.log_dir);
+}
+
+LocalJob::~LocalJob() {
+    for (auto &[name, child] : agents_) child.kill(SIGKILL);
+    coordinator_.kill(SIGTERM);
+}
+
+std::string LocalJob::logOf(const std::string &name) const {
+    return (fs::path(options_.log_dir) / (name + ".log")).string();
+}
+
+void LocalJob::start() {
+    const std::string port_file = (fs::path(options_.log_dir) / "coordinator.port").string();
+    fs::remove(port_file);
+    coordinator_ = Child({options_.executable, "coordinator", "--host", "127.0.0.1", "--port", "0",
+                          "--port-file", port_file},
+                         logOf("coordinator"));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!fs::exists(port_file)) {
+        check(coordinator_.running(), Errc::kPeerLost, "the coordinator exited at start (see {})",
+              logOf("coordinator"));
+        check(std::chrono::steady_clock::now() < deadline, Errc::kTimeout,
+              "the coordinator did not start within 20 s (see {})", logOf("coordinator"));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        (void)coordinator_.poll();
+    }
+    std::ifstream(port_file) >> port_;
+    auto client = std::make_shared<control::TcpStoreClient>("127.0.0.1", port_,
+                                                            std::chrono::seconds(10));
+    store_ = std::make_shared<control::PrefixStore>(options_.job_id, client);
+    store_->set(keys::spec(), options_.spec.toJson().dump());
+
+    const std::string coordinator = fmt::format("127.0.0.1:{}", port_);
+    const auto spawn = [&](const std::string &name, std::vector<std::string> args) {
+        args.insert(args.begin(), options_.executable);
+        for (const std::string &a :
+             std::vector<std::string>{"--coordinator", coordinator, "--job", options_.job_id}) {
+            args.push_back(a);
+        }
+        if (options_.verbose) args.emplace_back("--verbose");
+        if (auto it = options_.extra_args.find(name); it != options_.extra_args.end()) {
+            args.insert(args.end(), it->second.begin(), it->second.end());
+        }
+        agents_.emplace(name, Child(args, logOf(name)));
+    };
+    const layout::Layout layout = layout::resolveLayout(options_.spec.model, options_.spec.layers);
+    for (const planner::PeerSpec &p :
+         planner::fleetPeers(options_.spec.fleet, planner::layoutExperts(layout))) {
+        spawn("inference-" + p.name, {"inference", "--engine", std::to_string(p.engine), "--rank",
+                                      std::to_string(p.rank)});
+    }
+    for (int t = 0; t < options_.spec.mesh.ranks(); ++t) {
+        spawn(fmt::format("trainer{}", t), {"trainer", "--rank", std::to_string(t)});
+    }
+}
+
+std::map<std::string, int> LocalJob::ended() {
+    for (auto &[name, child] : agents_) {
+        if (auto code = child.poll()) exit_codes_[name] = *code;
+    }
+    return exit_codes_;
+}
+
+std::map<std::string, int> LocalJob::wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (auto &[name, child] : agents_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        auto code = child.wait(std::max(left, std::chrono::milliseconds(0)));
+        if (!code) {
+            child.kill(SIGKILL);
+            (void)child.wait(std::chrono::seconds(5));
+            exit_codes_[name] = -1;
+        } else {
+            exit_codes_[name] = *code;
+        }
+    }
+    return exit_codes_;
+}
+
+std::map<std::string, int> LocalJob::supervise(std::chrono::milliseconds timeout,
+                                               const std::function<void()> &on_tick) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        const auto codes = ended();
+        for (const auto &[name, code] : codes) {
+            if (code == 0 || !failure_.empty()) continue;
+            failure_ = fmt::format("process {} exited with {} (log: {})", name,
+                                   code > 128 ? fmt::format("signal {}", code - 128)
+                                              : fmt::format("code {}", code),
+                                   logOf(name));
+            try {
+                uint64_t in_flight = 0;
+                for (const control::KeyValue &kv : store_->list("step/")) {
+                    if (kv.key.ends_with("/request")) {
+                        in_flight = std::max<uint64_t>(
+                            in_flight, std::stoull(kv.key.substr(5, kv.key.find('/', 5) - 5)));
+                    }
+                }
+                (void)store_->compareSet(keys::initFailed(), std::nullopt, failure_);
+                if (in_flight > 0) store_->set(keys::failed(in_flight, "launcher"), failure_);
+            } catch (const Error &) {
+                // The coordinator may be what died.
+            }
+        }
+        if (on_tick) on_tick();
+        if (codes.size() == agents_.size()) return codes;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return wait(std::chrono::milliseconds(0));
+}
+
+void LocalJob::killCoordinator() {
+    coordinator_.kill(SIGKILL);
+    (void)coordinator_.wait(std::chrono::seconds(5));
+}
+
+void LocalJob::killAgent(const std::string &name, int signal) {
+    auto it = agents_.find(name);
+    check(it != agents_.end(), Errc::kNotFound, "no process named '{}'", name);
+    it->second.kill(signal);
+}
+
+}  // namespace weightsync::engine

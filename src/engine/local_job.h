@@ -1,0 +1,69 @@
+#pragma once
+// A whole job as local processes: the coordinator, every trainer rank and every inference rank,
+// each a child process of the weightsync executable (fork+exec, so GPU children never inherit a
+// CUDA context). Used by `weightsync demo` and the multi-process tests.
+
+#include "common/subprocess.h"
+#include "control/store.h"
+#include "engine/job.h"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace weightsync::engine {
+
+struct LocalJobOptions {
+    JobSpec spec;
+    std::string executable;  // path of the weightsync tool
+    std::string job_id = "demo";
+    std::string log_dir;     // one log file per process; empty = a fresh temporary directory
+    /// Extra arguments by process name ("trainer0", "inference-e0r1"), e.g. fault injection.
+    std::map<std::string, std::vector<std::string>> extra_args;
+    bool verbose = false;
+};
+
+class LocalJob {
+  public:
+    explicit LocalJob(LocalJobOptions options);
+    ~LocalJob();
+    LocalJob(const LocalJob &) = delete;
+    LocalJob &operator=(const LocalJob &) = delete;
+
+    /// Starts the coordinator, publishes the spec, starts every agent.
+    void start();
+    /// The job's namespace in the coordinator (a client of this process).
+    [[nodiscard]] control::Store &store() { return *store_; }
+    /// Waits for every agent to exit (the coordinator keeps running). Returns exit codes by
+    /// process name; processes still running at the deadline are killed and reported as -1.
+    std::map<std::string, int> wait(std::chrono::milliseconds timeout);
+    /// Exit code of any agent that has already ended.
+    std::map<std::string, int> ended();
+    /// Waits for every agent like wait(), and supervises: the first agent that ends with a
+    /// non-zero code is reported to the others at once (init/failed, and step/<v>/failed/launcher
+    /// for the version in flight), so they abort instead of waiting out their timeouts.
+    /// on_tick runs about every 20 ms (progress output).
+    std::map<std::string, int> supervise(std::chrono::milliseconds timeout,
+                                         const std::function<void()> &on_tick = {});
+    /// The first failure supervise() saw ("" if none).
+    [[nodiscard]] const std::string &failure() const { return failure_; }
+    void killCoordinator();
+    void killAgent(const std::string &name, int signal);
+    [[nodiscard]] const std::string &logDir() const { return options_.log_dir; }
+    [[nodiscard]] std::string logOf(const std::string &name) const;
+    [[nodiscard]] int coordinatorPort() const { return port_; }
+
+  private:
+    LocalJobOptions options_;
+    Child coordinator_;
+    int port_ = 0;
+    std::shared_ptr<control::Store> store_;
+    std::map<std::string, Child> agents_;
+    std::map<std::string, int> exit_codes_;
+    std::string failure_;
+};
+
+}  // namespace weightsync::engine

@@ -1,0 +1,156 @@
+#include "engine/messages.h"
+
+#include "common/error.h"
+#include "transport/base64.h"
+
+#include <fmt/format.h>
+
+namespace weightsync::engine {
+
+using nlohmann::json;
+
+json peerToJson(const planner::PeerSpec &p) {
+    return {{"name", p.name},         {"engine", p.engine}, {"rank", p.rank},
+            {"tp_rank", p.tp_rank},   {"tp", p.tp},         {"expert_parallel", p.expert_parallel},
+            {"experts", p.experts}};
+}
+
+planner::PeerSpec peerFromJson(const json &j) {
+    planner::PeerSpec p;
+    p.name = j.at("name").get<std::string>();
+    p.engine = j.at("engine").get<int>();
+    p.rank = j.at("rank").get<int>();
+    p.tp_rank = j.at("tp_rank").get<int>();
+    p.tp = j.at("tp").get<int>();
+    p.expert_parallel = j.at("expert_parallel").get<bool>();
+    p.experts = j.at("experts").get<std::vector<int64_t>>();
+    return p;
+}
+
+json InferenceHello::toJson() const {
+    json params_json = json::array();
+    for (const planner::LocalTensor &t : params) {
+        params_json.push_back(
+            {{"name", t.name}, {"shape", t.shape}, {"dtype", dtypeName(t.dtype)}, {"bytes", t.bytes}});
+    }
+    return {{"peer", peerToJson(peer)}, {"fingerprint", fingerprint}, {"params", params_json}};
+}
+
+InferenceHello InferenceHello::fromJson(const json &j) {
+    try {
+        InferenceHello h;
+        h.peer = peerFromJson(j.at("peer"));
+        h.fingerprint = j.at("fingerprint").get<std::string>();
+        for (const json &t : j.at("params")) {
+            h.params.push_back({t.at("name").get<std::string>(), t.at("shape").get<Shape>(),
+                                parseDType(t.at("dtype").get<std::string>()),
+                                t.at("bytes").get<int64_t>()});
+        }
+        return h;
+    } catch (const json::exception &e) {
+        fail(Errc::kProtocol, "malformed inference hello: {}", e.what());
+    }
+}
+
+json MemoryRecord::toJson() const {
+    json regions_json = json::array();
+    for (const transport::RemoteDescriptor &d : regions) regions_json.push_back(d.toJson());
+    json tensors_json = json::array();
+    for (const TensorMemory &t : tensors) {
+        json chunks = json::array();
+        for (const Chunk &c : t.chunks) chunks.push_back({c.region, c.offset, c.bytes});
+        tensors_json.push_back({{"name", t.name}, {"bytes", t.bytes}, {"chunks", chunks}});
+    }
+    return {{"address", transport::encodeBase64(address)},
+            {"generation", generation},
+            {"regions", regions_json},
+            {"tensors", tensors_json}};
+}
+
+MemoryRecord MemoryRecord::fromJson(const json &j) {
+    try {
+        MemoryRecord r;
+        r.address = transport::decodeBase64(j.at("address").get<std::string>());
+        r.generation = j.at("generation").get<uint64_t>();
+        for (const json &d : j.at("regions")) {
+            r.regions.push_back(transport::RemoteDescriptor::fromJson(d));
+        }
+        for (const json &t : j.at("tensors")) {
+            TensorMemory m;
+            m.name = t.at("name").get<std::string>();
+            m.bytes = t.at("bytes").get<int64_t>();
+            for (const json &c : t.at("chunks")) {
+                m.chunks.push_back(
+                    {c.at(0).get<uint32_t>(), c.at(1).get<uint64_t>(), c.at(2).get<uint64_t>()});
+            }
+            r.tensors.push_back(std::move(m));
+        }
+        return r;
+    } catch (const json::exception &e) {
+        fail(Errc::kProtocol, "malformed memory record: {}", e.what());
+    }
+}
+
+void validateHello(const layout::Layout &layout, const InferenceHello &hello,
+                   const planner::PeerSpec &planned) {
+    const std::string &peer = hello.peer.name;
+    check(hello.fingerprint == layout.fingerprint(), Errc::kMismatch,
+          "inference rank {} serves a different layout (fingerprint {}) than the trainer's '{}' "
+          "({})",
+          peer, hello.fingerprint, layout.name(), layout.fingerprint());
+    check(hello.peer.tp == planned.tp && hello.peer.tp_rank == planned.tp_rank &&
+              hello.peer.experts == planned.experts,
+          Errc::kMismatch,
+          "inference rank {} reports TP {}/{} and {} experts, the job spec implies TP {}/{} and "
+          "{} experts",
+          peer, hello.peer.tp_rank, hello.peer.tp, hello.peer.experts.size(), planned.tp_rank,
+          planned.tp, planned.experts.size());
+    const std::vector<planner::LocalTensor> expected = planner::localTensors(layout, planned);
+    check(hello.params.size() == expected.size(), Errc::kMismatch,
+          "inference rank {} has {} parameters, the layout has {}", peer, hello.params.size(),
+          expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+        const planner::LocalTensor &got = hello.params[i];
+        const planner::LocalTensor &want = expected[i];
+        check(got.name == want.name, Errc::kMismatch,
+              "inference rank {}: parameter {} is '{}', the layout expects '{}'", peer, i,
+              got.name, want.name);
+        check(got.shape == want.shape && got.dtype == want.dtype, Errc::kMismatch,
+              "inference rank {}: '{}' is {} {}, the layout expects {} {}", peer, got.name,
+              shapeString(got.shape), dtypeName(got.dtype), shapeString(want.shape),
+              dtypeName(want.dtype));
+    }
+}
+
+void validateMemory(const std::vector<planner::LocalTensor> &expected, const MemoryRecord &record,
+                    const std::string &peer, const std::string &backend) {
+    check(record.tensors.size() == expected.size(), Errc::kMismatch,
+          "inference rank {} describes {} tensors, the layout has {}", peer,
+          record.tensors.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+        const TensorMemory &t = record.tensors[i];
+        check(t.name == expected[i].name, Errc::kMismatch,
+              "inference rank {}: descriptor {} is for '{}', expected '{}'", peer, i, t.name,
+              expected[i].name);
+        check(t.chunks.size() == 1, Errc::kMismatch,
+              "inference rank {}: '{}' is published in {} chunks, the plan writes it as 1", peer,
+              t.name, t.chunks.size());
+        const Chunk &c = t.chunks.front();
+        check(t.bytes == expected[i].bytes && static_cast<int64_t>(c.bytes) == expected[i].bytes,
+              Errc::kMismatch,
+              "inference rank {}: '{}' is registered as {} bytes (chunk {}), the plan writes {}",
+              peer, t.name, t.bytes, c.bytes, expected[i].bytes);
+        check(c.region < record.regions.size(), Errc::kMismatch,
+              "inference rank {}: '{}' names region {} of {}", peer, t.name, c.region,
+              record.regions.size());
+        const transport::RemoteDescriptor &d = record.regions[c.region];
+        check(c.offset + c.bytes <= d.length, Errc::kMismatch,
+              "inference rank {}: '{}' [{}, {}) lies outside its {}-byte region", peer, t.name,
+              c.offset, c.offset + c.bytes, d.length);
+        check(d.backend == backend, Errc::kMismatch,
+              "inference rank {}: '{}' was registered with backend '{}', the trainer uses '{}'",
+              peer, t.name, d.backend, backend);
+    }
+}
+
+}  // namespace weightsync::engine

@@ -1,0 +1,62 @@
+#pragma once
+// The payloads agents exchange through the store (JSON), and the checks a trainer applies to what
+// the inference side publishes: any disagreement fails init with a message naming tensor and peer
+// (bugs B3, B18).
+
+#include "layout/layout.h"
+#include "planner/geometry.h"
+#include "planner/topology.h"
+#include "transport/transport.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace weightsync::engine {
+
+struct InferenceHello {
+    planner::PeerSpec peer;
+    std::string fingerprint;
+    std::vector<planner::LocalTensor> params;  // the rank's destination tensors as allocated
+
+    [[nodiscard]] nlohmann::json toJson() const;
+    static InferenceHello fromJson(const nlohmann::json &j);
+};
+
+/// A contiguous piece of a tensor inside one registered region.
+struct Chunk {
+    uint32_t region = 0;  // index into MemoryRecord::regions
+    uint64_t offset = 0;  // bytes from the region's start
+    uint64_t bytes = 0;
+};
+
+struct TensorMemory {
+    std::string name;
+    int64_t bytes = 0;
+    std::vector<Chunk> chunks;  // explicit chunk list; the plan writes each tensor as one chunk
+};
+
+/// A rank's registered memory: the regions (registered once each) and where every destination
+/// tensor lives inside them. Tensors are sub-ranges: no registration per tensor.
+struct MemoryRecord {
+    std::string address;  // transport address of the rank (raw bytes)
+    uint64_t generation = 0;
+    std::vector<transport::RemoteDescriptor> regions;
+    std::vector<TensorMemory> tensors;
+
+    [[nodiscard]] nlohmann::json toJson() const;
+    static MemoryRecord fromJson(const nlohmann::json &j);
+};
+
+/// Checks a peer's hello against the trainer's layout and the planner's view of that peer.
+void validateHello(const layout::Layout &layout, const InferenceHello &hello,
+                   const planner::PeerSpec &planned);
+/// Checks every tensor's chunk list: one chunk per tensor, its size and backend.
+void validateMemory(const std::vector<planner::LocalTensor> &expected, const MemoryRecord &record,
+                    const std::string &peer, const std::string &backend);
+
+nlohmann::json peerToJson(const planner::PeerSpec &peer);
+planner::PeerSpec peerFromJson(const nlohmann::json &j);
+
+}  // namespace weightsync::engine

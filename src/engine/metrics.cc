@@ -1,0 +1,35 @@
+#include "engine/metrics.h"
+
+namespace weightsync::engine {
+
+nlohmann::json PushMetrics::toJson() const {
+    return {{"version", version},
+            {"rank", rank},
+            {"generate_s", generate_seconds},
+            {"pause_s", pause_seconds},
+            {"convert_s", convert_seconds},
+            {"post_s", post_seconds},
+            {"drain_s", drain_seconds},
+            {"barrier_s", barrier_seconds},
+            {"total_s", total_seconds},
+            {"wire_bytes", wire_bytes},
+            {"writes", writes}};
+}
+
+PushMetrics PushMetrics::fromJson(const nlohmann::json &j) {
+    PushMetrics m;
+    m.version = j.at("version").get<uint64_t>();
+    m.rank = j.at("rank").get<int>();
+    m.generate_seconds = j.at("generate_s").get<double>();
+    m.pause_seconds = j.at("pause_s").get<double>();
+    m.convert_seconds = j.at("convert_s").get<double>();
+    m.post_seconds = j.at("post_s").get<double>();
+    m.drain_seconds = j.at("drain_s").get<double>();
+    m.barrier_seconds = j.at("barrier_s").get<double>();
+    m.total_seconds = j.at("total_s").get<double>();
+    m.wire_bytes = j.at("wire_bytes").get<int64_t>();
+    m.writes = j.at("writes").get<int64_t>();
+    return m;
+}
+
+}  // namespace weightsync::engine

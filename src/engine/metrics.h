@@ -1,0 +1,28 @@
+#pragma once
+// Per push and per rank timings, measured phase by phase (bugs B5, B6): real wire bytes, not slot
+// bytes; writes actually posted; post and drain timed separately.
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+
+namespace weightsync::engine {
+
+struct PushMetrics {
+    uint64_t version = 0;
+    int rank = 0;
+    double generate_seconds = 0;  // the synthetic optimizer step (not part of the update)
+    double pause_seconds = 0;     // waiting for every receiver to pause
+    double convert_seconds = 0;   // conversion + FP8 quantization into the slots
+    double post_seconds = 0;      // posting writes (includes back-pressure waits)
+    double drain_seconds = 0;     // flush: every posted write complete at its target
+    double barrier_seconds = 0;   // until every receiver runs the new version
+    double total_seconds = 0;     // pause .. barrier, the time inference is paused for
+    int64_t wire_bytes = 0;
+    int64_t writes = 0;
+
+    [[nodiscard]] nlohmann::json toJson() const;
+    static PushMetrics fromJson(const nlohmann::json &j);
+};
+
+}  // namespace weightsync::engine

@@ -1,0 +1,234 @@
+#include "engine/trainer_agent.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "convert/slot_converter.h"
+#include "engine/messages.h"
+#include "engine/protocol.h"
+#include "layout/registry.h"
+#include "planner/geometry.h"
+#include "transport/registry.h"
+
+#include <chrono>
+
+namespace weightsync::engine {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+double secondsSince(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+}  // namespace
+
+TrainerAgent::TrainerAgent(std::shared_ptr<control::Store> store, int rank)
+    : store_(std::move(store)), rank_(rank) {}
+
+TrainerAgent::~TrainerAgent() = default;
+
+void TrainerAgent::failInit(const Error &e) {
+    // First failure wins; later ones keep the original cause visible.
+    try {
+        store_->compareSet(keys::initFailed(), std::nullopt,
+                           fmt::format("trainer rank {}: {}", rank_, e.what()));
+    } catch (const Error &) {
+        // The coordinator may be the thing that failed.
+    }
+    throw e;
+}
+
+void TrainerAgent::init() {
+    spec_ = JobSpec::fromJson(json::parse(store_->wait(keys::spec(), std::chrono::seconds(60))));
+    check(rank_ >= 0 && rank_ < spec_.mesh.ranks(), Errc::kInvalidArgument,
+          "trainer rank {} outside the job's {} ranks", rank_, spec_.mesh.ranks());
+    try {
+        rendezvous();
+        connectPeers();
+    } catch (const Error &e) {
+        if (e.code() == Errc::kPeerLost && std::string(e.what()).find("aborted") != std::string::npos) {
+            throw;  // another agent already failed init
+        }
+        failInit(e);
+    }
+}
+
+void TrainerAgent::rendezvous() {
+    layout_.emplace(layout::resolveLayout(spec_.model, spec_.layers));
+    const layout::Layout &layout = *layout_;
+    store_->set(keys::trainerHello(rank_),
+                json{{"fingerprint", layout.fingerprint()},
+                     {"mesh", {spec_.mesh.replicas, spec_.mesh.fsdp, spec_.mesh.ep}}}
+                    .dump());
+
+    // Round 1: every trainer agrees on the layout and mesh; every inference rank's hello matches.
+    std::vector<std::string> trainer_keys;
+    for (int t = 0; t < spec_.mesh.ranks(); ++t) trainer_keys.push_back(keys::trainerHello(t));
+    const auto trainers = awaitKeys(*store_, trainer_keys, keys::initFailed(), spec_.init_timeout,
+                                    "waiting for trainer hellos");
+    for (int t = 0; t < spec_.mesh.ranks(); ++t) {
+        const json h = json::parse(trainers[static_cast<size_t>(t)]);
+        check(h.at("fingerprint").get<std::string>() == layout.fingerprint(), Errc::kMismatch,
+              "trainer rank {} has layout fingerprint {}, rank {} has {}", t,
+              h.at("fingerprint").get<std::string>(), rank_, layout.fingerprint());
+    }
+    const int64_t experts = planner::layoutExperts(layout);
+    planner::Fleet fleet = spec_.fleet;
+    const std::vector<planner::PeerSpec> planned = planner::fleetPeers(fleet, experts);
+    std::vector<std::string> hello_keys;
+    for (const planner::PeerSpec &p : planned) hello_keys.push_back(keys::inferenceHello(p.name));
+    const auto hellos = awaitKeys(*store_, hello_keys, keys::initFailed(), spec_.init_timeout,
+                                  "waiting for inference hellos");
+    for (size_t i = 0; i < planned.size(); ++i) {
+        validateHello(layout, InferenceHello::fromJson(json::parse(hellos[i])), planned[i]);
+    }
+
+    plan_.emplace(planner::buildPlan(layout, spec_.mesh, fleet, spec_.planner));
+    const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
+    weights_ = std::make_unique<convert::SyntheticWeights>(layout, spec_.mesh, rank_,
+                                                           rp.full_sources, spec_.seed);
+    backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
+    arena_ = makeHostArena(static_cast<size_t>(rp.arena_bytes));
+    if (rp.arena_bytes > 0) {  // ranks of other HSDP replicas write nothing
+        region_ = backend_->registerMemory(arena_->data(), arena_->size(), arena_->kind(),
+                                           arena_->device());
+    }
+    store_->set(keys::trainerAddress(rank_), backend_->address());
+}
+
+void TrainerAgent::connectPeers() {
+    const layout::Layout &layout = *layout_;
+    const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
+    std::vector<bool> writes_to(plan_->peers.size(), false);
+    for (const planner::Write &w : rp.writes) writes_to[w.peer] = true;
+    std::vector<std::string> memory_keys;
+    for (const planner::PeerSpec &p : plan_->peers) memory_keys.push_back(keys::memory(p.name));
+    const auto records = awaitKeys(*store_, memory_keys, keys::initFailed(), spec_.init_timeout,
+                                   "waiting for inference memory descriptors");
+    targets_.assign(plan_->peers.size(), {});
+    for (size_t q = 0; q < plan_->peers.size(); ++q) {
+        const planner::PeerSpec &peer = plan_->peers[q];
+        const MemoryRecord record = MemoryRecord::fromJson(json::parse(records[q]));
+        // Validate every peer, also those this rank does not write: init fails everywhere or
+        // nowhere.
+        validateMemory(planner::localTensors(layout, peer), record, peer.name,
+                       backend_->capabilities().name);
+        if (!writes_to[q]) continue;
+        backend_->connect(peer.name, record.address);
+        std::vector<transport::RemoteRegion *> regions;
+        for (const transport::RemoteDescriptor &d : record.regions) {
+            imported_.push_back(backend_->importRegion(peer.name, d));
+            regions.push_back(imported_.back().get());
+        }
+        for (const TensorMemory &t : record.tensors) {
+            const Chunk &c = t.chunks.front();
+            targets_[q].push_back({regions[c.region], c.offset});
+        }
+    }
+    store_->set(keys::trainerReady(rank_), "1");
+    std::vector<std::string> ready;
+    for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
+    (void)awaitKeys(*store_, ready, keys::initFailed(), spec_.init_timeout,
+                    "waiting for every trainer to be ready");
+    logger("trainer")->info("rank {}: ready, {} slots ({} bytes), {} writes per push", rank_,
+                            rp.slots.size(), rp.arena_bytes, rp.writes.size());
+}
+
+void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m) {
+    const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
+    const auto start = Clock::now();
+    while (next_write < rp.writes.size() && rp.writes[next_write].stage <= stage) {
+        const planner::Write &w = rp.writes[next_write++];
+        const Target &t = targets_[w.peer][w.dest];
+        backend_->postWrite(*region_, static_cast<size_t>(w.src_offset), *t.region,
+                            t.offset + static_cast<size_t>(w.dest_offset),
+                            static_cast<size_t>(w.bytes));
+        m.wire_bytes += w.bytes;
+        ++m.writes;
+    }
+    m.post_seconds += secondsSince(start);
+}
+
+PushMetrics TrainerAgent::push(uint64_t version) {
+    check(version == version_ + 1, Errc::kProtocol,
+          "trainer rank {}: asked to push version {} after version {}", rank_, version, version_);
+    PushMetrics m;
+    m.version = version;
+    m.rank = rank_;
+    const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
+    const std::string step_failed = keys::stepPrefix(version) + "failed/";
+    try {
+        // The optimizer step: new weights in place (not part of the update's cost).
+        auto t0 = Clock::now();
+        weights_->generate(version);
+        m.generate_seconds = secondsSince(t0);
+
+        if (rank_ == 0) {
+            // The previous version is checked everywhere before the next one may overwrite it.
+            if (spec_.verify && version > 1) {
+                std::vector<std::string> verified;
+                for (const planner::PeerSpec &p : plan_->peers) {
+                    verified.push_back(keys::verified(version - 1, p.name));
+                }
+                (void)awaitKeys(*store_, verified, keys::stepPrefix(version - 1) + "failed/",
+                                spec_.step_timeout,
+                                fmt::format("version {}: waiting for verification", version - 1));
+            }
+            store_->set(keys::request(version), json{{"version", version}}.dump());
+        }
+        const auto start = Clock::now();
+        std::vector<std::string> paused;
+        for (const planner::PeerSpec &p : plan_->peers) paused.push_back(keys::paused(version, p.name));
+        const auto acks = awaitKeys(*store_, paused, step_failed, spec_.step_timeout,
+                                    fmt::format("version {}: waiting for receivers to pause", version));
+        for (size_t q = 0; q < acks.size(); ++q) {
+            const uint64_t theirs = json::parse(acks[q]).at("version").get<uint64_t>();
+            check(theirs == version - 1, Errc::kProtocol,
+                  "version {}: inference rank {} holds version {}, expected {}", version,
+                  plan_->peers[q].name, theirs, version - 1);
+        }
+        m.pause_seconds = secondsSince(start);
+
+        // Convert stage by stage; post each stage's writes as soon as its slots are filled.
+        size_t next_op = 0;
+        size_t next_write = 0;
+        while (next_op < rp.ops.size()) {
+            const uint32_t stage = rp.ops[next_op].conversion;
+            size_t end = next_op;
+            while (end < rp.ops.size() && rp.ops[end].conversion == stage) ++end;
+            t0 = Clock::now();
+            convert::convertOpsCpu(*layout_, std::span(rp.ops).subspan(next_op, end - next_op),
+                                   *weights_, arena_->data(), rp.arena_bytes);
+            m.convert_seconds += secondsSince(t0);
+            next_op = end;
+            writeStage(next_write, stage, m);
+        }
+        writeStage(next_write, UINT32_MAX, m);
+        t0 = Clock::now();
+        (void)backend_->flush(spec_.step_timeout);
+        m.drain_seconds = secondsSince(t0);
+        store_->set(keys::done(version, rank_),
+                    json{{"bytes", m.wire_bytes}, {"writes", m.writes}}.dump());
+
+        t0 = Clock::now();
+        std::vector<std::string> resumed;
+        for (const planner::PeerSpec &p : plan_->peers) resumed.push_back(keys::resumed(version, p.name));
+        (void)awaitKeys(*store_, resumed, step_failed, spec_.step_timeout,
+                        fmt::format("version {}: waiting for receivers to resume", version));
+        m.barrier_seconds = secondsSince(t0);
+        m.total_seconds = secondsSince(start);
+        store_->set(keys::metrics(version, rank_), m.toJson().dump());
+    } catch (const Error &e) {
+        try {
+            store_->set(keys::failed(version, fmt::format("trainer{}", rank_)),
+                        fmt::format("trainer rank {}: {}", rank_, e.what()));
+        } catch (const Error &) {
+            // The coordinator itself may be gone.
+        }
+        throw;
+    }
+    version_ = version;
+    return m;
+}
+
+}  // namespace weightsync::engine

@@ -1,0 +1,64 @@
+#pragma once
+// One trainer rank: holds its weights (here synthetic, deterministic per seed), allocates and
+// registers its slot arena once, and per version converts + quantizes into the slots and writes
+// them into the inference ranks' registered memory.
+
+#include "control/store.h"
+#include "convert/synthetic.h"
+#include "engine/arena.h"
+#include "engine/job.h"
+#include "engine/metrics.h"
+#include "layout/layout.h"
+#include "planner/plan.h"
+#include "transport/transport.h"
+
+#include <map>
+#include <memory>
+#include <optional>
+
+namespace weightsync::engine {
+
+class TrainerAgent {
+  public:
+    /// store: the job's namespace in the coordinator.
+    TrainerAgent(std::shared_ptr<control::Store> store, int rank);
+    ~TrainerAgent();
+
+    /// Rendezvous: reads the job spec, exchanges hellos, plans, allocates and registers the slot
+    /// arena, connects to the peers and validates every descriptor. Any mismatch fails init on
+    /// every agent (init/failed) and throws.
+    void init();
+    /// Pushes weight version `version` (1, 2, ...): waits for every receiver to pause, converts,
+    /// writes, reports done, waits until every receiver resumed. Throws on any failure after
+    /// publishing it under step/<version>/failed/.
+    PushMetrics push(uint64_t version);
+
+    [[nodiscard]] const JobSpec &spec() const { return spec_; }
+    [[nodiscard]] const planner::Plan &plan() const { return *plan_; }
+
+  private:
+    void rendezvous();
+    void connectPeers();
+    void writeStage(size_t &next_write, uint32_t stage, PushMetrics &m);
+    [[noreturn]] void failInit(const Error &e);
+
+    std::shared_ptr<control::Store> store_;
+    int rank_;
+    JobSpec spec_;
+    std::optional<layout::Layout> layout_;
+    std::optional<planner::Plan> plan_;
+    std::unique_ptr<convert::SyntheticWeights> weights_;
+    std::unique_ptr<transport::TransportBackend> backend_;
+    std::unique_ptr<Arena> arena_;
+    std::unique_ptr<transport::LocalRegion> region_;
+    // remote_[peer][dest]: the imported region holding that tensor, and the tensor's offset in it.
+    struct Target {
+        transport::RemoteRegion *region = nullptr;
+        uint64_t offset = 0;
+    };
+    std::vector<std::vector<Target>> targets_;
+    std::vector<std::unique_ptr<transport::RemoteRegion>> imported_;
+    uint64_t version_ = 0;
+};
+
+}  // namespace weightsync::engine

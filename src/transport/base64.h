@@ -1,0 +1,14 @@
+#pragma once
+// Standard base64 (RFC 4648, with padding) for carrying binary keys and addresses in JSON.
+
+#include <string>
+#include <string_view>
+
+namespace weightsync::transport {
+
+std::string encodeBase64(std::string_view bytes);
+
+/// Throws Error(kInvalidArgument) on characters outside the alphabet or a bad length/padding.
+std::string decodeBase64(std::string_view text);
+
+}  // namespace weightsync::transport

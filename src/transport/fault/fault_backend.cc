@@ -1,0 +1,95 @@
+#include "transport/fault/fault_backend.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <thread>
+#include <utility>
+
+namespace weightsync::transport {
+
+FaultInjectingBackend::FaultInjectingBackend(std::unique_ptr<TransportBackend> inner,
+                                             FaultPolicy policy)
+    : inner_(std::move(inner)), policy_(std::move(policy)) {
+    check(inner_ != nullptr, Errc::kInvalidArgument, "fault: no backend to wrap");
+}
+
+const Capabilities &FaultInjectingBackend::capabilities() const {
+    return inner_->capabilities();
+}
+
+std::string FaultInjectingBackend::address() const {
+    return inner_->address();
+}
+
+std::unique_ptr<LocalRegion> FaultInjectingBackend::registerMemory(void *ptr, size_t length,
+                                                                   MemoryKind kind, int device) {
+    return inner_->registerMemory(ptr, length, kind, device);
+}
+
+void FaultInjectingBackend::connect(const std::string &peer_name, const std::string &peer_address) {
+    check(!policy_.dropped_peers.contains(peer_name), Errc::kPeerLost,
+          "fault: connection to peer {} dropped (injected)", peer_name);
+    inner_->connect(peer_name, peer_address);
+}
+
+std::unique_ptr<RemoteRegion> FaultInjectingBackend::importRegion(
+    const std::string &peer_name, const RemoteDescriptor &descriptor) {
+    return inner_->importRegion(peer_name, descriptor);
+}
+
+void FaultInjectingBackend::postWrite(const LocalRegion &source, size_t source_offset,
+                                      RemoteRegion &target, size_t target_offset, size_t length) {
+    const uint64_t index = ++writes_seen_;
+    if (policy_.write_delay.count() > 0) std::this_thread::sleep_for(policy_.write_delay);
+    const std::string &peer = target.peer();
+    written_peers_.insert(peer);
+    if (index == policy_.fail_write) {
+        if (!policy_.fail_at_flush) {
+            fail(policy_.fail_code, "fault: write #{} to peer {} failed (injected)", index, peer);
+        }
+        deferred_failure_ =
+            fmt::format("fault: write #{} to peer {} failed (injected)", index, peer);
+        return;
+    }
+    if (policy_.dropped_peers.contains(peer)) {
+        lost_peers_.insert(peer);
+        return;
+    }
+    inner_->postWrite(source, source_offset, target, target_offset, length);
+}
+
+FlushStats FaultInjectingBackend::flush(std::chrono::milliseconds timeout) {
+    if (policy_.flush_delay.count() > 0) {
+        std::this_thread::sleep_for(std::min(policy_.flush_delay, timeout));
+        if (policy_.flush_delay >= timeout) {
+            fail(Errc::kTimeout, "fault: flush timed out after {} ms (injected); peers: {}",
+                 timeout.count(), fmt::join(written_peers_, ", "));
+        }
+        timeout -= policy_.flush_delay;
+    }
+    const FlushStats stats = inner_->flush(timeout);
+    written_peers_.clear();
+    if (!deferred_failure_.empty()) {
+        const std::string message = std::exchange(deferred_failure_, {});
+        lost_peers_.clear();
+        throw Error(policy_.fail_code, message);
+    }
+    if (!lost_peers_.empty()) {
+        const std::string peers = fmt::format("{}", fmt::join(lost_peers_, ", "));
+        lost_peers_.clear();
+        fail(Errc::kPeerLost, "fault: writes to peer {} were lost (connection dropped, injected)",
+             peers);
+    }
+    return stats;
+}
+
+void FaultInjectingBackend::startProgressThread() {
+    inner_->startProgressThread();
+}
+
+void FaultInjectingBackend::stopProgressThread() {
+    inner_->stopProgressThread();
+}
+
+}  // namespace weightsync::transport

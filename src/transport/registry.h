@@ -1,0 +1,23 @@
+#pragma once
+// The compile-time registry of data-plane backends.
+
+#include "transport/transport.h"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace weightsync::transport {
+
+/// Names makeBackend accepts: "ucx", "inproc".
+std::vector<std::string> backendNames();
+
+/// Creates a backend by name. `options` is that backend's option object (null = defaults); for
+/// "ucx" see UcxOptions::fromJson, "inproc" takes none. Unknown names or options ->
+/// Error(kInvalidArgument).
+std::unique_ptr<TransportBackend> makeBackend(const std::string &name,
+                                              const nlohmann::json &options);
+
+}  // namespace weightsync::transport

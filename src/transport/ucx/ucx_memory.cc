@@ -1,0 +1,45 @@
+#include "transport/ucx/ucx_memory.h"
+
+#include "transport/ucx/ucx_status.h"
+
+#include <string_view>
+
+namespace weightsync::transport::ucx {
+
+UcxMemory::UcxMemory(ucp_context_h context, void *ptr, size_t length, ucs_memory_type_t type)
+    : context_(context) {
+    ucp_mem_map_params_t params{};
+    params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
+                        UCP_MEM_MAP_PARAM_FIELD_MEMORY_TYPE;
+    params.address = ptr;
+    params.length = length;
+    params.memory_type = type;
+    checkStatus(ucp_mem_map(context_, &params, &memh_), Errc::kTransport, "ucp_mem_map");
+    void *buffer = nullptr;
+    size_t size = 0;
+    const ucs_status_t status = ucp_rkey_pack(context_, memh_, &buffer, &size);
+    if (status != UCS_OK) {
+        ucp_mem_unmap(context_, memh_);
+        checkStatus(status, Errc::kTransport, "ucp_rkey_pack");
+    }
+    packed_key_.assign(static_cast<const char *>(buffer), size);
+    ucp_rkey_buffer_release(buffer);
+}
+
+UcxMemory::~UcxMemory() {
+    ucp_mem_unmap(context_, memh_);
+}
+
+UcxRkey::UcxRkey(ucp_ep_h ep, const std::string &packed, const std::string &peer) {
+    const ucs_status_t status = ucp_ep_rkey_unpack(ep, packed.data(), &rkey_);
+    if (status != UCS_OK) {
+        fail(Errc::kInvalidArgument, "ucx: cannot unpack the remote key of peer {}: {}", peer,
+             ucs_status_string(status));
+    }
+}
+
+UcxRkey::~UcxRkey() {
+    ucp_rkey_destroy(rkey_);
+}
+
+}  // namespace weightsync::transport::ucx

@@ -1,0 +1,127 @@
+// Failure behaviour between real processes: a receiver killed mid-push, a layout or descriptor
+// mismatch at init, and a coordinator that disappears. Nothing may hang; every error names its
+// cause.
+
+#include "engine/local_job.h"
+#include "engine/protocol.h"
+#include "support/weightsync_bin.h"
+
+#include <nlohmann/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace weightsync::engine {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+LocalJobOptions smallJob(int steps) {
+    LocalJobOptions o;
+    o.spec.model = "glm5-tiny";
+    o.spec.mesh = {1, 4, 2};
+    o.spec.fleet.engines = {{2, 1, 2, {}}, {2, 1, 2, {}}};
+    o.spec.steps = steps;
+    o.spec.transport_options = {{"transports", "posix,sysv,self"}};
+    o.spec.step_timeout = 20s;
+    o.spec.init_timeout = 20s;
+    o.executable = testing::weightsyncBin();
+    return o;
+}
+
+std::string readFile(const std::string &path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+TEST(Failure, ReceiverKilledMidPush) {
+    LocalJobOptions o = smallJob(3);
+    o.spec.staging = true;
+    o.extra_args["inference-e1r0"] = {"--fault-die-at-version", "2"};
+    LocalJob job(o);
+    job.start();
+    const auto start = std::chrono::steady_clock::now();
+    const auto codes = job.supervise(60s);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_LT(seconds, 40.0) << "agents must give up within their timeouts";
+    EXPECT_EQ(codes.at("inference-e1r0"), 128 + 9);
+    for (int t = 0; t < 4; ++t) {
+        const std::string name = "trainer" + std::to_string(t);
+        EXPECT_NE(codes.at(name), 0) << name;
+        EXPECT_NE(codes.at(name), -1) << name << " hung";
+        const std::string log = readFile(job.logOf(name));
+        EXPECT_NE(log.find("e1r0"), std::string::npos) << name << " log does not name the peer:\n"
+                                                         << log;
+    }
+    // Version 1 landed everywhere; version 2 never committed; the survivors hold version 1,
+    // byte for byte (staged receivers: the live weights were never touched).
+    for (const std::string peer : {"e0r0", "e0r1", "e1r1"}) {
+        SCOPED_TRACE(peer);
+        const auto v1 = job.store().get(keys::verified(1, peer));
+        ASSERT_TRUE(v1);
+        EXPECT_TRUE(json::parse(*v1).at("verified").get<bool>());
+        EXPECT_FALSE(job.store().get(keys::resumed(2, peer)));
+        const auto aborted = job.store().get(keys::aborted(2, peer));
+        ASSERT_TRUE(aborted) << "survivor did not report";
+        const json a = json::parse(*aborted);
+        EXPECT_EQ(a.at("version").get<uint64_t>(), 1u);
+        EXPECT_TRUE(a.at("intact").get<bool>());
+        EXPECT_EQ(a.at("mismatched_bytes_vs_previous").get<int64_t>(), 0);
+        EXPECT_NE(codes.at("inference-" + peer), -1) << "hung";
+    }
+}
+
+void expectInitFailure(LocalJobOptions o, const std::string &needle) {
+    LocalJob job(o);
+    job.start();
+    const auto codes = job.supervise(60s);
+    for (const auto &[name, code] : codes) {
+        EXPECT_NE(code, 0) << name << " should fail init";
+        EXPECT_NE(code, -1) << name << " hung";
+    }
+    const auto why = job.store().get(keys::initFailed());
+    ASSERT_TRUE(why);
+    EXPECT_NE(why->find(needle), std::string::npos) << *why;
+    // Nothing was written: no version was ever requested, paused for or pushed.
+    EXPECT_TRUE(job.store().list("step/").empty());
+}
+
+TEST(Failure, LayoutMismatchAtInit) {
+    LocalJobOptions o = smallJob(1);
+    o.extra_args["inference-e0r1"] = {"--fault-model", "glm5-aligned"};
+    expectInitFailure(o, "inference rank e0r1 serves a different layout");
+}
+
+TEST(Failure, DescriptorSizeMismatchAtInit) {
+    LocalJobOptions o = smallJob(1);
+    o.extra_args["inference-e1r1"] = {"--fault-shrink-tensor",
+                                      "model.layers.1.mlp.experts.w2_weight_scale_inv"};
+    expectInitFailure(o, "e1r1: 'model.layers.1.mlp.experts.w2_weight_scale_inv'");
+}
+
+TEST(Failure, CoordinatorDisappears) {
+    LocalJobOptions o = smallJob(1'000'000);
+    o.spec.verify = false;
+    LocalJob job(o);
+    job.start();
+    // Let a few versions go through, then take the coordinator away.
+    ASSERT_NO_THROW((void)job.store().wait(keys::resumed(3, "e1r1"), 30s));
+    job.killCoordinator();
+    const auto codes = job.wait(30s);
+    for (const auto &[name, code] : codes) {
+        EXPECT_NE(code, 0) << name;
+        EXPECT_NE(code, -1) << name << " hung after the coordinator disappeared";
+        const std::string log = readFile(job.logOf(name));
+        EXPECT_NE(log.find("coordinator"), std::string::npos) << name << ":\n" << log;
+    }
+}
+
+}  // namespace
+}  // namespace weightsync::engine

@@ -1,0 +1,90 @@
+// The receiver side of the multi-process transport tests: registers buffers, publishes
+// {address, descriptors} as one JSON line on stdout, runs the progress thread, and answers
+// commands on stdin:
+//   hash  -> {"hashes": [xxh3 of each region]}   (progress is paused while hashing)
+//   exit or EOF -> exits 0
+// Usage: transport_peer <backend> <options-json> <regions> <bytes-per-region> <fill-byte>
+
+#include "transport/base64.h"
+#include "transport/registry.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using weightsync::transport::encodeBase64;
+
+struct FreeDeleter {
+    void operator()(void *p) const { std::free(p); }
+};
+
+int run(int argc, char **argv) {
+    if (argc != 6) {
+        std::cerr << "usage: transport_peer <backend> <options-json> <regions> <bytes> <fill>\n";
+        return 2;
+    }
+    const std::string backend_name = argv[1];
+    const auto options = nlohmann::json::parse(argv[2]);
+    const size_t regions = std::stoul(argv[3]);
+    const size_t bytes = std::stoul(argv[4]);
+    const int fill = std::stoi(argv[5]);
+
+    auto backend = weightsync::transport::makeBackend(backend_name, options);
+    std::vector<std::unique_ptr<void, FreeDeleter>> buffers;
+    std::vector<std::unique_ptr<weightsync::transport::LocalRegion>> registered;
+    nlohmann::json hello{{"address", encodeBase64(backend->address())},
+                         {"regions", nlohmann::json::array()}};
+    for (size_t i = 0; i < regions; ++i) {
+        const size_t rounded = (bytes + 4095) / 4096 * 4096;
+        buffers.emplace_back(std::aligned_alloc(4096, rounded));
+        std::memset(buffers.back().get(), fill, bytes);
+        registered.push_back(backend->registerMemory(buffers.back().get(), bytes,
+                                                     weightsync::transport::MemoryKind::kHost, -1));
+        hello["regions"].push_back(registered.back()->describe().toJson());
+    }
+    backend->startProgressThread();
+    std::cout << hello.dump() << std::endl;
+
+    std::string command;
+    while (std::getline(std::cin, command)) {
+        if (command == "exit") break;
+        if (command == "hash") {
+            backend->stopProgressThread();  // joins: the thread's writes are visible below
+            nlohmann::json reply{{"hashes", nlohmann::json::array()}};
+            for (const auto &region : registered) {
+                reply["hashes"].push_back(XXH3_64bits(region->data(), region->size()));
+            }
+            backend->startProgressThread();
+            std::cout << reply.dump() << std::endl;
+        } else {
+            std::cerr << "transport_peer: unknown command '" << command << "'\n";
+        }
+    }
+    backend->stopProgressThread();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test that started us
+    ::alarm(120);                        // nor hang forever
+    try {
+        return run(argc, argv);
+    } catch (const std::exception &e) {
+        std::cerr << "transport_peer: " << e.what() << "\n";
+        return 1;
+    }
+}

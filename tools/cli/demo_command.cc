@@ -1,0 +1,222 @@
+// `weightsync demo`: a real end-to-end update on local processes. Starts the coordinator, the
+// trainer ranks and the inference ranks, pushes --steps weight versions, and after each one every
+// inference rank compares every byte with the reference converter's output. Exits non-zero on any
+// mismatch or failure.
+
+#include "common/error.h"
+#include "common/subprocess.h"
+#include "engine/local_job.h"
+#include "engine/metrics.h"
+#include "engine/protocol.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/topology_options.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <thread>
+
+namespace weightsync::cli {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct DemoArgs {
+    TopologyOptions topo;
+    int steps = 5;
+    uint64_t seed = 1;
+    std::string transport = "ucx";
+    std::string ucx_tls;
+    bool json_out = false;
+    bool no_verify = false;
+    bool staging = false;
+    double timeout_s = 300;
+    std::string log_dir;
+    bool verbose = false;
+};
+
+struct StepRow {
+    uint64_t version = 0;
+    double convert = 0, write = 0, barrier = 0, total = 0;
+    int64_t wire_bytes = 0, writes = 0, checked = 0, mismatched = 0;
+    bool verified = false;
+};
+
+StepRow collectStep(control::Store &store, uint64_t v, int trainers, bool verify) {
+    StepRow row;
+    row.version = v;
+    for (int t = 0; t < trainers; ++t) {
+        const auto raw = store.get(engine::keys::metrics(v, t));
+        if (!raw) continue;
+        const engine::PushMetrics m = engine::PushMetrics::fromJson(json::parse(*raw));
+        row.convert = std::max(row.convert, m.convert_seconds);
+        row.write = std::max(row.write, m.post_seconds + m.drain_seconds);
+        row.barrier = std::max(row.barrier, m.barrier_seconds);
+        row.total = std::max(row.total, m.total_seconds);
+        row.wire_bytes += m.wire_bytes;
+        row.writes += m.writes;
+    }
+    row.verified = verify;
+    const std::string prefix = engine::keys::stepPrefix(v) + "verified/";
+    size_t seen = 0;
+    for (const control::KeyValue &kv : store.list(prefix)) {
+        const json j = json::parse(kv.value);
+        row.checked += j.at("checked_bytes").get<int64_t>();
+        row.mismatched += j.at("mismatched_bytes").get<int64_t>();
+        row.verified = row.verified && j.at("verified").get<bool>();
+        ++seen;
+    }
+    if (seen == 0) row.verified = false;
+    return row;
+}
+
+int runDemo(const DemoArgs &a) {
+    engine::LocalJobOptions o;
+    o.spec.model = a.topo.model;
+    o.spec.layers = a.topo.layers;
+    o.spec.mesh = a.topo.mesh();
+    o.spec.fleet = a.topo.fleet();
+    o.spec.planner = a.topo.plannerOptions();
+    o.spec.seed = a.seed;
+    o.spec.steps = a.steps;
+    o.spec.transport = a.transport;
+    if (a.transport == "ucx" && !a.ucx_tls.empty()) o.spec.transport_options = {{"transports", a.ucx_tls}};
+    o.spec.verify = !a.no_verify;
+    o.spec.staging = a.staging;
+    o.spec.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
+    o.spec.init_timeout = o.spec.step_timeout;
+    o.executable = selfExecutable();
+    o.log_dir = a.log_dir;
+    o.verbose = a.verbose;
+    check(a.steps >= 1, Errc::kInvalidArgument, "--steps must be >= 1");
+    // Fail fast, with the planner's own message, on shapes the job could never run.
+    (void)planner::buildPlan(a.topo.layout(), o.spec.mesh, o.spec.fleet, o.spec.planner);
+    const int trainers = o.spec.mesh.ranks();
+    int peers = 0;
+    for (const auto &e : o.spec.fleet.engines) peers += e.ranks;
+
+    fmt::print(stderr, "weightsync demo: {} | trainer {} ranks (HSDP {} x FSDP {}, EP {}) | {} "
+                       "inference engines x {} ranks (EP {}, TP {}) | {} | {} steps\n",
+               o.spec.model, trainers, o.spec.mesh.replicas, o.spec.mesh.fsdp, o.spec.mesh.ep,
+               a.topo.inference_engines, a.topo.inference_ranks, a.topo.inference_ep,
+               a.topo.inference_tp, a.transport, a.steps);
+    engine::LocalJob job(o);
+    const auto wall_start = Clock::now();
+    job.start();
+    fmt::print(stderr, "  started coordinator on port {} and {} agents (logs in {})\n",
+               job.coordinatorPort(), trainers + peers, job.logDir());
+
+    // Progress; the job supervises its processes (a process that dies is reported to the others).
+    uint64_t shown = 0;
+    const auto tick = [&] {
+        for (uint64_t v = shown + 1; v <= static_cast<uint64_t>(a.steps); ++v) {
+            const auto resumed = job.store().list(engine::keys::stepPrefix(v) + "resumed/");
+            if (static_cast<int>(resumed.size()) < peers) break;
+            const auto verified = job.store().list(engine::keys::stepPrefix(v) + "verified/");
+            if (o.spec.verify && static_cast<int>(verified.size()) < peers) break;
+            const StepRow row = collectStep(job.store(), v, trainers, o.spec.verify);
+            fmt::print(stderr, "  version {}/{}: {:.3f} s, {:.1f} MB in {} writes{}\n", v,
+                       a.steps, row.total, row.wire_bytes / 1e6, row.writes,
+                       o.spec.verify ? (row.verified ? ", verified on every rank" : ", MISMATCH")
+                                     : "");
+            shown = v;
+        }
+    };
+    const auto codes = job.supervise(
+        std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000 * (a.steps + 2))), tick);
+    std::string failure = job.failure();
+    for (const auto &[name, code] : codes) {
+        if (code != 0 && failure.empty()) {
+            failure = fmt::format("process {} {} (log: {})", name,
+                                  code < 0 ? "did not finish in time" : "failed", job.logOf(name));
+        }
+    }
+    const double wall = std::chrono::duration<double>(Clock::now() - wall_start).count();
+
+    std::vector<StepRow> rows;
+    for (uint64_t v = 1; v <= static_cast<uint64_t>(a.steps); ++v) {
+        rows.push_back(collectStep(job.store(), v, trainers, o.spec.verify));
+    }
+    bool verified = o.spec.verify && failure.empty();
+    int64_t mismatched = 0, wire = 0, checked = 0;
+    double seconds = 0;
+    json per_step = json::array();
+    fmt::print("\n{:>4} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8} {:>8} {:>9}\n", "step",
+               "convert s", "write s", "barrier s", "total s", "wire MB", "writes", "GB/s",
+               "verified");
+    for (const StepRow &r : rows) {
+        verified = verified && r.verified;
+        mismatched += r.mismatched;
+        wire += r.wire_bytes;
+        checked += r.checked;
+        seconds += r.total;
+        const double gbps = r.total > 0 ? r.wire_bytes / r.total / 1e9 : 0;
+        fmt::print("{:>4} {:>10.4f} {:>10.4f} {:>10.4f} {:>10.4f} {:>12.2f} {:>8} {:>8.2f} {:>9}\n",
+                   r.version, r.convert, r.write, r.barrier, r.total, r.wire_bytes / 1e6,
+                   r.writes, gbps, o.spec.verify ? (r.verified ? "yes" : "NO") : "off");
+        per_step.push_back({{"version", r.version}, {"convert_s", r.convert}, {"write_s", r.write},
+                            {"barrier_s", r.barrier}, {"total_s", r.total},
+                            {"wire_bytes", r.wire_bytes}, {"writes", r.writes},
+                            {"checked_bytes", r.checked}, {"mismatched_bytes", r.mismatched},
+                            {"verified", r.verified}, {"gbps", gbps}});
+    }
+    if (!failure.empty()) fmt::print(stderr, "weightsync demo: FAILED: {}\n", failure);
+    if (a.json_out) {
+        const json out = {{"steps", a.steps},
+                          {"verified", verified},
+                          {"mismatched_bytes", mismatched},
+                          {"checked_bytes", checked},
+                          {"wire_bytes", wire},
+                          {"seconds", seconds},
+                          {"wall_seconds", wall},
+                          {"model", o.spec.model},
+                          {"transport", a.transport},
+                          {"trainer_ranks", trainers},
+                          {"inference_ranks", peers},
+                          {"error", failure},
+                          {"per_step", per_step}};
+        fmt::print("{}\n", out.dump());
+    }
+    if (!failure.empty()) return 1;
+    if (o.spec.verify && !verified) return 3;
+    return 0;
+}
+
+}  // namespace
+
+void addDemoCommand(CLI::App &app) {
+    auto a = std::make_shared<DemoArgs>();
+    // The embedded default: GLM-5 tiny, 4 trainer ranks (FSDP 4 = 2 shards x EP 2),
+    // 2 inference engines x 2 ranks with EP 2.
+    a->topo.model = "glm5-tiny";
+    a->topo.trainer_ranks = 4;
+    a->topo.trainer_ep = 2;
+    a->topo.inference_engines = 2;
+    a->topo.inference_ranks = 2;
+    a->topo.inference_ep = 2;
+    CLI::App *cmd = app.add_subcommand("demo", "run an end-to-end update on local processes");
+    a->topo.add(*cmd);
+    cmd->add_option("--steps", a->steps, "weight versions to push")->capture_default_str();
+    cmd->add_option("--seed", a->seed, "seed of the synthetic trainer weights")->capture_default_str();
+    cmd->add_option("--transport", a->transport, "data-plane backend")->capture_default_str();
+    cmd->add_option("--ucx-tls", a->ucx_tls, "UCX transports, e.g. posix,sysv,self or tcp,self");
+    cmd->add_flag("--json", a->json_out, "end with one JSON line of results");
+    cmd->add_flag("--no-verify", a->no_verify, "skip the byte-for-byte check (benchmarking)");
+    cmd->add_flag("--staging", a->staging,
+                  "inference ranks receive into a staging copy and commit (a failed push leaves "
+                  "the live weights untouched)");
+    cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")->capture_default_str();
+    cmd->add_option("--log-dir", a->log_dir, "where each process writes its log");
+    cmd->add_flag("-v,--verbose", a->verbose, "agents log progress");
+    cmd->callback([a] {
+        const int rc = runDemo(*a);
+        if (rc != 0) std::exit(rc);
+    });
+}
+
+}  // namespace weightsync::cli
