@@ -184,7 +184,6 @@ void UcxBackend::putChunk(const UcxLocalRegion &source, size_t source_offset,
              endpoint->peer(), ucs_status_string(status));
     }
     inflight_.add(request, endpoint, length);
-    static int waits = 0; if (inflight_.count() >= options_.max_inflight_writes || inflight_.bytes() + length > options_.max_inflight_bytes) fprintf(stderr, "FULL %d\n", ++waits);
 }
 
 FlushStats UcxBackend::flush(std::chrono::milliseconds timeout) {

@@ -57,9 +57,9 @@ TEST_P(TransportUcx, ManyWritesWithSmallInflightLimits) {
         receivers.push_back(std::make_unique<Receiver>(GetParam().transports, 2, kRegion, kFill));
     }
     UcxOptions opts = options();
-    opts.max_inflight_writes = 4;
-    opts.max_inflight_bytes = 160 << 10;
-    opts.max_write_size = 48 << 10;
+    opts.max_inflight_writes = 3;
+    opts.max_inflight_bytes = 100 << 10;
+    opts.max_write_size = 32 << 10;
     opts.post_timeout = 20s;
     auto sender = makeUcxBackend(opts);
     auto source = test_support::randomBytes(kRegion, 2);
