@@ -245,6 +245,20 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
         } catch (const Error &) {
         }
         if (intact) reader_->resume();
+        // Stay reachable until every trainer has given up on this version, so that their errors
+        // name the peer that failed rather than the survivors going away.
+        try {
+            const auto deadline = Clock::now() + spec_.step_timeout;
+            for (int t = 0; t < spec_.mesh.ranks() && Clock::now() < deadline; ++t) {
+                while (!store_->get(keys::done(version, t)) &&
+                       !store_->get(keys::failed(version, fmt::format("trainer{}", t))) &&
+                       Clock::now() < deadline) {
+                    (void)store_->watch(keys::stepPrefix(version), 0, std::chrono::milliseconds(200));
+                }
+            }
+        } catch (const Error &) {
+            // Best effort: the coordinator may be gone too.
+        }
         throw;
     }
     r.wait_seconds = secondsSince(t0);

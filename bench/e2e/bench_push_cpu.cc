@@ -1,0 +1,142 @@
+// CPU end-to-end push benchmark: glm5-medium (a few GB) pushed between real processes over UCX
+// shared memory, next to a memcpy of the same bytes measured in the same run. Prints a table;
+// --json-out writes the figures and the command that reproduces them.
+//
+//   build/bench/e2e/bench_push_cpu [--steps 3] [--model glm5-medium] [--json-out FILE]
+
+#include "common/subprocess.h"
+#include "engine/local_job.h"
+#include "engine/metrics.h"
+#include "engine/protocol.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sys/mman.h>
+#include <vector>
+
+using namespace weightsync;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double memcpyGbps(size_t bytes) {
+    const auto map = [&] {
+        void *p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        return static_cast<std::byte *>(p);
+    };
+    std::byte *src = map();
+    std::byte *dst = map();
+    std::memset(src, 1, bytes);
+    std::memset(dst, 0, bytes);
+    double best = 0;
+    for (int i = 0; i < 3; ++i) {
+        const auto t0 = Clock::now();
+        std::memcpy(dst, src, bytes);
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+    }
+    ::munmap(src, bytes);
+    ::munmap(dst, bytes);
+    return best;
+}
+
+struct Config {
+    std::string name;
+    planner::TrainerMesh mesh;
+    std::vector<planner::EngineSpec> engines;
+};
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    std::string model = "glm5-medium";
+    std::string json_out;
+    std::string bin =
+        (std::filesystem::path(selfExecutable()).parent_path() / "../../weightsync").string();
+    int steps = 3;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--model" && i + 1 < argc) model = argv[++i];
+        if (a == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
+        if (a == "--json-out" && i + 1 < argc) json_out = argv[++i];
+        if (a == "--bin" && i + 1 < argc) bin = argv[++i];
+    }
+    const std::vector<Config> configs = {
+        {"1 trainer -> 1 inference rank", {1, 1, 1}, {{1, 1, 1, {}}}},
+        {"4 trainers (FSDP4,EP2) -> 2 engines x 2 (EP2)", {1, 4, 2}, {{2, 1, 2, {}}, {2, 1, 2, {}}}},
+    };
+    nlohmann::json rows = nlohmann::json::array();
+    fmt::print("{:<46} {:>9} {:>10} {:>11} {:>12} {:>10} {:>10}\n", "config", "wire GB",
+               "convert s", "write GB/s", "memcpy GB/s", "write/mcpy", "update s");
+    for (const Config &c : configs) {
+        engine::LocalJobOptions o;
+        o.spec.model = model;
+        o.spec.mesh = c.mesh;
+        o.spec.fleet.engines = c.engines;
+        o.spec.steps = steps;
+        o.spec.verify = false;
+        o.spec.transport_options = {{"transports", "posix,sysv,self"}};
+        o.executable = std::filesystem::weakly_canonical(bin).string();
+        o.job_id = "bench";
+        engine::LocalJob job(o);
+        job.start();
+        const auto codes = job.supervise(std::chrono::minutes(20));
+        for (const auto &[name, code] : codes) {
+            if (code != 0) {
+                fmt::print(stderr, "{} failed ({}): see {}\n", name, code, job.logOf(name));
+                return 1;
+            }
+        }
+        // Per step: bytes summed over ranks, phase times of the slowest rank.
+        std::vector<double> write_gbps, update_s, convert_s;
+        int64_t wire = 0;
+        for (int v = 1; v <= steps; ++v) {
+            int64_t bytes = 0;
+            double write = 0, total = 0, convert = 0;
+            for (int t = 0; t < c.mesh.ranks(); ++t) {
+                const auto m = engine::PushMetrics::fromJson(nlohmann::json::parse(
+                    job.store().wait(engine::keys::metrics(v, t), std::chrono::seconds(5))));
+                bytes += m.wire_bytes;
+                write = std::max(write, m.post_seconds + m.drain_seconds);
+                total = std::max(total, m.total_seconds);
+                convert = std::max(convert, m.convert_seconds);
+            }
+            wire = bytes;
+            write_gbps.push_back(static_cast<double>(bytes) / write / 1e9);
+            update_s.push_back(total);
+            convert_s.push_back(convert);
+        }
+        const auto median = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v[v.size() / 2];
+        };
+        const double mcpy = memcpyGbps(static_cast<size_t>(wire));
+        const double w = median(write_gbps);
+        fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n", c.name,
+                   wire / 1e9, median(convert_s), w, mcpy, w / mcpy, median(update_s));
+        rows.push_back({{"config", c.name},
+                        {"wire_bytes_per_step", wire},
+                        {"convert_seconds_median", median(convert_s)},
+                        {"write_gbps_median", w},
+                        {"memcpy_gbps_best", mcpy},
+                        {"write_over_memcpy", w / mcpy},
+                        {"update_seconds_median", median(update_s)},
+                        {"steps", steps}});
+    }
+    if (!json_out.empty()) {
+        std::string cmd;
+        for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
+        std::ofstream(json_out) << nlohmann::json{{"benchmark", "push_cpu"}, {"model", model},
+                                                  {"command", cmd}, {"rows", rows}}
+                                       .dump(2)
+                                << "\n";
+    }
+    return 0;
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing and builds (scripts/setup.sh), then runs every test.
+# GPU-labelled tests skip themselves on machines without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+ctest --test-dir build --output-on-failure -j2 --timeout 600
