@@ -4,8 +4,19 @@ find_package(fmt 9 REQUIRED CONFIG)
 find_package(spdlog 1.10 REQUIRED CONFIG)
 find_package(nlohmann_json 3.11 REQUIRED CONFIG)
 find_package(CLI11 2.1 REQUIRED CONFIG)
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# xxhash ships only a pkg-config file; fall back to a plain search where pkg-config is missing
+# (e.g. the GPU host, which gets Debian's packages unpacked under CMAKE_PREFIX_PATH).
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
+endif()
+if(NOT TARGET PkgConfig::XXHASH)
+  find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
+  find_library(XXHASH_LIBRARY xxhash REQUIRED)
+  add_library(PkgConfig::XXHASH INTERFACE IMPORTED)
+  target_include_directories(PkgConfig::XXHASH INTERFACE ${XXHASH_INCLUDE_DIR})
+  target_link_libraries(PkgConfig::XXHASH INTERFACE ${XXHASH_LIBRARY})
+endif()
 
 # UCX: Debian's config package exports ucx::ucp/ucx::ucs without links between them (link both).
 # WEIGHTSYNC_UCX_ROOT may point at another UCX (e.g. PyPI's CUDA-enabled libucx-cu13).

@@ -12,12 +12,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/mman.h>
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sys/mman.h>
 #include <vector>
 
 using namespace weightsync;
@@ -70,7 +70,9 @@ int main(int argc, char **argv) {
     }
     const std::vector<Config> configs = {
         {"1 trainer -> 1 inference rank", {1, 1, 1}, {{1, 1, 1, {}}}},
-        {"4 trainers (FSDP4,EP2) -> 2 engines x 2 (EP2)", {1, 4, 2}, {{2, 1, 2, {}}, {2, 1, 2, {}}}},
+        {"4 trainers (FSDP4,EP2) -> 2 engines x 2 (EP2)",
+         {1, 4, 2},
+         {{2, 1, 2, {}}, {2, 1, 2, {}}}},
     };
     nlohmann::json rows = nlohmann::json::array();
     fmt::print("{:<46} {:>9} {:>10} {:>11} {:>12} {:>10} {:>10}\n", "config", "wire GB",
@@ -133,8 +135,10 @@ int main(int argc, char **argv) {
     if (!json_out.empty()) {
         std::string cmd;
         for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
-        std::ofstream(json_out) << nlohmann::json{{"benchmark", "push_cpu"}, {"model", model},
-                                                  {"command", cmd}, {"rows", rows}}
+        std::ofstream(json_out) << nlohmann::json{{"benchmark", "push_cpu"},
+                                                  {"model", model},
+                                                  {"command", cmd},
+                                                  {"rows", rows}}
                                        .dump(2)
                                 << "\n";
     }

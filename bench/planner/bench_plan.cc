@@ -71,8 +71,10 @@ int main(int argc, char **argv) {
     if (!json_out.empty()) {
         std::string cmd;
         for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
-        std::ofstream(json_out) << nlohmann::json{{"benchmark", "plan"}, {"command", cmd},
-                                                  {"reps", reps}, {"rows", rows}}
+        std::ofstream(json_out) << nlohmann::json{{"benchmark", "plan"},
+                                                  {"command", cmd},
+                                                  {"reps", reps},
+                                                  {"rows", rows}}
                                        .dump(2)
                                 << "\n";
     }

@@ -40,6 +40,8 @@ int64_t numel(const Shape &shape) {
     return n;
 }
 
-std::string shapeString(const Shape &shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
+std::string shapeString(const Shape &shape) {
+    return fmt::format("[{}]", fmt::join(shape, ","));
+}
 
 }  // namespace weightsync

@@ -13,7 +13,8 @@ enum class DType : uint8_t { kBF16, kF32, kF8E4M3, kU8 };
 
 size_t dtypeSize(DType dtype);
 std::string_view dtypeName(DType dtype);
-/// Parses "bf16", "fp32"/"f32"/"float32", "fp8_e4m3"/"float8_e4m3fn", "u8"; throws on anything else.
+/// Parses "bf16", "fp32"/"f32"/"float32", "fp8_e4m3"/"float8_e4m3fn", "u8"; throws on anything
+/// else.
 DType parseDType(std::string_view name);
 
 using Shape = std::vector<int64_t>;
@@ -41,6 +42,8 @@ inline float bf16BitsToF32(uint16_t bits) {
 }
 
 /// The value a trainer's forward pass sees: fp32 rounded to bf16 and widened back.
-inline float roundToBf16(float value) { return bf16BitsToF32(f32ToBf16Bits(value)); }
+inline float roundToBf16(float value) {
+    return bf16BitsToF32(f32ToBf16Bits(value));
+}
 
 }  // namespace weightsync

@@ -15,14 +15,14 @@ enum class Errc {
     kInvalidArgument,  // bad input from the caller (shape, name, option)
     kNotFound,         // a named tensor, key or peer does not exist
     kMismatch,         // two sides disagree (layout fingerprint, size, dtype, chunk count)
-    kUnsupported,      // valid request the build or backend cannot serve (e.g. GPU memory on host UCX)
-    kTimeout,          // a wait ran past its deadline
-    kPeerLost,         // a remote process or the coordinator went away
-    kTransport,        // a data-plane operation failed
-    kProtocol,         // an out-of-order or malformed control message
-    kIo,               // a system call failed
-    kCorruption,       // bytes verified and found wrong
-    kInternal,         // a broken invariant inside weightsync
+    kUnsupported,  // valid request the build or backend cannot serve (e.g. GPU memory on host UCX)
+    kTimeout,      // a wait ran past its deadline
+    kPeerLost,     // a remote process or the coordinator went away
+    kTransport,    // a data-plane operation failed
+    kProtocol,     // an out-of-order or malformed control message
+    kIo,           // a system call failed
+    kCorruption,   // bytes verified and found wrong
+    kInternal,     // a broken invariant inside weightsync
 };
 
 std::string_view errcName(Errc code);

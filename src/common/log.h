@@ -1,6 +1,7 @@
 #pragma once
 // Leveled logging with one named logger per subsystem ("plan", "ucx", "control", ...).
-// Loggers write to stderr; the level is set explicitly (setLogLevel), never read from the environment.
+// Loggers write to stderr; the level is set explicitly (setLogLevel), never read from the
+// environment.
 
 #include <spdlog/spdlog.h>
 

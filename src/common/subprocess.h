@@ -2,10 +2,10 @@
 // Child processes started with posix_spawn (fork+exec: safe before or after CUDA is touched),
 // owned RAII: a Child that is still running when destroyed is killed and reaped.
 
+#include <sys/types.h>
 #include <chrono>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 namespace weightsync {

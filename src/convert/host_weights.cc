@@ -40,8 +40,8 @@ SourceShard RankView::shard(uint32_t index) const {
     const layout::SourceTensor &s = weights_.layout().sources()[index];
     const layout::Extent3 e = extentOf(s);
     const ShardBox box = trainerShardBox(weights_.layout(), index, mesh_, rank_);
-    const std::byte *base = weights_.data(index) +
-                            (box.g0 * e.r + box.r0) * e.c * static_cast<int64_t>(dtypeSize(s.dtype));
+    const std::byte *base = weights_.data(index) + (box.g0 * e.r + box.r0) * e.c *
+                                                       static_cast<int64_t>(dtypeSize(s.dtype));
     // Rows of one group are contiguous but groups are e.r rows apart: only whole-row boxes
     // (experts, or one group) can be described with a single row stride.
     return {base, s.dtype, box.g0, box.groups, box.r0, box.rows, e.c, e.c};

@@ -12,8 +12,8 @@ namespace weightsync::convert {
 namespace {
 
 // Copies a [groups][rows][cols] region out of a dense [groups][src_rows][src_cols] tensor.
-void sliceCopy(const std::byte *src, int64_t src_rows, int64_t src_cols, int64_t groups,
-               int64_t r0, int64_t rows, int64_t c0, int64_t cols, size_t elem, std::byte *dst,
+void sliceCopy(const std::byte *src, int64_t src_rows, int64_t src_cols, int64_t groups, int64_t r0,
+               int64_t rows, int64_t c0, int64_t cols, size_t elem, std::byte *dst,
                int64_t dst_rows, int64_t dst_r0) {
     for (int64_t g = 0; g < groups; ++g) {
         for (int64_t r = 0; r < rows; ++r) {

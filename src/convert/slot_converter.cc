@@ -18,8 +18,7 @@ OpSource opSource(const layout::Layout &layout, const planner::ConvOp &op,
           "'{}': the plan reads experts [{}, {}) rows [{}, {}) but this rank holds experts "
           "[{}, {}) rows [{}, {})",
           name, op.g0, op.g1, op.r0, op.r1, sh.g0, sh.g0 + sh.groups, sh.r0, sh.r0 + sh.rows);
-    const int64_t offset =
-        ((op.g0 - sh.g0) * sh.rows + (op.r0 - sh.r0)) * sh.row_stride + op.c0;
+    const int64_t offset = ((op.g0 - sh.g0) * sh.rows + (op.r0 - sh.r0)) * sh.row_stride + op.c0;
     const auto *base = static_cast<const std::byte *>(sh.data);
     return {base + offset * static_cast<int64_t>(dtypeSize(sh.dtype)), sh.dtype,
             sh.rows * sh.row_stride, sh.row_stride};
@@ -32,26 +31,30 @@ void convertOpsCpu(const layout::Layout &layout, std::span<const planner::ConvOp
         const int64_t g = op.g1 - op.g0;
         const int64_t r = op.r1 - op.r0;
         const int64_t c = op.c1 - op.c0;
-        const kernels::ConstView3 in{src.data, src.dtype, g, r, c, src.group_stride,
-                                     src.row_stride};
+        const kernels::ConstView3 in{src.data,         src.dtype,     g, r, c,
+                                     src.group_stride, src.row_stride};
         const int64_t last = op.offset + ((g - 1) * op.group_stride + (r - 1) * op.row_stride + c) *
                                              static_cast<int64_t>(dtypeSize(op.dtype));
         check(op.offset >= 0 && last <= arena_bytes, Errc::kInternal,
               "conversion of '{}' writes past the arena", layout.sources()[op.source].name);
-        const kernels::View3 out{arena + op.offset, op.dtype, g, r, c, op.group_stride,
-                                 op.row_stride};
+        const kernels::View3 out{arena + op.offset, op.dtype,     g, r, c,
+                                 op.group_stride,   op.row_stride};
         try {
             if (op.scale_offset >= 0) {
-                const kernels::View3 scales{arena + op.scale_offset, DType::kF32, g,
-                                            layout::ceilDiv(r, 128), layout::ceilDiv(c, 128),
-                                            op.scale_group_stride, op.scale_row_stride};
+                const kernels::View3 scales{arena + op.scale_offset,
+                                            DType::kF32,
+                                            g,
+                                            layout::ceilDiv(r, 128),
+                                            layout::ceilDiv(c, 128),
+                                            op.scale_group_stride,
+                                            op.scale_row_stride};
                 kernels::blockQuantizeFp8Ref(in, out, scales);
             } else {
                 kernels::castRef(in, out);
             }
         } catch (const Error &e) {
-            throw Error(e.code(), "converting '" + layout.sources()[op.source].name +
-                                      "': " + e.what());
+            throw Error(e.code(),
+                        "converting '" + layout.sources()[op.source].name + "': " + e.what());
         }
     }
 }

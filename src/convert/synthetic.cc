@@ -109,8 +109,8 @@ void SyntheticWeights::generate(uint64_t step) {
     for (uint32_t i = 0; i < shards_.size(); ++i) {
         for (Held *h : {&shards_[i], &fulls_[i]}) {
             if (!h->data || h->box.rows == 0 || h->box.groups == 0) continue;
-            syntheticFill(layout_, i, seed_, step, h->box.g0, h->box.groups, h->box.r0,
-                          h->box.rows, h->data.get());
+            syntheticFill(layout_, i, seed_, step, h->box.g0, h->box.groups, h->box.r0, h->box.rows,
+                          h->data.get());
         }
     }
 }

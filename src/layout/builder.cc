@@ -6,7 +6,9 @@
 
 namespace weightsync::layout {
 
-std::string scaleName(const std::string &weight) { return weight + "_scale_inv"; }
+std::string scaleName(const std::string &weight) {
+    return weight + "_scale_inv";
+}
 
 void LayoutBuilder::source(const std::string &name, Shape shape, DType dtype, bool expert) {
     sources_.push_back({name, std::move(shape), dtype, 0, expert ? 0 : -1});

@@ -40,8 +40,8 @@ Layout denseLayout(const DenseConfig &c) {
         b.source(a + "k_proj.weight", {c.kv_heads * c.head_dim, c.hidden});
         b.source(a + "v_proj.weight", {c.kv_heads * c.head_dim, c.hidden});
         const std::string qkv = a + "qkv_proj.weight";
-        b.quantize(qkv, scaleName(qkv), {a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"},
-                   TpSplit::kRows);
+        b.quantize(qkv, scaleName(qkv),
+                   {a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"}, TpSplit::kRows);
         b.source(a + "o_proj.weight", {c.hidden, c.heads * c.head_dim});
         b.quantize(a + "o_proj.weight", scaleName(a + "o_proj.weight"), {a + "o_proj.weight"},
                    TpSplit::kCols);

@@ -9,7 +9,9 @@
 
 namespace weightsync::layout {
 
-int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceilDiv(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
 
 Extent3 canonicalExtent(const Shape &shape, bool expert) {
     if (expert) {
@@ -70,10 +72,16 @@ const SourceTensor &Layout::source(std::string_view name) const {
     return sources_[sourceIndex(name)];
 }
 
-const DestTensor &Layout::dest(std::string_view name) const { return dests_[destIndex(name)]; }
+const DestTensor &Layout::dest(std::string_view name) const {
+    return dests_[destIndex(name)];
+}
 
-bool Layout::hasSource(std::string_view name) const { return source_index_.contains(name); }
-bool Layout::hasDest(std::string_view name) const { return dest_index_.contains(name); }
+bool Layout::hasSource(std::string_view name) const {
+    return source_index_.contains(name);
+}
+bool Layout::hasDest(std::string_view name) const {
+    return dest_index_.contains(name);
+}
 
 namespace {
 
@@ -119,8 +127,8 @@ void validateConversion(const Layout &layout, const Conversion &conv) {
         check(layout.hasDest(conv.scale), Errc::kInvalidArgument,
               "quantized destination '{}' has no scale tensor '{}'", d, conv.scale);
         const DestTensor &scale = layout.dest(conv.scale);
-        check(scale.dtype == DType::kF32, Errc::kInvalidArgument,
-              "scale tensor '{}' must be fp32", conv.scale);
+        check(scale.dtype == DType::kF32, Errc::kInvalidArgument, "scale tensor '{}' must be fp32",
+              conv.scale);
         check(scale.shape == scaleShape(dest.shape, conv.expert), Errc::kInvalidArgument,
               "scale tensor '{}' has shape {}, expected {} for '{}'", conv.scale,
               shapeString(scale.shape), shapeString(scaleShape(dest.shape, conv.expert)), d);

@@ -30,10 +30,10 @@ enum class ConvKind : uint8_t {
 
 struct SourceTensor {
     std::string name;
-    Shape shape;             // global shape on the trainer
-    DType dtype;             // bf16 values, fp32 where the trainer keeps fp32
-    int fsdp_dim = 0;        // tensor dim FSDP shards (must be 0), -1 = not sharded
-    int expert_dim = -1;     // 0 for stacked expert tensors [E, ...], -1 otherwise
+    Shape shape;          // global shape on the trainer
+    DType dtype;          // bf16 values, fp32 where the trainer keeps fp32
+    int fsdp_dim = 0;     // tensor dim FSDP shards (must be 0), -1 = not sharded
+    int expert_dim = -1;  // 0 for stacked expert tensors [E, ...], -1 otherwise
 };
 
 struct DestTensor {

@@ -26,8 +26,8 @@ struct Slot {
     uint32_t conversion = 0;  // index into layout.conversions()
     bool scale = false;       // the FP8 scale grid rather than the values
     DType dtype = DType::kBF16;
-    Shape shape;              // [G, rows, cols], or [G, block rows, block cols] for scales
-    int64_t offset = 0;       // arena byte offset
+    Shape shape;         // [G, rows, cols], or [G, block rows, block cols] for scales
+    int64_t offset = 0;  // arena byte offset
     int64_t bytes = 0;
 };
 
@@ -58,9 +58,9 @@ struct RankPlan {
     int rank = 0;
     int64_t arena_bytes = 0;
     std::vector<Slot> slots;
-    std::vector<ConvOp> ops;              // sorted by conversion
-    std::vector<Write> writes;            // sorted by stage, peer, destination, offset
-    std::vector<uint32_t> full_sources;   // sources the rank needs whole (gathered)
+    std::vector<ConvOp> ops;             // sorted by conversion
+    std::vector<Write> writes;           // sorted by stage, peer, destination, offset
+    std::vector<uint32_t> full_sources;  // sources the rank needs whole (gathered)
     int64_t send_bytes = 0;
 };
 

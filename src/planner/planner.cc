@@ -37,7 +37,9 @@ struct Segment {
     size_t elem = 1;
 };
 
-int64_t alignUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+int64_t alignUp(int64_t v, int64_t a) {
+    return (v + a - 1) / a * a;
+}
 
 class PlanBuilder {
   public:
@@ -194,7 +196,8 @@ class PlanBuilder {
         seg.value_offset = addSlot(rp, c, false, dtype, {groups, seg.rows, cols});
         const bool fp8 = conv.kind == ConvKind::kQuantizeFp8;
         const int64_t bcols = layout::ceilDiv(cols, kBlock);
-        if (fp8) seg.scale_offset = addSlot(rp, c, true, DType::kF32, {groups, seg.block_rows, bcols});
+        if (fp8)
+            seg.scale_offset = addSlot(rp, c, true, DType::kF32, {groups, seg.block_rows, bcols});
         for (const Piece &pc : seg.pieces) {
             ConvOp op;
             op.conversion = c;
@@ -240,9 +243,7 @@ class PlanBuilder {
         return rp.slots.back().offset;
     }
 
-    void emitWrites(int t, const Segment &seg, uint32_t q) {
-        emitWritesWith(t, seg, q, geos_[q]);
-    }
+    void emitWrites(int t, const Segment &seg, uint32_t q) { emitWritesWith(t, seg, q, geos_[q]); }
 
     void emitWritesWith(int t, const Segment &seg, uint32_t q, const LocalGeometry &g) {
         const Conversion &conv = layout_.conversions()[seg.conversion];
@@ -261,7 +262,8 @@ class PlanBuilder {
                 const int64_t b = std::min(pc.r1, g.part_hi[pc.part]);
                 if (a >= b) continue;
                 const int64_t seg_row = (gi - seg.g0) * seg.rows + pc.row_off + (a - pc.r0);
-                const int64_t dst_row = li * g.rows + g.part_local[pc.part] + (a - g.part_lo[pc.part]);
+                const int64_t dst_row =
+                    li * g.rows + g.part_local[pc.part] + (a - g.part_lo[pc.part]);
                 addWrite(rp, {q, dest, seg.conversion, seg.value_offset + seg_row * cols * elem,
                               dst_row * g.cols * elem, (b - a) * cols * elem});
                 if (seg.scale_offset < 0) continue;
@@ -315,8 +317,8 @@ class PlanBuilder {
             for (auto it = segment_of.lower_bound({item.window, 0});
                  it != segment_of.end() && it->first.first == item.window; ++it) {
                 const int t = it->first.second;
-                if (best_existing < 0 || load_[static_cast<size_t>(t)] <
-                                             load_[static_cast<size_t>(best_existing)]) {
+                if (best_existing < 0 ||
+                    load_[static_cast<size_t>(t)] < load_[static_cast<size_t>(best_existing)]) {
                     best_existing = t;
                 }
             }

@@ -22,9 +22,10 @@ PlanStats planStats(const Plan &plan) {
         s.writes_total += static_cast<int64_t>(rp.writes.size());
         s.writes_per_trainer_rank_max =
             std::max(s.writes_per_trainer_rank_max, static_cast<int64_t>(rp.writes.size()));
-        s.slot_bytes_per_trainer_rank_max = std::max(s.slot_bytes_per_trainer_rank_max, rp.arena_bytes);
-        s.gathered_sources_per_rank_max = std::max(
-            s.gathered_sources_per_rank_max, static_cast<int64_t>(rp.full_sources.size()));
+        s.slot_bytes_per_trainer_rank_max =
+            std::max(s.slot_bytes_per_trainer_rank_max, rp.arena_bytes);
+        s.gathered_sources_per_rank_max =
+            std::max(s.gathered_sources_per_rank_max, static_cast<int64_t>(rp.full_sources.size()));
         for (const Write &w : rp.writes) recv[w.peer] += w.bytes;
     }
     if (s.writing_ranks > 0) {

@@ -33,9 +33,8 @@ void validatePlan(const layout::Layout &layout, const Plan &plan) {
         plan.peers.size(), std::vector<std::vector<Interval>>(dests.size()));
 
     for (const RankPlan &rp : plan.ranks) {
-        check(plan.mesh.writes(rp.rank) || (rp.writes.empty() && rp.slots.empty()),
-              Errc::kInternal, "rank {} of HSDP replica {} must not write", rp.rank,
-              plan.mesh.replica(rp.rank));
+        check(plan.mesh.writes(rp.rank) || (rp.writes.empty() && rp.slots.empty()), Errc::kInternal,
+              "rank {} of HSDP replica {} must not write", rp.rank, plan.mesh.replica(rp.rank));
         for (const Write &w : rp.writes) {
             check(w.peer < plan.peers.size() && w.dest < dests.size() && w.bytes > 0,
                   Errc::kInternal, "rank {}: malformed write", rp.rank);

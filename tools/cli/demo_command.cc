@@ -85,7 +85,8 @@ int runDemo(const DemoArgs &a) {
     o.spec.seed = a.seed;
     o.spec.steps = a.steps;
     o.spec.transport = a.transport;
-    if (a.transport == "ucx" && !a.ucx_tls.empty()) o.spec.transport_options = {{"transports", a.ucx_tls}};
+    if (a.transport == "ucx" && !a.ucx_tls.empty())
+        o.spec.transport_options = {{"transports", a.ucx_tls}};
     o.spec.verify = !a.no_verify;
     o.spec.staging = a.staging;
     o.spec.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
@@ -100,8 +101,9 @@ int runDemo(const DemoArgs &a) {
     int peers = 0;
     for (const auto &e : o.spec.fleet.engines) peers += e.ranks;
 
-    fmt::print(stderr, "weightsync demo: {} | trainer {} ranks (HSDP {} x FSDP {}, EP {}) | {} "
-                       "inference engines x {} ranks (EP {}, TP {}) | {} | {} steps\n",
+    fmt::print(stderr,
+               "weightsync demo: {} | trainer {} ranks (HSDP {} x FSDP {}, EP {}) | {} "
+               "inference engines x {} ranks (EP {}, TP {}) | {} | {} steps\n",
                o.spec.model, trainers, o.spec.mesh.replicas, o.spec.mesh.fsdp, o.spec.mesh.ep,
                a.topo.inference_engines, a.topo.inference_ranks, a.topo.inference_ep,
                a.topo.inference_tp, a.transport, a.steps);
@@ -120,10 +122,10 @@ int runDemo(const DemoArgs &a) {
             const auto verified = job.store().list(engine::keys::stepPrefix(v) + "verified/");
             if (o.spec.verify && static_cast<int>(verified.size()) < peers) break;
             const StepRow row = collectStep(job.store(), v, trainers, o.spec.verify);
-            fmt::print(stderr, "  version {}/{}: {:.3f} s, {:.1f} MB in {} writes{}\n", v,
-                       a.steps, row.total, row.wire_bytes / 1e6, row.writes,
-                       o.spec.verify ? (row.verified ? ", verified on every rank" : ", MISMATCH")
-                                     : "");
+            fmt::print(
+                stderr, "  version {}/{}: {:.3f} s, {:.1f} MB in {} writes{}\n", v, a.steps,
+                row.total, row.wire_bytes / 1e6, row.writes,
+                o.spec.verify ? (row.verified ? ", verified on every rank" : ", MISMATCH") : "");
             shown = v;
         }
     };
@@ -157,13 +159,19 @@ int runDemo(const DemoArgs &a) {
         seconds += r.total;
         const double gbps = r.total > 0 ? r.wire_bytes / r.total / 1e9 : 0;
         fmt::print("{:>4} {:>10.4f} {:>10.4f} {:>10.4f} {:>10.4f} {:>12.2f} {:>8} {:>8.2f} {:>9}\n",
-                   r.version, r.convert, r.write, r.barrier, r.total, r.wire_bytes / 1e6,
-                   r.writes, gbps, o.spec.verify ? (r.verified ? "yes" : "NO") : "off");
-        per_step.push_back({{"version", r.version}, {"convert_s", r.convert}, {"write_s", r.write},
-                            {"barrier_s", r.barrier}, {"total_s", r.total},
-                            {"wire_bytes", r.wire_bytes}, {"writes", r.writes},
-                            {"checked_bytes", r.checked}, {"mismatched_bytes", r.mismatched},
-                            {"verified", r.verified}, {"gbps", gbps}});
+                   r.version, r.convert, r.write, r.barrier, r.total, r.wire_bytes / 1e6, r.writes,
+                   gbps, o.spec.verify ? (r.verified ? "yes" : "NO") : "off");
+        per_step.push_back({{"version", r.version},
+                            {"convert_s", r.convert},
+                            {"write_s", r.write},
+                            {"barrier_s", r.barrier},
+                            {"total_s", r.total},
+                            {"wire_bytes", r.wire_bytes},
+                            {"writes", r.writes},
+                            {"checked_bytes", r.checked},
+                            {"mismatched_bytes", r.mismatched},
+                            {"verified", r.verified},
+                            {"gbps", gbps}});
     }
     if (!failure.empty()) fmt::print(stderr, "weightsync demo: FAILED: {}\n", failure);
     if (a.json_out) {
@@ -202,7 +210,8 @@ void addDemoCommand(CLI::App &app) {
     CLI::App *cmd = app.add_subcommand("demo", "run an end-to-end update on local processes");
     a->topo.add(*cmd);
     cmd->add_option("--steps", a->steps, "weight versions to push")->capture_default_str();
-    cmd->add_option("--seed", a->seed, "seed of the synthetic trainer weights")->capture_default_str();
+    cmd->add_option("--seed", a->seed, "seed of the synthetic trainer weights")
+        ->capture_default_str();
     cmd->add_option("--transport", a->transport, "data-plane backend")->capture_default_str();
     cmd->add_option("--ucx-tls", a->ucx_tls, "UCX transports, e.g. posix,sysv,self or tcp,self");
     cmd->add_flag("--json", a->json_out, "end with one JSON line of results");
@@ -210,7 +219,8 @@ void addDemoCommand(CLI::App &app) {
     cmd->add_flag("--staging", a->staging,
                   "inference ranks receive into a staging copy and commit (a failed push leaves "
                   "the live weights untouched)");
-    cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")->capture_default_str();
+    cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")
+        ->capture_default_str();
     cmd->add_option("--log-dir", a->log_dir, "where each process writes its log");
     cmd->add_flag("-v,--verbose", a->verbose, "agents log progress");
     cmd->callback([a] {

@@ -30,10 +30,11 @@ void addLayoutCommand(CLI::App &app) {
     cmd->callback([args] {
         const layout::Layout l = layout::resolveLayout(args->model, args->layers);
         if (args->summary) {
-            fmt::print("{}: {} trainer tensors ({:.3f} GB), {} destination tensors ({:.3f} GB), "
-                       "fingerprint {}\n",
-                       l.name(), l.sources().size(), l.sourceBytes() / 1e9, l.dests().size(),
-                       l.destBytes() / 1e9, l.fingerprint());
+            fmt::print(
+                "{}: {} trainer tensors ({:.3f} GB), {} destination tensors ({:.3f} GB), "
+                "fingerprint {}\n",
+                l.name(), l.sources().size(), l.sourceBytes() / 1e9, l.dests().size(),
+                l.destBytes() / 1e9, l.fingerprint());
             return;
         }
         fmt::print("{}\n", layout::toJson(l).dump(1));

@@ -21,8 +21,8 @@ struct PlanArgs {
 void runPlan(const PlanArgs &args) {
     const layout::Layout layout = args.topo.layout();
     const auto start = std::chrono::steady_clock::now();
-    const planner::Plan plan = planner::buildPlan(layout, args.topo.mesh(), args.topo.fleet(),
-                                                  args.topo.plannerOptions());
+    const planner::Plan plan =
+        planner::buildPlan(layout, args.topo.mesh(), args.topo.fleet(), args.topo.plannerOptions());
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const planner::PlanStats stats = planner::planStats(plan);
@@ -37,18 +37,20 @@ void runPlan(const PlanArgs &args) {
         return;
     }
     const double gb = 1e9;
-    fmt::print("plan for {} ({} trainer ranks: {} replica(s) x FSDP {} with EP {}; {} inference "
-               "ranks)\n",
-               layout.name(), stats.trainer_ranks, plan.mesh.replicas, plan.mesh.fsdp,
-               plan.mesh.ep, stats.inference_ranks);
+    fmt::print(
+        "plan for {} ({} trainer ranks: {} replica(s) x FSDP {} with EP {}; {} inference "
+        "ranks)\n",
+        layout.name(), stats.trainer_ranks, plan.mesh.replicas, plan.mesh.fsdp, plan.mesh.ep,
+        stats.inference_ranks);
     fmt::print("  coverage          every destination byte written exactly once\n");
     fmt::print("  wire bytes        {:.3f} GB in {} writes\n", stats.total_wire_bytes / gb,
                stats.writes_total);
-    fmt::print("  per trainer rank  send max {:.3f} GB, mean {:.3f} GB (x{:.3f}), writes max {}, "
-               "slots max {:.3f} GB\n",
-               stats.trainer_send_bytes_max / gb, stats.trainer_send_bytes_mean / gb,
-               out["trainer_send_imbalance"].get<double>(), stats.writes_per_trainer_rank_max,
-               stats.slot_bytes_per_trainer_rank_max / gb);
+    fmt::print(
+        "  per trainer rank  send max {:.3f} GB, mean {:.3f} GB (x{:.3f}), writes max {}, "
+        "slots max {:.3f} GB\n",
+        stats.trainer_send_bytes_max / gb, stats.trainer_send_bytes_mean / gb,
+        out["trainer_send_imbalance"].get<double>(), stats.writes_per_trainer_rank_max,
+        stats.slot_bytes_per_trainer_rank_max / gb);
     fmt::print("  per inference rank recv max {:.3f} GB\n", stats.inference_recv_bytes_max / gb);
     fmt::print("  predicted         {:.3f} s at 50 GB/s per link; planned in {:.3f} s\n",
                stats.predictedSeconds(50e9), seconds);

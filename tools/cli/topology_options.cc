@@ -31,7 +31,9 @@ void TopologyOptions::add(CLI::App &cmd) {
         ->capture_default_str();
 }
 
-layout::Layout TopologyOptions::layout() const { return layout::resolveLayout(model, layers); }
+layout::Layout TopologyOptions::layout() const {
+    return layout::resolveLayout(model, layers);
+}
 
 planner::TrainerMesh TopologyOptions::mesh() const {
     check(trainer_ranks >= 1 && trainer_replicas >= 1, Errc::kInvalidArgument,

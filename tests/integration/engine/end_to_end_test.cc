@@ -8,10 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <array>
 #include <cstdio>
 #include <string>
-#include <sys/wait.h>
 
 namespace weightsync {
 namespace {
@@ -23,7 +23,8 @@ struct DemoResult {
 };
 
 DemoResult runDemo(const std::string &args) {
-    const std::string cmd = testing::weightsyncBin() + " demo --json --timeout 60 " + args + " 2>&1";
+    const std::string cmd =
+        testing::weightsyncBin() + " demo --json --timeout 60 " + args + " 2>&1";
     DemoResult r;
     FILE *pipe = ::popen(cmd.c_str(), "r");
     if (pipe == nullptr) return r;
@@ -52,9 +53,10 @@ void expectVerified(const std::string &args, int steps) {
 }
 
 TEST(EndToEnd, SingleTrainerToSingleInferenceRankTwoVersions) {
-    expectVerified("--trainer-ranks 1 --trainer-ep 1 --inference-engines 1 --inference-ranks 1 "
-                   "--inference-ep 1",
-                   2);
+    expectVerified(
+        "--trainer-ranks 1 --trainer-ep 1 --inference-engines 1 --inference-ranks 1 "
+        "--inference-ep 1",
+        2);
 }
 
 TEST(EndToEnd, FsdpTimesEpTrainerToTwoEpEnginesOverSharedMemory) {
@@ -71,18 +73,21 @@ TEST(EndToEnd, HsdpTwoReplicasOnlyOneWrites) {
 
 TEST(EndToEnd, InferenceEngineWithTensorParallelTwo) {
     // Experts TP-split (EP 1) and experts EP-split next to TP 2, with per-shard writes.
-    expectVerified("--model glm5-aligned --trainer-ranks 2 --trainer-ep 2 --inference-engines 1 "
-                   "--inference-ranks 2 --inference-tp 2 --inference-ep 1 --gather-threshold 0",
-                   2);
-    expectVerified("--model glm5-aligned --trainer-ranks 4 --trainer-ep 2 --inference-engines 1 "
-                   "--inference-ranks 2 --inference-tp 2 --inference-ep 2",
-                   2);
+    expectVerified(
+        "--model glm5-aligned --trainer-ranks 2 --trainer-ep 2 --inference-engines 1 "
+        "--inference-ranks 2 --inference-tp 2 --inference-ep 1 --gather-threshold 0",
+        2);
+    expectVerified(
+        "--model glm5-aligned --trainer-ranks 4 --trainer-ep 2 --inference-engines 1 "
+        "--inference-ranks 2 --inference-tp 2 --inference-ep 2",
+        2);
 }
 
 TEST(EndToEnd, DenseModelAndStagedReceivers) {
-    expectVerified("--model qwen3-tiny --trainer-ranks 2 --trainer-ep 1 --inference-ranks 2 "
-                   "--inference-ep 1 --staging",
-                   2);
+    expectVerified(
+        "--model qwen3-tiny --trainer-ranks 2 --trainer-ep 1 --inference-ranks 2 "
+        "--inference-ep 1 --staging",
+        2);
 }
 
 TEST(EndToEnd, BadShapeExitsWithClearMessage) {

@@ -60,10 +60,11 @@ TEST(Failure, ReceiverKilledMidPush) {
         EXPECT_NE(codes.at(name), -1) << name << " hung";
         const std::string log = readFile(job.logOf(name));
         EXPECT_NE(log.find("e1r0"), std::string::npos) << name << " log does not name the peer:\n"
-                                                         << log;
+                                                       << log;
         for (const std::string survivor : {"e0r0", "e0r1", "e1r1"}) {
             EXPECT_EQ(log.find("peer(s) " + survivor), std::string::npos)
-                << name << " blames a survivor:\n" << log;
+                << name << " blames a survivor:\n"
+                << log;
         }
     }
     // Version 1 landed everywhere; version 2 never committed; the survivors hold version 1,

@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <random>
 
 namespace weightsync::convert {
@@ -77,7 +76,6 @@ Case randomCase(std::mt19937 &rng, const std::string &model, bool allow_tp) {
 // Executes the plan for two steps and compares every byte of every peer with the reference.
 void checkCase(const Case &c) {
     SCOPED_TRACE(c.describe());
-    std::printf("case: %s\n", c.describe().c_str());
     const layout::Layout layout = layout::resolveLayout(c.model);
     planner::PlannerOptions options;
     options.gather_threshold_bytes = c.threshold;
@@ -114,7 +112,9 @@ void checkCase(const Case &c) {
                 previous = expected;
             }
         }
-        if (step == 2) EXPECT_GT(changed, layout.dests().size() / 2) << "weights did not change";
+        if (step == 2) {
+            EXPECT_GT(changed, layout.dests().size() / 2) << "weights did not change";
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-#include "common/error.h"
 #include "layout/json_layout.h"
+#include "common/error.h"
 #include "layout/registry.h"
 
 #include <gtest/gtest.h>

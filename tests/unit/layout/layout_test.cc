@@ -100,8 +100,8 @@ TEST(Glm5Layout, AlignedConfigShardsOnBlockBoundaries) {
 TEST(DenseLayout, FusesQkvAndGateUp) {
     const Layout l = denseLayout(denseConfig("qwen3-8b"));
     const std::string p = "model.layers.0.";
-    expectRow(l, {p + "self_attn.qkv_proj.weight", {4096 + 1024 + 1024, 4096}, DType::kF8E4M3,
-                  {48, 32}});
+    expectRow(
+        l, {p + "self_attn.qkv_proj.weight", {4096 + 1024 + 1024, 4096}, DType::kF8E4M3, {48, 32}});
     expectRow(l, {p + "mlp.gate_up_proj.weight", {24576, 4096}, DType::kF8E4M3, {192, 32}});
     expectRow(l, {p + "self_attn.q_norm.weight", {128}, DType::kBF16, {}});
     const Layout llama = denseLayout(denseConfig("llama-tiny"));

@@ -36,8 +36,8 @@ TEST(Planner, Glm5ProductionShapeIsBalancedAndSmall) {
     EXPECT_LE(static_cast<double>(s.trainer_send_bytes_max) / s.trainer_send_bytes_mean, 1.05);
     EXPECT_LT(s.writes_per_trainer_rank_max, 11800);
     // Every inference rank receives its 16 experts x 75 layers plus all non-experts.
-    const int64_t expert_bytes_per_layer = 16 * (4096LL * 6144 + 6144LL * 2048 +
-                                                 (32 * 48 + 48 * 16) * 4);
+    const int64_t expert_bytes_per_layer =
+        16 * (4096LL * 6144 + 6144LL * 2048 + (32 * 48 + 48 * 16) * 4);
     EXPECT_GT(s.inference_recv_bytes_max, 75 * expert_bytes_per_layer);
     // Slots hold only what each rank converts (the reference design held ~25.9 GB per rank).
     EXPECT_LT(s.slot_bytes_per_trainer_rank_max, 20'000'000'000LL);
@@ -88,7 +88,8 @@ TEST(Planner, ExpertWritesCoalesceAcrossExperts) {
     // 2 trainer ranks own 4 experts each; one inference rank holds all 8: each rank's 4 experts
     // land contiguously, so w13 and its scales take one write each.
     const Plan plan = buildPlan(l, TrainerMesh{1, 2, 2}, fleet(1, 1, 1));
-    const uint32_t w13 = static_cast<uint32_t>(l.destIndex("model.layers.1.mlp.experts.w13_weight"));
+    const uint32_t w13 =
+        static_cast<uint32_t>(l.destIndex("model.layers.1.mlp.experts.w13_weight"));
     for (const RankPlan &rp : plan.ranks) {
         const auto n = std::count_if(rp.writes.begin(), rp.writes.end(),
                                      [&](const Write &w) { return w.dest == w13; });
@@ -166,7 +167,8 @@ void expectPlanError(const std::string &model, TrainerMesh mesh, Fleet f,
 TEST(Planner, RejectsShapesItCannotSplit) {
     expectPlanError("glm5-tiny", TrainerMesh{1, 4, 3}, fleet(1, 2, 2), "EP degree 3");
     expectPlanError("glm5-tiny", TrainerMesh{1, 3, 1}, fleet(1, 2, 2), "not divisible by the FSDP");
-    expectPlanError("glm5-tiny", TrainerMesh{1, 2, 2}, fleet(1, 3, 3), "not divisible by inference EP");
+    expectPlanError("glm5-tiny", TrainerMesh{1, 2, 2}, fleet(1, 3, 3),
+                    "not divisible by inference EP");
     expectPlanError("glm5-tiny", TrainerMesh{1, 2, 2}, fleet(1, 2, 2, 2), "o_proj");
     expectPlanError("glm5-tiny", TrainerMesh{1, 2, 2}, fleet(1, 4, 2), "EP must be 1");
     Fleet holes = fleet(1, 2, 2);
