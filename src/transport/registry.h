@@ -11,7 +11,7 @@
 
 namespace weightsync::transport {
 
-/// Names makeBackend accepts: "ucx", "inproc".
+/// Names makeBackend accepts: "ucx", "inproc", and "cuda_ipc" in builds with CUDA.
 std::vector<std::string> backendNames();
 
 /// Creates a backend by name. `options` is that backend's option object (null = defaults); for
