@@ -80,9 +80,56 @@ InferenceAgent::InferenceAgent(std::shared_ptr<control::Store> store, int engine
                                InferenceFaults faults)
     : store_(std::move(store)), engine_(engine), rank_(rank), faults_(std::move(faults)) {}
 
+InferenceAgent::InferenceAgent(std::shared_ptr<control::Store> store, int engine, int rank,
+                               InferenceOptions options)
+    : store_(std::move(store)),
+      engine_(engine),
+      rank_(rank),
+      faults_(std::move(options.faults)),
+      external_(std::move(options.tensors)),
+      after_update_(std::move(options.after_update)) {}
+
 InferenceAgent::~InferenceAgent() {
     reader_.reset();
     if (backend_) backend_->stopProgressThread();
+}
+
+void InferenceAgent::adoptExternalTensors() {
+    const std::vector<planner::LocalTensor> &want = weights_.tensors;
+    try {
+        check(!spec_.staging, Errc::kUnsupported,
+              "inference {}: staging needs an arena the agent owns; the job sets staging and the "
+              "caller provided its own tensors",
+              peer_.name);
+        check(external_.size() == want.size(), Errc::kMismatch,
+              "inference {}: {} tensors provided, the layout has {} on this rank", peer_.name,
+              external_.size(), want.size());
+        for (size_t i = 0; i < want.size(); ++i) {
+            const ExternalTensor &t = external_[i];
+            check(t.name == want[i].name, Errc::kMismatch,
+                  "inference {}: tensor {} is '{}', the layout expects '{}'", peer_.name, i, t.name,
+                  want[i].name);
+            check(t.shape == want[i].shape && t.dtype == want[i].dtype, Errc::kMismatch,
+                  "inference {}: '{}' is {} {}, the layout expects {} {}", peer_.name, t.name,
+                  shapeString(t.shape), dtypeName(t.dtype), shapeString(want[i].shape),
+                  dtypeName(want[i].dtype));
+            check(t.data != nullptr && want[i].bytes > 0, Errc::kInvalidArgument,
+                  "inference {}: '{}' has no memory", peer_.name, t.name);
+            check(!spec_.verify || t.kind == transport::MemoryKind::kHost, Errc::kUnsupported,
+                  "inference {}: verification reads destination tensors on the CPU, but '{}' is "
+                  "in device memory (run the job with verify off)",
+                  peer_.name, t.name);
+            weights_.data.push_back(t.data);
+        }
+    } catch (const Error &e) {
+        // Nobody else can see this failure: fail init for every agent rather than let them wait.
+        try {
+            (void)store_->compareSet(keys::initFailed(), std::nullopt,
+                                     fmt::format("inference {}: {}", peer_.name, e.what()));
+        } catch (const Error &) {
+        }
+        throw;
+    }
 }
 
 void InferenceAgent::init() {
@@ -98,36 +145,55 @@ void InferenceAgent::init() {
           "inference engine {} rank {} is not part of the job's fleet", engine_, rank_);
     peer_ = *it;
 
-    // Destination tensors, allocated once in one arena and registered once (B4).
+    // Destination tensors, allocated once in one arena and registered once (B4), or the
+    // caller's tensors, each registered once where it lives.
     weights_.layout = &layout;
     weights_.tensors = planner::localTensors(layout, peer_);
     int64_t total = 0;
-    for (const planner::LocalTensor &t : weights_.tensors) {
-        total = (total + kAlign - 1) / kAlign * kAlign;
-        offsets_.push_back(total);
-        total += t.bytes;
-    }
-    live_ = makeHostArena(static_cast<size_t>(total));
-    for (int64_t off : offsets_) weights_.data.push_back(live_->data() + off);
-    if (spec_.staging) staging_ = makeHostArena(static_cast<size_t>(total));
-    const Arena &target = staging_ ? *staging_ : *live_;
+    bool on_device = false;
+    if (external_.empty()) {
+        for (const planner::LocalTensor &t : weights_.tensors) {
+            total = (total + kAlign - 1) / kAlign * kAlign;
+            offsets_.push_back(total);
+            total += t.bytes;
+        }
+        live_ = makeHostArena(static_cast<size_t>(total));
+        for (int64_t off : offsets_) weights_.data.push_back(live_->data() + off);
+        if (spec_.staging) staging_ = makeHostArena(static_cast<size_t>(total));
+        const Arena &target = staging_ ? *staging_ : *live_;
 
-    backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
-    region_ = backend_->registerMemory(target.data(), target.size(), target.kind(), target.device());
+        backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
+        region_ =
+            backend_->registerMemory(target.data(), target.size(), target.kind(), target.device());
+    } else {
+        adoptExternalTensors();
+        backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
+        for (size_t i = 0; i < external_.size(); ++i) {
+            const ExternalTensor &t = external_[i];
+            external_regions_.push_back(backend_->registerMemory(
+                t.data, static_cast<size_t>(weights_.tensors[i].bytes), t.kind, t.device));
+            total += weights_.tensors[i].bytes;
+            on_device = on_device || t.kind != transport::MemoryKind::kHost;
+        }
+    }
     backend_->startProgressThread();
-    hooks_ = hooksFor(spec_.model);
+    // The built-in hooks compute on the CPU; with device tensors the caller's after_update does
+    // that work.
+    if (!on_device) hooks_ = hooksFor(spec_.model);
 
     InferenceHello hello{peer_, layout.fingerprint(), weights_.tensors};
     store_->set(keys::inferenceHello(peer_.name), hello.toJson().dump());
     MemoryRecord record;
     record.address = backend_->address();
     record.generation = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
-    record.regions.push_back(region_->describe());
+    if (region_) record.regions.push_back(region_->describe());
+    for (const auto &r : external_regions_) record.regions.push_back(r->describe());
     for (size_t i = 0; i < weights_.tensors.size(); ++i) {
         const planner::LocalTensor &t = weights_.tensors[i];
         const uint64_t published = static_cast<uint64_t>(t.bytes) - (t.name == faults_.shrink_tensor);
-        record.tensors.push_back(
-            {t.name, t.bytes, {Chunk{0, static_cast<uint64_t>(offsets_[i]), published}}});
+        const Chunk chunk = region_ ? Chunk{0, static_cast<uint64_t>(offsets_[i]), published}
+                                    : Chunk{static_cast<uint32_t>(i), 0, published};
+        record.tensors.push_back({t.name, t.bytes, {chunk}});
     }
     store_->set(keys::memory(peer_.name), record.toJson().dump());
 
@@ -135,7 +201,7 @@ void InferenceAgent::init() {
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
     (void)awaitKeys(*store_, ready, keys::initFailed(), spec_.init_timeout,
                     "inference " + peer_.name + ": waiting for the trainers");
-    reader_ = std::make_unique<ReadLoop>(live_->data(), live_->size());
+    if (live_) reader_ = std::make_unique<ReadLoop>(live_->data(), live_->size());
     logger("inference")->info("{}: ready, {} tensors, {} bytes", peer_.name,
                               weights_.tensors.size(), total);
 }
@@ -146,14 +212,24 @@ void InferenceAgent::waitForRequest(uint64_t version) {
     const auto deadline = Clock::now() + spec_.step_timeout;
     uint64_t revision = 0;
     for (;;) {
+        check(!cancelled_.load(), Errc::kTimeout,
+              "inference {}: cancelled while waiting for the request of version {}", peer_.name,
+              version);
+        std::optional<std::string> failed;
         for (const control::KeyValue &kv : store_->list("step/")) {
             revision = std::max(revision, kv.revision);
+            if (kv.key.starts_with(keys::stepPrefix(version) + "failed/")) failed = kv.value;
             if (!kv.key.ends_with("/request")) continue;
             const uint64_t v = json::parse(kv.value).at("version").get<uint64_t>();
             if (v == version) return;
             check(v < version, Errc::kProtocol,
                   "inference {}: holds version {} but version {} was requested", peer_.name,
                   version_, v);
+        }
+        // A writer failed this version before requesting it (e.g. it refused a tensor).
+        if (failed) {
+            fail(Errc::kPeerLost, "inference {}: version {} failed before it was requested: {}",
+                 peer_.name, version, *failed);
         }
         const auto now = Clock::now();
         check(now < deadline, Errc::kTimeout,
@@ -215,7 +291,7 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
     StepResult r;
     r.version = version;
     waitForRequest(version);
-    reader_->pause();
+    if (reader_) reader_->pause();
     store_->set(keys::paused(version, peer_.name), json{{"version", version_}}.dump());
     if (faults_.die_at_version == version) {
         logger("inference")->warn("{}: fault injection: dying in the middle of version {}",
@@ -244,7 +320,7 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
                             .dump());
         } catch (const Error &) {
         }
-        if (intact) reader_->resume();
+        if (intact && reader_) reader_->resume();
         // Stay reachable until every trainer has given up on this version, so that their errors
         // name the peer that failed rather than the survivors going away.
         try {
@@ -265,15 +341,39 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
     if (staging_) std::memcpy(live_->data(), staging_->data(), live_->size());
     t0 = Clock::now();
     for (const auto &hook : hooks_) hook->afterUpdate(version, weights_);
+    if (after_update_) {
+        try {
+            after_update_(version);
+        } catch (...) {
+            // The new bytes are in place but what derives from them is not: never resume on them.
+            std::string what = "unknown error";
+            try {
+                throw;
+            } catch (const std::exception &e) {
+                what = e.what();
+            } catch (...) {
+            }
+            try {
+                const std::string msg =
+                    fmt::format("inference {}: post-update callback of version {} failed: {}",
+                                peer_.name, version, what);
+                store_->set(keys::failed(version, "inference-" + peer_.name), msg);
+                store_->set(keys::aborted(version, peer_.name),
+                            json{{"version", version_}, {"intact", false}, {"error", msg}}.dump());
+            } catch (const Error &) {
+            }
+            throw;
+        }
+    }
     r.hook_seconds = secondsSince(t0);
     version_ = version;
     r.committed = true;
-    reader_->resume();
+    if (reader_) reader_->resume();
     store_->set(keys::resumed(version, peer_.name),
                 json{{"version", version},
                      {"wait_s", r.wait_seconds},
                      {"hook_s", r.hook_seconds},
-                     {"reads", reader_->reads()}}
+                     {"reads", reader_ ? reader_->reads() : uint64_t{0}}}
                     .dump());
     // Verification reads the weights like any forward pass does, after resuming, so it is not
     // part of the update's pause.

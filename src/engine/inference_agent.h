@@ -1,7 +1,8 @@
 #pragma once
-// One inference rank: allocates its destination tensors once, registers them once, serves reads
-// between updates, and per version pauses, waits for every writer, runs the post-update hooks,
-// (optionally) verifies every byte against the reference converter, and resumes.
+// One inference rank: allocates its destination tensors once (or adopts the caller's, e.g. a torch
+// module's parameters), registers them once, serves reads between updates, and per version pauses,
+// waits for every writer, runs the post-update hooks, (optionally) verifies every byte against the
+// reference converter, and resumes.
 
 #include "control/store.h"
 #include "engine/arena.h"
@@ -13,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -62,15 +64,45 @@ struct InferenceFaults {
     std::string shrink_tensor;    // publish this tensor one byte short (descriptor mismatch)
 };
 
+/// A destination tensor owned by the caller (e.g. a torch parameter), registered in place: the
+/// caller keeps the memory alive and in place for the agent's lifetime (bug B4).
+struct ExternalTensor {
+    std::string name;
+    Shape shape;
+    DType dtype = DType::kBF16;
+    std::byte *data = nullptr;
+    transport::MemoryKind kind = transport::MemoryKind::kHost;
+    int device = -1;  // CUDA device ordinal, -1 for host memory
+};
+
+struct InferenceOptions {
+    InferenceFaults faults;
+    /// The rank's destination tensors, provided by the caller in planner::localTensors(layout,
+    /// peer) order with the same names, shapes and dtypes; init() checks them, registers each as
+    /// its own region and runs no ReadLoop (the caller's engine does the reads). Empty = the agent
+    /// allocates and registers one arena of its own.
+    std::vector<ExternalTensor> tensors;
+    /// Runs after a version landed and the built-in hooks ran, before the rank resumes (e.g. to
+    /// recompute derived tensors). If it throws, the version fails (step/<v>/failed/ and
+    /// step/<v>/aborted/ are published, the rank stays paused) and serveStep rethrows.
+    std::function<void(uint64_t version)> after_update;
+};
+
 class InferenceAgent {
   public:
     InferenceAgent(std::shared_ptr<control::Store> store, int engine, int rank,
                    InferenceFaults faults = {});
+    InferenceAgent(std::shared_ptr<control::Store> store, int engine, int rank,
+                   InferenceOptions options);
     ~InferenceAgent();
 
     void init();
     /// Serves one update; throws after publishing step/<version>/aborted when the push failed.
     StepResult serveStep(uint64_t version);
+    /// Thread-safe: a serveStep() waiting for its version's request gives up within about a
+    /// second with Errc::kTimeout, and so does every later one. A version already being received
+    /// runs to its end.
+    void cancel() { cancelled_.store(true); }
 
     [[nodiscard]] const JobSpec &spec() const { return spec_; }
     [[nodiscard]] const planner::PeerSpec &peer() const { return peer_; }
@@ -78,11 +110,15 @@ class InferenceAgent {
 
   private:
     void waitForRequest(uint64_t version);
+    void adoptExternalTensors();  // checks the caller's tensors against the layout
     int64_t verify(uint64_t version, int64_t &checked) const;
 
     std::shared_ptr<control::Store> store_;
     int engine_, rank_;
     InferenceFaults faults_;
+    std::vector<ExternalTensor> external_;
+    std::function<void(uint64_t)> after_update_;
+    std::atomic<bool> cancelled_{false};
     JobSpec spec_;
     std::optional<layout::Layout> layout_;
     planner::PeerSpec peer_;
@@ -92,6 +128,7 @@ class InferenceAgent {
     std::unique_ptr<Arena> staging_;  // receives the writes when spec.staging
     std::unique_ptr<transport::TransportBackend> backend_;
     std::unique_ptr<transport::LocalRegion> region_;
+    std::vector<std::unique_ptr<transport::LocalRegion>> external_regions_;  // one per tensor
     std::vector<std::unique_ptr<UpdateHook>> hooks_;
     std::unique_ptr<ReadLoop> reader_;
     uint64_t version_ = 0;

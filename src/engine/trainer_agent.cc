@@ -25,6 +25,15 @@ double secondsSince(Clock::time_point t) {
 TrainerAgent::TrainerAgent(std::shared_ptr<control::Store> store, int rank)
     : store_(std::move(store)), rank_(rank) {}
 
+TrainerAgent::TrainerAgent(std::shared_ptr<control::Store> store, int rank,
+                           std::shared_ptr<const convert::SourceProvider> sources)
+    : store_(std::move(store)), rank_(rank), external_(std::move(sources)) {}
+
+const convert::SourceProvider &TrainerAgent::sources() const {
+    if (external_) return *external_;
+    return *weights_;
+}
+
 TrainerAgent::~TrainerAgent() = default;
 
 void TrainerAgent::failInit(const Error &e) {
@@ -85,8 +94,10 @@ void TrainerAgent::rendezvous() {
 
     plan_.emplace(planner::buildPlan(layout, spec_.mesh, fleet, spec_.planner));
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
-    weights_ = std::make_unique<convert::SyntheticWeights>(layout, spec_.mesh, rank_,
-                                                           rp.full_sources, spec_.seed);
+    if (!external_) {
+        weights_ = std::make_unique<convert::SyntheticWeights>(layout, spec_.mesh, rank_,
+                                                               rp.full_sources, spec_.seed);
+    }
     backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
     arena_ = makeHostArena(static_cast<size_t>(rp.arena_bytes));
     if (rp.arena_bytes > 0) {  // ranks of other HSDP replicas write nothing
@@ -160,7 +171,7 @@ PushMetrics TrainerAgent::push(uint64_t version) {
     try {
         // The optimizer step: new weights in place (not part of the update's cost).
         auto t0 = Clock::now();
-        weights_->generate(version);
+        if (weights_) weights_->generate(version);  // the caller's weights are already in place
         m.generate_seconds = secondsSince(t0);
 
         if (rank_ == 0) {
@@ -198,7 +209,7 @@ PushMetrics TrainerAgent::push(uint64_t version) {
             while (end < rp.ops.size() && rp.ops[end].conversion == stage) ++end;
             t0 = Clock::now();
             convert::convertOpsCpu(*layout_, std::span(rp.ops).subspan(next_op, end - next_op),
-                                   *weights_, arena_->data(), rp.arena_bytes);
+                                   sources(), arena_->data(), rp.arena_bytes);
             m.convert_seconds += secondsSince(t0);
             next_op = end;
             writeStage(next_write, stage, m);

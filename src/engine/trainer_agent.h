@@ -1,7 +1,7 @@
 #pragma once
-// One trainer rank: holds its weights (here synthetic, deterministic per seed), allocates and
-// registers its slot arena once, and per version converts + quantizes into the slots and writes
-// them into the inference ranks' registered memory.
+// One trainer rank: holds its weights (synthetic, deterministic per seed, or the caller's tensors
+// through a SourceProvider), allocates and registers its slot arena once, and per version converts
+// + quantizes into the slots and writes them into the inference ranks' registered memory.
 
 #include "control/store.h"
 #include "convert/synthetic.h"
@@ -22,6 +22,11 @@ class TrainerAgent {
   public:
     /// store: the job's namespace in the coordinator.
     TrainerAgent(std::shared_ptr<control::Store> store, int rank);
+    /// Reads the caller's weights through `sources` (e.g. torch tensors from the Python binding)
+    /// instead of generating synthetic ones; push() then converts whatever they hold at the time.
+    /// A null provider means synthetic weights, as the two-argument constructor.
+    TrainerAgent(std::shared_ptr<control::Store> store, int rank,
+                 std::shared_ptr<const convert::SourceProvider> sources);
     ~TrainerAgent();
 
     /// Rendezvous: reads the job spec, exchanges hellos, plans, allocates and registers the slot
@@ -35,19 +40,25 @@ class TrainerAgent {
 
     [[nodiscard]] const JobSpec &spec() const { return spec_; }
     [[nodiscard]] const planner::Plan &plan() const { return *plan_; }
+    [[nodiscard]] const layout::Layout &layout() const { return *layout_; }
+    [[nodiscard]] int rank() const { return rank_; }
+    /// The last version pushed (0 before the first push).
+    [[nodiscard]] uint64_t version() const { return version_; }
 
   private:
     void rendezvous();
     void connectPeers();
     void writeStage(size_t &next_write, uint32_t stage, PushMetrics &m);
     [[noreturn]] void failInit(const Error &e);
+    [[nodiscard]] const convert::SourceProvider &sources() const;
 
     std::shared_ptr<control::Store> store_;
     int rank_;
     JobSpec spec_;
     std::optional<layout::Layout> layout_;
     std::optional<planner::Plan> plan_;
-    std::unique_ptr<convert::SyntheticWeights> weights_;
+    std::unique_ptr<convert::SyntheticWeights> weights_;       // when no provider was given
+    std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights
     std::unique_ptr<transport::TransportBackend> backend_;
     std::unique_ptr<Arena> arena_;
     std::unique_ptr<transport::LocalRegion> region_;

@@ -1,0 +1,146 @@
+// The trainer and inference agents from Python. Every blocking call releases the GIL; the
+// inference agent's post-update callback takes it back to run Python hooks.
+
+#include "bindings.h"
+#include "tensor_sources.h"
+
+#include "common/error.h"
+#include "engine/inference_agent.h"
+#include "engine/trainer_agent.h"
+
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+
+#include <nlohmann/json.hpp>
+
+namespace weightsync::python {
+
+namespace {
+
+using engine::InferenceAgent;
+using engine::TrainerAgent;
+
+py::dict stepResultDict(const engine::StepResult &r) {
+    py::dict d;
+    d["version"] = r.version;
+    d["committed"] = r.committed;
+    d["verified"] = r.verified;
+    d["checked_bytes"] = r.checked_bytes;
+    d["mismatched_bytes"] = r.mismatched_bytes;
+    d["wait_seconds"] = r.wait_seconds;
+    d["hook_seconds"] = r.hook_seconds;
+    d["verify_seconds"] = r.verify_seconds;
+    return d;
+}
+
+/// (name, data pointer, shape, dtype, device) -> ExternalTensor; device -1 = host memory.
+using TensorTuple = std::tuple<std::string, uintptr_t, Shape, std::string, int>;
+
+std::vector<engine::ExternalTensor> externalTensors(const std::vector<TensorTuple> &tensors) {
+    std::vector<engine::ExternalTensor> out;
+    for (const auto &[name, data, shape, dtype, device] : tensors) {
+        engine::ExternalTensor t;
+        t.name = name;
+        t.shape = shape;
+        t.dtype = parseDType(dtype);
+        t.data = reinterpret_cast<std::byte *>(data);
+        t.kind = device < 0 ? transport::MemoryKind::kHost : transport::MemoryKind::kCuda;
+        t.device = device;
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+}  // namespace
+
+void registerAgents(py::module_ &m) {
+    py::class_<TensorSources, std::shared_ptr<TensorSources>>(
+        m, "TensorSources",
+        "A trainer rank's weights in the caller's memory, read in place at every push.")
+        .def(py::init([](const layout::Layout &layout, const planner::TrainerMesh &mesh, int rank) {
+                 return std::make_shared<TensorSources>(layout, mesh, rank);
+             }),
+             py::arg("layout"), py::arg("mesh"), py::arg("rank"))
+        .def(
+            "set_shard",
+            [](TensorSources &s, const std::string &name, uintptr_t data, const std::string &dtype,
+               const Shape &shape,
+               int64_t offset) { s.setShard(name, data, parseDType(dtype), shape, offset); },
+            py::arg("name"), py::arg("data"), py::arg("dtype"), py::arg("shape"),
+            py::arg("offset") = 0)
+        .def(
+            "set_full",
+            [](TensorSources &s, const std::string &name, uintptr_t data, const std::string &dtype,
+               const Shape &shape) { s.setFull(name, data, parseDType(dtype), shape); },
+            py::arg("name"), py::arg("data"), py::arg("dtype"), py::arg("shape"))
+        .def("clear_fulls", &TensorSources::clearFulls)
+        .def("missing", &TensorSources::missing)
+        .def("holds_whole", &TensorSources::holdsWhole, py::arg("name"));
+
+    py::class_<TrainerAgent>(m, "TrainerAgent", "One trainer rank (engine::TrainerAgent).")
+        .def(py::init([](std::shared_ptr<control::Store> store, int rank,
+                         std::shared_ptr<TensorSources> sources) {
+                 return std::make_unique<TrainerAgent>(
+                     std::move(store), rank,
+                     std::shared_ptr<const convert::SourceProvider>(std::move(sources)));
+             }),
+             py::arg("store"), py::arg("rank"), py::arg("sources") = nullptr,
+             "Without sources the agent pushes the job's synthetic weights.")
+        .def("init", &TrainerAgent::init, py::call_guard<py::gil_scoped_release>())
+        .def(
+            "push",
+            [](TrainerAgent &a, uint64_t version) {
+                engine::PushMetrics metrics;
+                {
+                    py::gil_scoped_release release;
+                    metrics = a.push(version);
+                }
+                return jsonToPython(metrics.toJson().dump());
+            },
+            py::arg("version"))
+        .def_property_readonly("rank", &TrainerAgent::rank)
+        .def_property_readonly("version", &TrainerAgent::version)
+        .def_property_readonly("spec", &TrainerAgent::spec, py::return_value_policy::copy)
+        .def_property_readonly(
+            "writes_per_push",
+            [](const TrainerAgent &a) {
+                return a.plan().ranks[static_cast<size_t>(a.rank())].writes.size();
+            })
+        .def_property_readonly("slot_bytes", [](const TrainerAgent &a) {
+            return a.plan().ranks[static_cast<size_t>(a.rank())].arena_bytes;
+        });
+
+    py::class_<InferenceAgent>(m, "InferenceAgent", "One inference rank (engine::InferenceAgent).")
+        .def(py::init([](std::shared_ptr<control::Store> store, int engine, int rank,
+                         const std::vector<TensorTuple> &tensors,
+                         std::function<void(uint64_t)> after_update) {
+                 engine::InferenceOptions options;
+                 options.tensors = externalTensors(tensors);
+                 options.after_update = std::move(after_update);
+                 return std::make_unique<InferenceAgent>(std::move(store), engine, rank,
+                                                         std::move(options));
+             }),
+             py::arg("store"), py::arg("engine"), py::arg("rank"),
+             py::arg("tensors") = std::vector<TensorTuple>{}, py::arg("after_update") = nullptr,
+             "tensors: (name, data pointer, shape, dtype, device) of every destination tensor in "
+             "layout order, registered in place; empty = the agent allocates its own. "
+             "after_update(version) runs before the rank resumes.")
+        .def("init", &InferenceAgent::init, py::call_guard<py::gil_scoped_release>())
+        .def(
+            "serve_step",
+            [](InferenceAgent &a, uint64_t version) {
+                engine::StepResult r;
+                {
+                    py::gil_scoped_release release;
+                    r = a.serveStep(version);
+                }
+                return stepResultDict(r);
+            },
+            py::arg("version"))
+        .def("cancel", &InferenceAgent::cancel)
+        .def_property_readonly("peer", &InferenceAgent::peer, py::return_value_policy::copy)
+        .def_property_readonly("version", &InferenceAgent::version)
+        .def_property_readonly("spec", &InferenceAgent::spec, py::return_value_policy::copy);
+}
+
+}  // namespace weightsync::python

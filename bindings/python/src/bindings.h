@@ -1,0 +1,34 @@
+#pragma once
+// The pieces of the weightsync._core extension: one registerX(m) per area (errors, layout and
+// plan, control, agents), called in that order by module.cc, plus the small conversions they
+// share. The binding is thin: every check and every byte of work happens in the C++ core.
+
+#include "common/dtype.h"
+
+#include <pybind11/pybind11.h>
+
+#include <chrono>
+#include <string>
+
+namespace weightsync::python {
+
+namespace py = pybind11;
+
+void registerErrors(py::module_ &m);
+void registerLayout(py::module_ &m);
+void registerControl(py::module_ &m);
+void registerAgents(py::module_ &m);
+
+/// Seconds (Python float) to milliseconds, rounded up so that a tiny positive timeout still waits.
+inline std::chrono::milliseconds toMillis(double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.999));
+}
+
+inline std::string dtypeString(DType dtype) {
+    return std::string(dtypeName(dtype));
+}
+
+/// A JSON text as a Python object (json.loads), for metrics and results.
+py::object jsonToPython(const std::string &text);
+
+}  // namespace weightsync::python

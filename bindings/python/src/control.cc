@@ -1,0 +1,215 @@
+// The control plane from Python: an in-process coordinator (TcpStoreServer), clients of a job's
+// namespace in it, and the job spec every agent reads at start-up.
+
+#include "bindings.h"
+
+#include "common/error.h"
+#include "control/prefix_store.h"
+#include "control/tcp_store_client.h"
+#include "control/tcp_store_server.h"
+#include "engine/job.h"
+#include "engine/protocol.h"
+
+#include <pybind11/stl.h>
+
+#include <nlohmann/json.hpp>
+
+namespace weightsync::python {
+
+namespace {
+
+using engine::JobSpec;
+
+/// "host:port" -> (host, port).
+std::pair<std::string, int> splitAddress(const std::string &address) {
+    const size_t colon = address.rfind(':');
+    check(colon != std::string::npos && colon + 1 < address.size(), Errc::kInvalidArgument,
+          "coordinator address must be host:port, got '{}'", address);
+    int port = 0;
+    try {
+        port = std::stoi(address.substr(colon + 1));
+    } catch (const std::exception &) {
+        fail(Errc::kInvalidArgument, "coordinator address '{}' has no valid port", address);
+    }
+    return {address.substr(0, colon), port};
+}
+
+std::shared_ptr<control::Store> connectJob(const std::string &address, const std::string &job,
+                                           double connect_timeout_s) {
+    check(!job.empty(), Errc::kInvalidArgument, "the job id must not be empty");
+    const auto [host, port] = splitAddress(address);
+    auto client =
+        std::make_shared<control::TcpStoreClient>(host, port, toMillis(connect_timeout_s));
+    return std::make_shared<control::PrefixStore>(job, client);
+}
+
+py::bytes bytesOf(const std::string &s) {
+    return {s.data(), s.size()};
+}
+
+}  // namespace
+
+void registerControl(py::module_ &m) {
+    py::class_<control::TcpStoreServer>(
+        m, "Coordinator",
+        "The control-plane store served over TCP from this process (the `weightsync coordinator` "
+        "command in-process). Every agent of every job reaches it at host:port.")
+        .def(py::init([](const std::string &host, int port) {
+                 return std::make_unique<control::TcpStoreServer>(host, port);
+             }),
+             py::arg("host") = "127.0.0.1", py::arg("port") = 0)
+        .def_property_readonly("host", &control::TcpStoreServer::host)
+        .def_property_readonly("port", &control::TcpStoreServer::port)
+        .def_property_readonly("address",
+                               [](const control::TcpStoreServer &s) {
+                                   return fmt::format("{}:{}", s.host(), s.port());
+                               })
+        .def_property_readonly("connections", &control::TcpStoreServer::connectionCount)
+        .def(
+            "job_store",
+            [](const control::TcpStoreServer &s, const std::string &job) {
+                check(!job.empty(), Errc::kInvalidArgument, "the job id must not be empty");
+                return std::shared_ptr<control::Store>(
+                    std::make_shared<control::PrefixStore>(job, s.store()));
+            },
+            py::arg("job"), "The namespace of `job`, served in-process (no TCP round trip).")
+        .def("stop", &control::TcpStoreServer::stop, py::call_guard<py::gil_scoped_release>());
+
+    py::class_<control::Store, std::shared_ptr<control::Store>>(
+        m, "Store", "A job's namespace in the coordinator. Values are bytes.")
+        .def(
+            "set",
+            [](control::Store &s, const std::string &key, const std::string &value) {
+                s.set(key, value);
+            },
+            py::arg("key"), py::arg("value"), py::call_guard<py::gil_scoped_release>())
+        .def(
+            "get",
+            [](control::Store &s, const std::string &key) -> std::optional<py::bytes> {
+                std::optional<std::string> v;
+                {
+                    py::gil_scoped_release release;
+                    v = s.get(key);
+                }
+                if (!v) return std::nullopt;
+                return bytesOf(*v);
+            },
+            py::arg("key"))
+        .def(
+            "wait",
+            [](control::Store &s, const std::string &key, double timeout_s) {
+                std::string v;
+                {
+                    py::gil_scoped_release release;
+                    v = s.wait(key, toMillis(timeout_s));
+                }
+                return bytesOf(v);
+            },
+            py::arg("key"), py::arg("timeout"))
+        .def(
+            "list",
+            [](control::Store &s, const std::string &prefix) {
+                std::vector<control::KeyValue> kvs;
+                {
+                    py::gil_scoped_release release;
+                    kvs = s.list(prefix);
+                }
+                py::list out;
+                for (const control::KeyValue &kv : kvs)
+                    out.append(py::make_tuple(kv.key, bytesOf(kv.value)));
+                return out;
+            },
+            py::arg("prefix") = "");
+
+    m.def("connect_store", &connectJob, py::arg("address"), py::arg("job"),
+          py::arg("connect_timeout") = 30.0, py::call_guard<py::gil_scoped_release>(),
+          "A client of `job`'s namespace in the coordinator at host:port (its own connection).");
+
+    py::class_<JobSpec>(m, "JobSpec",
+                        "What every agent of a job reads from the coordinator at start-up.")
+        .def(py::init<>())
+        .def_readwrite("model", &JobSpec::model)
+        .def_readwrite("layers", &JobSpec::layers)
+        .def_readwrite("mesh", &JobSpec::mesh)
+        .def_property(
+            "engines", [](const JobSpec &s) { return s.fleet.engines; },
+            [](JobSpec &s, std::vector<planner::EngineSpec> engines) {
+                s.fleet.engines = std::move(engines);
+            })
+        .def_property(
+            "gather_threshold_bytes",
+            [](const JobSpec &s) { return s.planner.gather_threshold_bytes; },
+            [](JobSpec &s, int64_t v) { s.planner.gather_threshold_bytes = v; })
+        .def_readwrite("seed", &JobSpec::seed)
+        .def_readwrite("steps", &JobSpec::steps)
+        .def_readwrite("transport", &JobSpec::transport)
+        .def_property(
+            "transport_options", [](const JobSpec &s) { return s.transport_options.dump(); },
+            [](JobSpec &s, const std::string &text) {
+                s.transport_options = text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
+            },
+            "Backend options as JSON text (e.g. '{\"transports\": \"posix,sysv,self\"}').")
+        .def_readwrite("verify", &JobSpec::verify)
+        .def_readwrite("staging", &JobSpec::staging)
+        .def_property(
+            "init_timeout", [](const JobSpec &s) { return s.init_timeout.count() / 1000.0; },
+            [](JobSpec &s, double v) { s.init_timeout = toMillis(v); }, "seconds")
+        .def_property(
+            "step_timeout", [](const JobSpec &s) { return s.step_timeout.count() / 1000.0; },
+            [](JobSpec &s, double v) { s.step_timeout = toMillis(v); }, "seconds")
+        .def("to_json", [](const JobSpec &s) { return s.toJson().dump(); })
+        .def_static(
+            "from_json",
+            [](const std::string &text) { return JobSpec::fromJson(nlohmann::json::parse(text)); },
+            py::arg("text"))
+        .def("validate", [](const JobSpec &s) {
+            // The checks fromJson applies, so a bad spec fails where it is written.
+            (void)JobSpec::fromJson(s.toJson());
+        });
+
+    m.def(
+        "publish_job",
+        [](control::Store &store, const JobSpec &spec) {
+            (void)JobSpec::fromJson(spec.toJson());
+            store.set(engine::keys::spec(), spec.toJson().dump());
+        },
+        py::arg("store"), py::arg("spec"), py::call_guard<py::gil_scoped_release>(),
+        "Publishes the job spec (the launcher's job; done once per job).");
+    m.def(
+        "read_job",
+        [](control::Store &store, double timeout_s) {
+            return JobSpec::fromJson(
+                nlohmann::json::parse(store.wait(engine::keys::spec(), toMillis(timeout_s))));
+        },
+        py::arg("store"), py::arg("timeout"), py::call_guard<py::gil_scoped_release>(),
+        "Waits for the job spec and returns it.");
+    m.def(
+        "publish_init_failure",
+        [](control::Store &store, const std::string &message) {
+            (void)store.compareSet(engine::keys::initFailed(), std::nullopt, message);
+        },
+        py::arg("store"), py::arg("message"), py::call_guard<py::gil_scoped_release>(),
+        "Fails the job's init for every agent (the first failure wins), e.g. when a tensor given "
+        "to this agent is refused before it could join.");
+    m.def(
+        "publish_trainer_failure",
+        [](control::Store &store, uint64_t version, int rank, const std::string &message) {
+            store.set(engine::keys::failed(version, fmt::format("trainer{}", rank)),
+                      fmt::format("trainer rank {}: {}", rank, message));
+        },
+        py::arg("store"), py::arg("version"), py::arg("rank"), py::arg("message"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Fails version `version` for every agent, as a trainer whose push failed does.");
+    m.def(
+        "publish_inference_failure",
+        [](control::Store &store, uint64_t version, const std::string &peer,
+           const std::string &message) {
+            store.set(engine::keys::failed(version, "inference-" + peer),
+                      fmt::format("inference {}: {}", peer, message));
+        },
+        py::arg("store"), py::arg("version"), py::arg("peer"), py::arg("message"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Fails version `version` for every agent, as an inference rank that cannot take it.");
+}
+
+}  // namespace weightsync::python

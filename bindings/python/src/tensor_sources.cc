@@ -1,0 +1,166 @@
+#include "tensor_sources.h"
+
+#include "common/error.h"
+
+#include <cstring>
+
+namespace weightsync::python {
+
+namespace {
+
+layout::Extent3 extentOf(const layout::SourceTensor &s) {
+    return layout::canonicalExtent(s.shape, s.expert_dim == 0);
+}
+
+void checkDtype(const layout::SourceTensor &s, DType dtype) {
+    check(dtype == s.dtype, Errc::kInvalidArgument,
+          "trainer tensor '{}' is {}, the layout declares it {} (no implicit casts: the FP8 "
+          "scales depend on the precision quantized from)",
+          s.name, dtypeName(dtype), dtypeName(s.dtype));
+}
+
+}  // namespace
+
+TensorSources::TensorSources(layout::Layout layout, planner::TrainerMesh mesh, int rank)
+    : layout_(std::move(layout)), mesh_(mesh), rank_(rank) {
+    mesh_.validate();
+    check(rank_ >= 0 && rank_ < mesh_.ranks(), Errc::kInvalidArgument,
+          "trainer rank {} outside the mesh's {} ranks", rank_, mesh_.ranks());
+    shards_.resize(layout_.sources().size());
+    fulls_.resize(layout_.sources().size());
+}
+
+void TensorSources::setShard(const std::string &name, uintptr_t data, DType dtype,
+                             const Shape &shape, int64_t offset) {
+    const uint32_t index = static_cast<uint32_t>(layout_.sourceIndex(name));
+    const layout::SourceTensor &s = layout_.sources()[index];
+    checkDtype(s, dtype);
+    check(data != 0, Errc::kInvalidArgument, "trainer tensor '{}' has no memory", name);
+    check(shape.size() == s.shape.size() && !shape.empty(), Errc::kInvalidArgument,
+          "trainer tensor '{}' has shape {}, the layout's is {}", name, shapeString(shape),
+          shapeString(s.shape));
+    check(std::equal(shape.begin() + 1, shape.end(), s.shape.begin() + 1), Errc::kInvalidArgument,
+          "trainer tensor '{}' has shape {}: only the first dim may be sharded, the layout's "
+          "shape is {}",
+          name, shapeString(shape), shapeString(s.shape));
+    check(offset >= 0 && offset + shape[0] <= s.shape[0], Errc::kInvalidArgument,
+          "trainer tensor '{}': a piece of {} at offset {} does not fit the layout's shape {}",
+          name, shape[0], offset, shapeString(s.shape));
+    const bool expert = s.expert_dim == 0;
+    const layout::Extent3 e = extentOf(s);
+    convert::SourceShard sh;
+    sh.data = reinterpret_cast<const void *>(data);
+    sh.dtype = dtype;
+    sh.cols = e.c;
+    sh.row_stride = e.c;
+    if (expert) {
+        sh.g0 = offset;
+        sh.groups = shape[0];
+        sh.r0 = 0;
+        sh.rows = e.r;
+    } else {
+        sh.g0 = 0;
+        sh.groups = 1;
+        sh.r0 = offset;
+        sh.rows = shape[0];
+    }
+    const convert::ShardBox own = convert::trainerShardBox(layout_, index, mesh_, rank_);
+    const bool covers = own.groups * own.rows == 0 ||
+                        (sh.g0 <= own.g0 && own.g0 + own.groups <= sh.g0 + sh.groups &&
+                         sh.r0 <= own.r0 && own.r0 + own.rows <= sh.r0 + sh.rows);
+    check(covers, Errc::kMismatch,
+          "trainer tensor '{}' holds {} [{}, {}), but trainer rank {} of the mesh (replicas {}, "
+          "FSDP {}, EP {}) owns {} [{}, {})",
+          name, expert ? "experts" : "rows", expert ? sh.g0 : sh.r0,
+          expert ? sh.g0 + sh.groups : sh.r0 + sh.rows, rank_, mesh_.replicas, mesh_.fsdp, mesh_.ep,
+          expert ? "experts" : "rows", expert ? own.g0 : own.r0,
+          expert ? own.g0 + own.groups : own.r0 + own.rows);
+    shards_[index] = sh;
+}
+
+void TensorSources::setFull(const std::string &name, uintptr_t data, DType dtype,
+                            const Shape &shape) {
+    const uint32_t index = static_cast<uint32_t>(layout_.sourceIndex(name));
+    const layout::SourceTensor &s = layout_.sources()[index];
+    checkDtype(s, dtype);
+    check(data != 0, Errc::kInvalidArgument, "gathered tensor '{}' has no memory", name);
+    check(shape == s.shape, Errc::kInvalidArgument,
+          "gathered tensor '{}' has shape {}, the layout's is {}", name, shapeString(shape),
+          shapeString(s.shape));
+    const layout::Extent3 e = extentOf(s);
+    fulls_[index] = {reinterpret_cast<const void *>(data), dtype, 0, e.g, 0, e.r, e.c, e.c};
+}
+
+void TensorSources::clearFulls() {
+    for (convert::SourceShard &f : fulls_) f = convert::SourceShard{};
+}
+
+std::vector<std::string> TensorSources::missing() const {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < shards_.size(); ++i) {
+        if (shards_[i].data == nullptr) out.push_back(layout_.sources()[i].name);
+    }
+    return out;
+}
+
+bool TensorSources::holdsWhole(const std::string &name) const {
+    const size_t index = layout_.sourceIndex(name);
+    const convert::SourceShard &sh = shards_[index];
+    const layout::Extent3 e = extentOf(layout_.sources()[index]);
+    return sh.data != nullptr && sh.g0 == 0 && sh.groups == e.g && sh.r0 == 0 && sh.rows == e.r;
+}
+
+convert::SourceShard TensorSources::shard(uint32_t index) const {
+    check(index < shards_.size(), Errc::kInvalidArgument, "source index {} out of range", index);
+    check(shards_[index].data != nullptr, Errc::kNotFound, "trainer tensor '{}' was not registered",
+          layout_.sources()[index].name);
+    return shards_[index];
+}
+
+convert::SourceShard TensorSources::full(uint32_t index) const {
+    check(index < fulls_.size(), Errc::kInvalidArgument, "source index {} out of range", index);
+    if (fulls_[index].data != nullptr) return fulls_[index];
+    const std::string &name = layout_.sources()[index].name;
+    check(shards_[index].data != nullptr && holdsWhole(name), Errc::kNotFound,
+          "trainer tensor '{}' is gathered onto rank {} by the plan, but no whole copy was "
+          "provided for this push",
+          name, rank_);
+    return shards_[index];
+}
+
+TensorGenerator::TensorGenerator(const layout::Layout &layout)
+    : layout_(layout), data_(layout.sources().size(), nullptr) {}
+
+void TensorGenerator::set(const std::string &name, uintptr_t data, DType dtype,
+                          const Shape &shape) {
+    const size_t index = layout_.sourceIndex(name);
+    const layout::SourceTensor &s = layout_.sources()[index];
+    checkDtype(s, dtype);
+    check(shape == s.shape, Errc::kInvalidArgument,
+          "reference input '{}' has shape {}, the layout's is {}", name, shapeString(shape),
+          shapeString(s.shape));
+    check(data != 0, Errc::kInvalidArgument, "reference input '{}' has no memory", name);
+    data_[index] = reinterpret_cast<const std::byte *>(data);
+}
+
+void TensorGenerator::checkComplete() const {
+    for (size_t i = 0; i < data_.size(); ++i) {
+        check(data_[i] != nullptr, Errc::kInvalidArgument, "reference input '{}' is missing",
+              layout_.sources()[i].name);
+    }
+}
+
+void TensorGenerator::fill(uint32_t index, int64_t g0, int64_t groups, int64_t r0, int64_t rows,
+                           void *out) const {
+    const layout::SourceTensor &s = layout_.sources()[index];
+    const layout::Extent3 e = extentOf(s);
+    const size_t row_bytes = static_cast<size_t>(e.c) * dtypeSize(s.dtype);
+    auto *to = static_cast<std::byte *>(out);
+    for (int64_t g = g0; g < g0 + groups; ++g) {
+        std::memcpy(to, data_[index] + static_cast<size_t>(g * e.r + r0) * row_bytes,
+                    static_cast<size_t>(rows) * row_bytes);
+        to += static_cast<size_t>(rows) * row_bytes;
+    }
+}
+
+}  // namespace weightsync::python

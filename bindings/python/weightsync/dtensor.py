@@ -1,0 +1,131 @@
+"""Sharded trainer tensors: FSDP2 ``DTensor`` shards and explicit shards.
+
+A trainer rank registers what it holds of each source tensor. Three forms:
+
+* a plain tensor of the global shape (the rank holds the whole tensor);
+* a ``DTensor`` (FSDP2, optionally with expert parallelism): recognised by
+  duck typing -- ``.to_local()``, ``.placements`` (``Shard(0)`` / ``Replicate``
+  per mesh dim), ``.device_mesh`` (``get_coordinate()`` and ``size(dim)``) and
+  the global ``.shape``; gathered with ``.full_tensor()`` when the plan needs
+  the whole tensor on a rank;
+* :class:`Shard`: an explicit local piece, for trainers without DTensor (and
+  torch versions that lack it).
+
+Only the first dim may be sharded (rows, or experts for stacked expert
+tensors), as FSDP2 and EP do. The piece a rank registers must cover what the
+job's trainer mesh says it owns; the core checks that and names the tensor
+when it does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .errors import InvalidArgumentError, UnsupportedError
+from .torch_interop import is_tensor
+
+
+@dataclass
+class Shard:
+    """An explicit piece of a trainer tensor, split along dim 0.
+
+    Give either ``index`` and ``count`` (torch.chunk semantics: piece ``index``
+    of ``count``, ``ceil(n / count)`` long, the last pieces shorter), or the
+    global ``offset`` of the piece's first row (or expert). ``gather`` returns
+    the whole tensor; it is called on every trainer rank, in the same order,
+    for every tensor the plan gathers (a collective such as all_gather fits),
+    and is required only for those tensors.
+    """
+
+    local: Any
+    index: Optional[int] = None
+    count: Optional[int] = None
+    offset: Optional[int] = None
+    gather: Optional[Callable[[], Any]] = None
+
+    def global_offset(self, name: str, global_rows: int) -> int:
+        """The global index of the piece's first row along dim 0."""
+        if self.offset is not None:
+            if self.index is not None or self.count is not None:
+                raise InvalidArgumentError(f"'{name}': give either offset or index/count, not both")
+            return int(self.offset)
+        if self.index is None or self.count is None or self.count < 1:
+            raise InvalidArgumentError(f"'{name}': a Shard needs index and count (or offset)")
+        if not 0 <= self.index < self.count:
+            raise InvalidArgumentError(
+                f"'{name}': shard index {self.index} outside 0..{self.count - 1}")
+        chunk = -(-global_rows // self.count)
+        return min(global_rows, self.index * chunk)
+
+
+def is_dtensor(obj: Any) -> bool:
+    """Whether obj looks like a torch DTensor (duck typing: works without torch.distributed)."""
+    return (not isinstance(obj, Shard) and hasattr(obj, "to_local") and hasattr(obj, "placements")
+            and hasattr(obj, "device_mesh"))
+
+
+def _placement_kind(p: Any) -> tuple[str, Optional[int]]:
+    """("shard", dim), ("replicate", None) or ("partial", None) for a placement object."""
+    if hasattr(p, "is_shard") and callable(p.is_shard) and p.is_shard():
+        return "shard", int(p.dim)
+    if hasattr(p, "is_replicate") and callable(p.is_replicate) and p.is_replicate():
+        return "replicate", None
+    if hasattr(p, "is_partial") and callable(p.is_partial) and p.is_partial():
+        return "partial", None
+    kind = type(p).__name__.lower()
+    if kind.startswith("shard") and hasattr(p, "dim"):
+        return "shard", int(p.dim)
+    if kind.startswith("replicate"):
+        return "replicate", None
+    if "partial" in kind:
+        return "partial", None
+    raise UnsupportedError(f"unknown DTensor placement {p!r}")
+
+
+def _mesh_size(mesh: Any, dim: int) -> int:
+    if hasattr(mesh, "size") and callable(mesh.size):
+        return int(mesh.size(dim))
+    return int(tuple(mesh.shape)[dim])
+
+
+def dtensor_piece(name: str, dt: Any) -> tuple[Any, int]:
+    """(local tensor, global offset along dim 0) of a DTensor shard.
+
+    Follows DTensor's own rule (torch.chunk per mesh dim, outer mesh dims
+    first), so FSDP2's dp_shard and EP shardings of dim 0 are both handled.
+    """
+    local = dt.to_local()
+    mesh = dt.device_mesh
+    coordinate = mesh.get_coordinate()
+    if coordinate is None:
+        raise InvalidArgumentError(f"'{name}': this rank is not part of the DTensor's device mesh")
+    rows = int(tuple(dt.shape)[0])
+    offset, size = 0, rows
+    for mesh_dim, placement in enumerate(dt.placements):
+        kind, dim = _placement_kind(placement)
+        if kind == "replicate":
+            continue
+        if kind == "partial":
+            raise UnsupportedError(f"'{name}': a Partial DTensor holds no weights to send; "
+                                   "reduce it first")
+        if dim != 0:
+            raise UnsupportedError(f"'{name}': sharded along dim {dim}; weightsync supports dim 0 "
+                                   "(FSDP rows, EP experts)")
+        n = _mesh_size(mesh, mesh_dim)
+        chunk = -(-size // n)
+        start = min(size, int(coordinate[mesh_dim]) * chunk)
+        offset += start
+        size = max(0, min(size - start, chunk))
+    if not is_tensor(local) or int(local.shape[0]) != size:
+        raise InvalidArgumentError(
+            f"'{name}': the DTensor's local tensor has shape {getattr(local, 'shape', None)}, "
+            f"its placements give {size} rows")
+    return local, offset
+
+
+def full_tensor(dt: Any) -> Any:
+    """The whole tensor of a DTensor (a collective over its mesh)."""
+    if hasattr(dt, "full_tensor"):
+        return dt.full_tensor()
+    raise UnsupportedError("this DTensor has no full_tensor(); register a Shard with gather=")

@@ -1,0 +1,257 @@
+"""Inference side: receive pushed weights directly into a model's own tensors.
+
+::
+
+    receiver = weightsync.WeightReceiver("10.0.0.1:29600", job="run-7", engine=0, rank=tp_rank)
+    receiver.register(model)              # named parameters + buffers (e.g. *_weight_scale_inv)
+    receiver.add_hook(recompute_derived)  # runs after each version lands, before serving resumes
+    receiver.connect()
+    receiver.start()                      # serve every version in the background ...
+    receiver.wait_for_version(3)          # ... or receiver.update() for one version at a time
+
+The tensors are registered with the transport once, where they are; trainers
+write into them with one-sided writes. Nothing is copied, so the model must
+keep using exactly these tensors (every update re-checks that).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Optional
+
+from . import _core
+from .errors import InvalidArgumentError, MismatchError, TimeoutError, WeightsyncError
+from .job import find_peer
+from .torch_interop import TensorRef, check_tensor, check_unchanged, empty
+from .trainer import NamedTensors, named_items
+
+Hook = Callable[[int], None]
+Callback = Callable[[dict], None]
+
+
+class WeightReceiver:
+    """One inference rank of a weightsync job: rank `rank` of inference engine `engine`."""
+
+    def __init__(self, coordinator: str, job: str, *, engine: int = 0, rank: int = 0,
+                 connect_timeout: float = 60.0) -> None:
+        self._store = _core.connect_store(coordinator, job, connect_timeout)
+        self.spec = _core.read_job(self._store, connect_timeout)
+        self.layout = _core.resolve_layout(self.spec.model, self.spec.layers)
+        self.engine = engine
+        self.rank = rank
+        self.peer = find_peer(self.spec, engine, rank)
+        self.expected = _core.local_tensors(self.layout, self.peer)
+        self._refs: Optional[list[TensorRef]] = None
+        self._lookup: Optional[Callable[[], dict[str, Any]]] = None
+        self._hooks: list[Hook] = []
+        self._callbacks: list[Callback] = []
+        self._agent: Optional[_core.InferenceAgent] = None
+        self._cond = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
+        self._closing = False
+        self._last: Optional[dict] = None
+
+    # -- registration -------------------------------------------------------------------------
+
+    def register(self, tensors: NamedTensors, *, strict: bool = False) -> None:
+        """Registers the destination tensors of this rank.
+
+        tensors: a torch.nn.Module (its named parameters and buffers, e.g. the
+        `*_weight_scale_inv` scale buffers), a mapping or (name, tensor) pairs. Every tensor
+        the layout puts on this rank must be there, contiguous, owning its storage, with
+        the layout's local shape and dtype (FP8 as float8_e4m3fn, or uint8 on torch without
+        float8). strict: also refuse parameters the layout does not know.
+        """
+        if self._agent is not None:
+            raise InvalidArgumentError("register() must come before connect()")
+        try:
+            items = named_items(tensors)
+            by_name = {name: value for name, value, _ in items}
+            wanted = {t.name for t in self.expected}
+            missing = [t.name for t in self.expected if t.name not in by_name]
+            if missing:
+                raise MismatchError(
+                    f"inference {self.peer.name}: {len(missing)} tensors of layout "
+                    f"'{self.layout.name}' are missing: {', '.join(missing[:8])}"
+                    f"{' ...' if len(missing) > 8 else ''}")
+            extra = [n for n, _, is_buffer in items if n not in wanted and not is_buffer]
+            if strict and extra:
+                raise MismatchError(
+                    f"inference {self.peer.name}: {len(extra)} parameters are not in layout "
+                    f"'{self.layout.name}': {', '.join(extra[:8])}")
+            refs = []
+            for t in self.expected:
+                ref = check_tensor(t.name, by_name[t.name], expected_dtype=t.dtype)
+                if ref.shape != tuple(t.shape) or ref.dtype != t.dtype:
+                    raise MismatchError(
+                        f"inference {self.peer.name}: '{t.name}' is {list(ref.shape)} "
+                        f"{by_name[t.name].dtype}, the layout expects {list(t.shape)} {t.dtype} "
+                        "on this rank")
+                refs.append(ref)
+        except WeightsyncError as e:
+            self._fail_init(e)
+            raise
+        self._refs = refs
+        if hasattr(tensors, "named_parameters"):
+            module = tensors
+            self._lookup = lambda: {n: v for n, v, _ in named_items(module)}
+
+    def allocate(self, device: Any = "cpu") -> dict[str, Any]:
+        """Allocates zeroed destination tensors for this rank, registers and returns them
+        (a stand-in for an engine's own parameters)."""
+        tensors = {t.name: empty(t.shape, t.dtype, device) for t in self.expected}
+        self.register(tensors)
+        return tensors
+
+    @property
+    def tensors(self) -> dict[str, Any]:
+        """The registered destination tensors by name."""
+        return {} if self._refs is None else {r.name: r.tensor for r in self._refs}
+
+    def add_hook(self, hook: Hook) -> None:
+        """hook(version) runs after each version landed, before the rank resumes serving (e.g.
+        recompute tensors derived from the weights, as vLLM's MLA absorption). An exception
+        fails that version for every agent."""
+        self._hooks.append(hook)
+
+    def add_callback(self, callback: Callback) -> None:
+        """callback(result) runs after each version was committed (result: see update())."""
+        self._callbacks.append(callback)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Joins the job: publishes this rank's tensors and waits until every trainer has
+        validated them and connected (init_timeout)."""
+        if self._agent is not None:
+            return
+        if self._refs is None:
+            raise InvalidArgumentError("register() (or allocate()) the destination tensors first")
+        agent = _core.InferenceAgent(self._store, self.engine, self.rank,
+                                     [r.as_core_tuple() for r in self._refs], self._after_update)
+        agent.init()
+        self._agent = agent
+
+    def update(self, version: Optional[int] = None) -> dict:
+        """Receives one version (default: the next): waits for the trainers' request, pauses,
+        waits until every write landed, runs the hooks and resumes. Returns a dict with
+        version, committed, verified, checked_bytes, mismatched_bytes, wait_seconds,
+        hook_seconds, verify_seconds."""
+        if self._thread is not None:
+            raise InvalidArgumentError("update() cannot be used while start() serves updates")
+        return self._serve(version)
+
+    def start(self) -> None:
+        """Serves every version in a background thread (see wait_for_version()). Returns at
+        once: the thread also joins the job first if connect() was not called."""
+        if self._thread is not None:
+            return
+        if self._refs is None:
+            raise InvalidArgumentError("register() (or allocate()) the destination tensors first")
+        self._thread = threading.Thread(target=self._serve_forever, name="weightsync-receiver",
+                                        daemon=True)
+        self._thread.start()
+
+    def wait_for_version(self, version: int, timeout: Optional[float] = None) -> int:
+        """Blocks until this rank runs at least `version`; returns the version it runs.
+
+        With start(), waits for the background thread (TimeoutError after `timeout`
+        seconds; the background thread's error, if it stopped on one). Without it,
+        receives the versions in this thread."""
+        if self._thread is None:
+            while self.version < version:
+                self._serve(None)
+            return self.version
+        with self._cond:
+            done = self._cond.wait_for(
+                lambda: self.version >= version or self._error is not None or self._closing,
+                timeout)
+            if self.version >= version:
+                return self.version
+            if self._error is not None:
+                raise self._error
+            if not done:
+                raise TimeoutError(f"inference {self.peer.name}: version {version} did not arrive "
+                                   f"within {timeout} s (running version {self.version})")
+            raise InvalidArgumentError(f"inference {self.peer.name}: closed while waiting")
+
+    @property
+    def version(self) -> int:
+        """The version this rank runs (0 before the first update)."""
+        return 0 if self._agent is None else self._agent.version
+
+    @property
+    def last_result(self) -> Optional[dict]:
+        return self._last
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Stops serving and leaves the job. A version being received runs to its end first
+        (up to `timeout`, default the job's step timeout). Idempotent."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._agent is not None:
+            self._agent.cancel()
+        if self._thread is not None:
+            self._thread.join(self.spec.step_timeout + 5 if timeout is None else timeout)
+            if self._thread.is_alive():
+                return  # still inside a version: keep the agent and tensors alive
+            self._thread = None
+        self._agent = None
+        self._refs = None
+        self._lookup = None
+
+    def __enter__(self) -> "WeightReceiver":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _serve(self, version: Optional[int]) -> dict:
+        if self._agent is None:
+            self.connect()
+        version = self.version + 1 if version is None else version
+        try:
+            self._check_unchanged()
+        except WeightsyncError as e:
+            _core.publish_inference_failure(self._store, version, self.peer.name, str(e))
+            raise
+        result = self._agent.serve_step(version)
+        self._last = result
+        with self._cond:
+            self._cond.notify_all()
+        for callback in self._callbacks:
+            callback(result)
+        return result
+
+    def _serve_forever(self) -> None:
+        while not self._closing:
+            try:
+                if self._agent is None:
+                    self.connect()
+                    continue
+                self._serve(None)
+            except BaseException as e:  # noqa: BLE001 - handed to wait_for_version()
+                with self._cond:
+                    if not self._closing:
+                        self._error = e
+                    self._cond.notify_all()
+                return
+
+    def _after_update(self, version: int) -> None:
+        for hook in self._hooks:
+            hook(version)
+
+    def _check_unchanged(self) -> None:
+        current = self._lookup() if self._lookup is not None else None
+        for ref in self._refs or []:
+            check_unchanged(ref, current.get(ref.name) if current is not None else ref.tensor)
+
+    def _fail_init(self, error: Exception) -> None:
+        try:
+            _core.publish_init_failure(self._store, f"inference {self.peer.name}: {error}")
+        except WeightsyncError:
+            pass

@@ -1,0 +1,122 @@
+"""Jobs: the coordinator, the job spec every agent reads, and reference conversions.
+
+A job is one trainer mesh pushing one model's weights into one inference fleet.
+Whoever launches it (often trainer rank 0) starts a :class:`Coordinator` (or
+the ``weightsync coordinator`` command) and publishes a :class:`JobSpec` under
+a job id; every agent then connects to ``host:port`` with that id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional, Sequence, Union
+
+from . import _core
+from .torch_interop import check_tensor, from_bytes
+
+Coordinator = _core.Coordinator
+JobSpec = _core.JobSpec
+Layout = _core.Layout
+TrainerMesh = _core.TrainerMesh
+EngineSpec = _core.EngineSpec
+PeerSpec = _core.PeerSpec
+resolve_layout = _core.resolve_layout
+
+
+def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
+             trainer_ranks: int = 1, trainer_ep: int = 1, trainer_replicas: int = 1,
+             engines: Union[int, Sequence[EngineSpec]] = 1, engine_ranks: int = 1,
+             engine_tp: int = 1, engine_ep: int = 1, transport: str = "ucx",
+             ucx_transports: Optional[str] = None,
+             gather_threshold_bytes: int = 2 << 20, verify: bool = False,
+             seed: int = 1, init_timeout: float = 120.0,
+             step_timeout: float = 300.0) -> JobSpec:
+    """Builds (and validates) a job spec.
+
+    model: a built-in layout (``weightsync.builtin_layouts()``) or a layout JSON file.
+    trainer_ranks / trainer_ep / trainer_replicas: the trainer mesh (ranks = replicas x FSDP).
+    engines: a count of identical engines (engine_ranks / engine_tp / engine_ep each) or a
+    list of EngineSpec. verify: inference ranks compare every byte with the reference
+    conversion of the job's *synthetic* weights (seed) -- for tests of the C++ trainer;
+    leave it off when trainers push their own tensors.
+    """
+    if trainer_replicas < 1 or trainer_ranks % trainer_replicas:
+        raise _core.InvalidArgumentError(
+            f"trainer_replicas {trainer_replicas} must divide trainer_ranks {trainer_ranks}")
+    spec = JobSpec()
+    spec.model = model
+    spec.layers = layers
+    spec.mesh = TrainerMesh(replicas=trainer_replicas, fsdp=trainer_ranks // trainer_replicas,
+                            ep=trainer_ep)
+    if isinstance(engines, int):
+        engines = [EngineSpec(ranks=engine_ranks, tp=engine_tp, ep=engine_ep)
+                   for _ in range(engines)]
+    spec.engines = list(engines)
+    spec.transport = transport
+    spec.transport_options = json.dumps({"transports": ucx_transports}) if ucx_transports else ""
+    spec.gather_threshold_bytes = gather_threshold_bytes
+    spec.verify = verify
+    spec.seed = seed
+    spec.init_timeout = init_timeout
+    spec.step_timeout = step_timeout
+    spec.validate()
+    return spec
+
+
+def publish_job(coordinator: Union[str, Coordinator], job: str, spec: JobSpec) -> None:
+    """Publishes `spec` as job `job` on a coordinator (an address "host:port" or in-process)."""
+    store = (coordinator.job_store(job) if isinstance(coordinator, Coordinator)
+             else _core.connect_store(coordinator, job))
+    _core.publish_job(store, spec)
+
+
+def read_job(coordinator: str, job: str, timeout: float = 60.0) -> JobSpec:
+    """The spec of job `job` from the coordinator at "host:port" (waits up to `timeout` s)."""
+    return _core.read_job(_core.connect_store(coordinator, job, timeout), timeout)
+
+
+def find_peer(spec: JobSpec, engine: int, rank: int) -> PeerSpec:
+    """The inference rank `rank` of engine `engine` in a job."""
+    layout = resolve_layout(spec.model, spec.layers)
+    for peer in _core.fleet_peers(spec.engines, layout.experts):
+        if peer.engine == engine and peer.rank == rank:
+            return peer
+    raise _core.InvalidArgumentError(
+        f"inference engine {engine} rank {rank} is not part of the job's fleet")
+
+
+def reference_tensors(layout: Layout, peer: PeerSpec,
+                      sources: Mapping[str, Any]) -> dict[str, Any]:
+    """What `peer` must hold after a push of `sources`, by the C++ reference converter.
+
+    sources maps every trainer tensor of the layout to its whole CPU tensor. The
+    result maps every destination tensor to a CPU tensor (fp8 as uint8 where torch
+    has no float8 dtype). This is the ground truth of the bit-exact tests.
+    """
+    held = {}
+    for name, tensor in sources.items():
+        t = tensor.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        t = t.contiguous()
+        held[name] = check_tensor(name, t)
+    raw = _core.reference_tensors(
+        layout, peer, {n: (r.data_ptr, r.dtype, list(r.shape)) for n, r in held.items()})
+    return _to_tensors(layout, peer, raw)
+
+
+def synthetic_sources(layout: Layout, seed: int, version: int) -> dict[str, Any]:
+    """The job's synthetic trainer tensors (seed, version), whole, as CPU tensors."""
+    return {s.name: from_bytes(_core.synthetic_source(layout, s.name, seed, version), s.shape,
+                               s.dtype)
+            for s in layout.sources}
+
+
+def reference_synthetic(layout: Layout, peer: PeerSpec, seed: int, version: int) -> dict[str, Any]:
+    """What `peer` holds after the C++ trainer pushed its synthetic weights (seed, version)."""
+    return _to_tensors(layout, peer, _core.reference_synthetic(layout, peer, seed, version))
+
+
+def _to_tensors(layout: Layout, peer: PeerSpec, raw: Mapping[str, bytes]) -> dict[str, Any]:
+    return {t.name: from_bytes(raw[t.name], t.shape, t.dtype)
+            for t in _core.local_tensors(layout, peer)}

@@ -1,0 +1,170 @@
+"""Tensors the engine cannot use in place are refused with a clear, typed error naming them,
+never silently copied (reference design B4); a refusal fails the job's start-up everywhere."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import weightsync as ws
+from helpers import job, nested_module
+
+Q_B = "model.layers.0.self_attn.q_b_proj.weight"          # bf16 [256, 128], FSDP-sharded rows
+EXPERTS = "model.layers.1.mlp.experts.w1"                  # bf16 [8, 128, 256] experts
+Q_B_DEST = "model.layers.0.self_attn.q_b_proj.weight"      # fp8 [256, 128]
+Q_B_SCALE = "model.layers.0.self_attn.q_b_proj.weight_scale_inv"
+
+
+@pytest.fixture
+def sharded_sender(coordinator: ws.Coordinator, job_id: str) -> ws.WeightSender:
+    """Rank 0 of a FSDP 2 x EP 2 trainer."""
+    job(coordinator, job_id, trainer_ranks=2, trainer_ep=2, engine_ranks=2, engine_ep=2)
+    return ws.WeightSender(coordinator.address, job_id, rank=0)
+
+
+@pytest.fixture
+def receiver(coordinator: ws.Coordinator, job_id: str) -> ws.WeightReceiver:
+    job(coordinator, job_id)
+    return ws.WeightReceiver(coordinator.address, job_id)
+
+
+def bf16(*shape: int) -> torch.Tensor:
+    return torch.zeros(shape, dtype=torch.bfloat16)
+
+
+def test_trainer_refuses_non_contiguous(sharded_sender: ws.WeightSender) -> None:
+    with pytest.raises(ws.InvalidArgumentError, match=f"'{Q_B}' is not contiguous"):
+        sharded_sender.register({Q_B: bf16(128, 256).t()})
+
+
+def test_trainer_refuses_views_of_a_larger_storage(sharded_sender: ws.WeightSender) -> None:
+    big = bf16(512, 128)
+    with pytest.raises(ws.InvalidArgumentError, match=f"'{Q_B}' is a view into a larger storage"):
+        sharded_sender.register({Q_B: big[:256]})
+    with pytest.raises(ws.InvalidArgumentError, match="offset 32768 elements"):
+        sharded_sender.register({Q_B: big[256:]})
+
+
+def test_trainer_refuses_wrong_dtype_and_shape(sharded_sender: ws.WeightSender) -> None:
+    with pytest.raises(ws.InvalidArgumentError,
+                       match=f"'{Q_B}' is fp32, the layout declares it bf16"):
+        sharded_sender.register({Q_B: torch.zeros(256, 128)})
+    with pytest.raises(ws.InvalidArgumentError, match=r"has shape \(255, 128\)"):
+        sharded_sender.register({Q_B: bf16(255, 128)})
+    with pytest.raises(ws.InvalidArgumentError, match="expected a torch.Tensor"):
+        sharded_sender.register({Q_B: [1, 2, 3]})
+
+
+def test_trainer_refuses_unknown_names_unless_told(sharded_sender: ws.WeightSender) -> None:
+    with pytest.raises(ws.InvalidArgumentError, match="not in layout 'glm5-tiny': model.extra"):
+        sharded_sender.register({"model.extra": bf16(4)})
+    sharded_sender.register({"model.extra": bf16(4)}, strict=False)
+    sharded_sender.register({"trainer.q_b": bf16(256, 128)},
+                            rename=lambda n: Q_B if n == "trainer.q_b" else None)
+
+
+def test_trainer_refuses_shards_it_does_not_own(sharded_sender: ws.WeightSender) -> None:
+    assert sharded_sender.owned(Q_B) == (0, 128)
+    assert sharded_sender.owned(EXPERTS) == (0, 4)  # EP rank 0 of 2: experts 0..3
+    sharded_sender.register({Q_B: ws.Shard(bf16(128, 128), index=0, count=2)})
+    with pytest.raises(ws.MismatchError, match=r"holds experts \[4, 8\), but trainer rank 0 .* "
+                                               r"owns experts \[0, 4\)"):
+        sharded_sender.register({EXPERTS: ws.Shard(bf16(4, 128, 256), offset=4)})
+    with pytest.raises(ws.InvalidArgumentError, match="registered twice"):
+        sharded_sender.register({Q_B: ws.Shard(bf16(128, 128), index=0, count=2)})
+
+
+def test_trainer_refuses_unsupported_dtensor_placements(sharded_sender: ws.WeightSender) -> None:
+    class Placement:
+        def __init__(self, kind: str, dim: int = 0) -> None:
+            self.kind, self.dim = kind, dim
+
+        def is_shard(self) -> bool:
+            return self.kind == "shard"
+
+        def is_replicate(self) -> bool:
+            return False
+
+        def is_partial(self) -> bool:
+            return self.kind == "partial"
+
+    class Mesh:
+        def get_coordinate(self) -> list[int]:
+            return [0]
+
+        def size(self, dim: int) -> int:
+            return 2
+
+    class DTensor:
+        def __init__(self, placement: Placement) -> None:
+            self.placements, self.device_mesh, self.shape = (placement,), Mesh(), (256, 128)
+
+        def to_local(self) -> torch.Tensor:
+            return bf16(128, 128)
+
+    with pytest.raises(ws.UnsupportedError, match="Partial"):
+        sharded_sender.register({Q_B: DTensor(Placement("partial"))})
+    with pytest.raises(ws.UnsupportedError, match="dim 1"):
+        sharded_sender.register({Q_B: DTensor(Placement("shard", 1))})
+
+
+def test_connect_refuses_missing_tensors_and_gathers_it_cannot_do(
+        sharded_sender: ws.WeightSender) -> None:
+    sharded_sender.register({Q_B: ws.Shard(bf16(128, 128), index=0, count=2)})
+    with pytest.raises(ws.InvalidArgumentError, match="were not registered"):
+        sharded_sender.connect()
+
+
+def test_sharded_tensor_without_a_gather_is_refused_when_the_plan_gathers_it(
+        coordinator: ws.Coordinator, job_id: str) -> None:
+    job(coordinator, job_id, trainer_ranks=2)  # tiny tensors: the plan gathers every source
+    sender = ws.WeightSender(coordinator.address, job_id, rank=1)
+    tensors = {s.name: torch.zeros(tuple(s.shape), dtype=getattr(torch, {"bf16": "bfloat16",
+               "fp32": "float32"}[s.dtype])) for s in sender.layout.sources}
+    start, stop = sender.owned(Q_B)
+    tensors[Q_B] = ws.Shard(tensors[Q_B][start:stop].clone(), index=1, count=2)
+    sender.register(tensors)
+    with pytest.raises(ws.InvalidArgumentError, match=f"'{Q_B}' is sharded, and the plan needs it"):
+        sender.connect()
+
+
+def test_receiver_refuses_missing_wrong_and_non_owning_tensors(receiver: ws.WeightReceiver) -> None:
+    tensors = {t.name: ws.torch_interop.empty(t.shape, t.dtype) for t in receiver.expected}
+    partial = dict(tensors)
+    del partial[Q_B_SCALE]
+    with pytest.raises(ws.MismatchError,
+                       match=f"1 tensors of layout 'glm5-tiny' are missing: {Q_B_SCALE}"):
+        receiver.register(partial)
+    with pytest.raises(ws.MismatchError, match=f"'{Q_B_DEST}' is \\[256, 128\\] torch.bfloat16, "
+                                               "the layout expects \\[256, 128\\] fp8_e4m3"):
+        receiver.register({**tensors, Q_B_DEST: bf16(256, 128)})
+    with pytest.raises(ws.MismatchError, match="layout expects \\[256, 128\\]"):
+        receiver.register({**tensors, Q_B_DEST: torch.zeros(128, 256, dtype=torch.uint8)})
+    with pytest.raises(ws.InvalidArgumentError, match=f"'{Q_B_DEST}' is not contiguous"):
+        receiver.register({**tensors, Q_B_DEST: torch.zeros(128, 256, dtype=torch.uint8).t()})
+    with pytest.raises(ws.InvalidArgumentError, match=f"'{Q_B_DEST}' is a view"):
+        receiver.register({**tensors, Q_B_DEST: torch.zeros(512, 128, dtype=torch.uint8)[:256]})
+    with pytest.raises(ws.MismatchError, match="not in layout 'glm5-tiny': extra"):
+        receiver.register({**tensors, "extra": bf16(2)}, strict=True)
+
+
+def test_receiver_notices_reallocated_parameters(receiver: ws.WeightReceiver) -> None:
+    model = nested_module({t.name: ws.torch_interop.empty(t.shape, t.dtype)
+                           for t in receiver.expected})
+    receiver.register(model)
+    receiver._check_unchanged()
+    param = model.get_parameter(Q_B_DEST)
+    param.data = param.data.clone()  # e.g. an engine re-allocating at load time
+    with pytest.raises(ws.MismatchError, match=f"'{Q_B_DEST}' changed since it was registered"):
+        receiver._check_unchanged()
+
+
+def test_a_refusal_fails_start_up_for_every_agent(coordinator: ws.Coordinator, job_id: str) -> None:
+    job(coordinator, job_id)
+    sender = ws.WeightSender(coordinator.address, job_id, rank=0)
+    with pytest.raises(ws.InvalidArgumentError):
+        sender.register({Q_B: bf16(128, 256).t()})
+    receiver = ws.WeightReceiver(coordinator.address, job_id)
+    receiver.allocate()
+    with pytest.raises(ws.PeerLostError, match=f"trainer rank 0: .*'{Q_B}' is not contiguous"):
+        receiver.connect()
