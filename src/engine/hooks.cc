@@ -44,6 +44,17 @@ void MlaAbsorbHook::derive(const std::byte *weight, const std::byte *scales, int
     }
 }
 
+std::vector<std::string> MlaAbsorbHook::inputs(const layout::Layout &layout) const {
+    std::vector<std::string> names;
+    for (const layout::DestTensor &d : layout.dests()) {
+        if (d.name.ends_with("self_attn.kv_b_proj.weight")) {
+            names.push_back(d.name);
+            names.push_back(d.name + "_scale_inv");
+        }
+    }
+    return names;
+}
+
 void MlaAbsorbHook::afterUpdate(uint64_t /*version*/, const LocalWeights &weights) {
     derived_.clear();
     for (const layout::DestTensor &d : weights.layout->dests()) {

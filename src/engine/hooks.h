@@ -26,6 +26,8 @@ class UpdateHook {
   public:
     virtual ~UpdateHook() = default;
     [[nodiscard]] virtual std::string name() const = 0;
+    /// The destination tensors afterUpdate reads (host copies are made for device weights).
+    [[nodiscard]] virtual std::vector<std::string> inputs(const layout::Layout &layout) const = 0;
     /// Runs after version `version` landed completely, before the rank resumes.
     virtual void afterUpdate(uint64_t version, const LocalWeights &weights) = 0;
 };
@@ -38,6 +40,7 @@ class MlaAbsorbHook : public UpdateHook {
   public:
     MlaAbsorbHook(int64_t nope, int64_t v_head) : nope_(nope), v_head_(v_head) {}
     [[nodiscard]] std::string name() const override { return "mla-absorb"; }
+    [[nodiscard]] std::vector<std::string> inputs(const layout::Layout &layout) const override;
     void afterUpdate(uint64_t version, const LocalWeights &weights) override;
 
     /// The derived tensors, per layer that has a kv_b_proj (layer order).

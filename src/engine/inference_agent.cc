@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "convert/reference.h"
+#include "engine/endpoints.h"
 #include "engine/messages.h"
 #include "engine/protocol.h"
 #include "layout/registry.h"
@@ -91,7 +92,7 @@ InferenceAgent::InferenceAgent(std::shared_ptr<control::Store> store, int engine
 
 InferenceAgent::~InferenceAgent() {
     reader_.reset();
-    if (backend_) backend_->stopProgressThread();
+    for (auto &b : backends_) b->stopProgressThread();
 }
 
 void InferenceAgent::adoptExternalTensors() {
@@ -151,47 +152,60 @@ void InferenceAgent::init() {
     weights_.tensors = planner::localTensors(layout, peer_);
     int64_t total = 0;
     bool on_device = false;
+    const int gpu = inferenceGpu(spec_, static_cast<int>(it - peers.begin()));
     if (external_.empty()) {
         for (const planner::LocalTensor &t : weights_.tensors) {
             total = (total + kAlign - 1) / kAlign * kAlign;
             offsets_.push_back(total);
             total += t.bytes;
         }
-        live_ = makeHostArena(static_cast<size_t>(total));
-        for (int64_t off : offsets_) weights_.data.push_back(live_->data() + off);
-        if (spec_.staging) staging_ = makeHostArena(static_cast<size_t>(total));
-        const Arena &target = staging_ ? *staging_ : *live_;
-
-        backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
-        region_ =
-            backend_->registerMemory(target.data(), target.size(), target.kind(), target.device());
+        memory_ = makeReceiverMemory(spec_, layout, gpu, static_cast<size_t>(total));
+        for (int64_t off : offsets_) weights_.data.push_back(memory_->live().data() + off);
+        const Arena &target = memory_->target();
+        on_device = target.kind() != transport::MemoryKind::kHost;
+        backends_ = receiverBackends(spec_, target.kind(), gpu);
+        for (auto &b : backends_) {
+            regions_.emplace_back();
+            regions_.back().push_back(
+                b->registerMemory(target.data(), target.size(), target.kind(), target.device()));
+        }
     } else {
         adoptExternalTensors();
-        backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
+        const ExternalTensor &first = external_.front();
+        backends_ = receiverBackends(spec_, first.kind, first.device);
+        for (auto &b : backends_) {
+            regions_.emplace_back();
+            for (size_t i = 0; i < external_.size(); ++i) {
+                const ExternalTensor &t = external_[i];
+                regions_.back().push_back(b->registerMemory(
+                    t.data, static_cast<size_t>(weights_.tensors[i].bytes), t.kind, t.device));
+            }
+        }
         for (size_t i = 0; i < external_.size(); ++i) {
-            const ExternalTensor &t = external_[i];
-            external_regions_.push_back(backend_->registerMemory(
-                t.data, static_cast<size_t>(weights_.tensors[i].bytes), t.kind, t.device));
             total += weights_.tensors[i].bytes;
-            on_device = on_device || t.kind != transport::MemoryKind::kHost;
+            on_device = on_device || external_[i].kind != transport::MemoryKind::kHost;
         }
     }
-    backend_->startProgressThread();
-    // The built-in hooks compute on the CPU; with device tensors the caller's after_update does
-    // that work.
-    if (!on_device) hooks_ = hooksFor(spec_.model);
+    for (auto &b : backends_) b->startProgressThread();
+    // The built-in hooks compute on the CPU from host copies of their inputs; with the caller's
+    // device tensors the caller's after_update does that work.
+    if (!on_device || memory_) hooks_ = hooksFor(spec_.model);
 
     InferenceHello hello{peer_, layout.fingerprint(), weights_.tensors};
     store_->set(keys::inferenceHello(peer_.name), hello.toJson().dump());
     MemoryRecord record;
-    record.address = backend_->address();
+    record.host = hostIdentity();
     record.generation = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
-    if (region_) record.regions.push_back(region_->describe());
-    for (const auto &r : external_regions_) record.regions.push_back(r->describe());
+    for (size_t b = 0; b < backends_.size(); ++b) {
+        Endpoint ep{backends_[b]->capabilities().name, backends_[b]->address(), {}};
+        for (const auto &r : regions_[b]) ep.regions.push_back(r->describe());
+        record.endpoints.push_back(std::move(ep));
+    }
     for (size_t i = 0; i < weights_.tensors.size(); ++i) {
         const planner::LocalTensor &t = weights_.tensors[i];
-        const uint64_t published = static_cast<uint64_t>(t.bytes) - (t.name == faults_.shrink_tensor);
-        const Chunk chunk = region_ ? Chunk{0, static_cast<uint64_t>(offsets_[i]), published}
+        const uint64_t published =
+            static_cast<uint64_t>(t.bytes) - (t.name == faults_.shrink_tensor);
+        const Chunk chunk = memory_ ? Chunk{0, static_cast<uint64_t>(offsets_[i]), published}
                                     : Chunk{static_cast<uint32_t>(i), 0, published};
         record.tensors.push_back({t.name, t.bytes, {chunk}});
     }
@@ -201,7 +215,9 @@ void InferenceAgent::init() {
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
     (void)awaitKeys(*store_, ready, keys::initFailed(), spec_.init_timeout,
                     "inference " + peer_.name + ": waiting for the trainers");
-    if (live_) reader_ = std::make_unique<ReadLoop>(live_->data(), live_->size());
+    if (memory_ && !on_device) {
+        reader_ = std::make_unique<ReadLoop>(memory_->live().data(), memory_->live().size());
+    }
     logger("inference")->info("{}: ready, {} tensors, {} bytes", peer_.name,
                               weights_.tensors.size(), total);
 }
@@ -247,23 +263,9 @@ void InferenceAgent::waitForRequest(uint64_t version) {
 
 int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) const {
     const convert::SyntheticGenerator gen(*layout_, spec_.seed, version);
-    int64_t mismatched = 0;
-    checked = 0;
-    for (const layout::Conversion &conv : layout_->conversions()) {
-        std::vector<std::byte> values;
-        std::vector<std::byte> scales;
-        convert::referenceConvert(*layout_, conv, peer_, gen, values, scales);
-        const auto compare = [&](const std::string &name, const std::vector<std::byte> &want) {
-            const size_t i = layout_->destIndex(name);
-            const std::byte *got = weights_.data[i];
-            check(static_cast<int64_t>(want.size()) == weights_.tensors[i].bytes, Errc::kInternal,
-                  "reference size of '{}' differs", name);
-            for (size_t b = 0; b < want.size(); ++b) mismatched += got[b] != want[b];
-            checked += static_cast<int64_t>(want.size());
-        };
-        compare(conv.dest, values);
-        if (!conv.scale.empty()) compare(conv.scale, scales);
-    }
+    int64_t mismatched = memory_ ? memory_->verify(peer_, version, offsets_, checked)
+                                 : verifyHostTensors(*layout_, peer_, spec_.seed, version,
+                                                     weights_.data, checked);
     // The derived tensors must come from the new weights.
     for (const auto &hook : hooks_) {
         const auto *mla = dynamic_cast<const MlaAbsorbHook *>(hook.get());
@@ -282,6 +284,23 @@ int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) const {
         }
     }
     return mismatched;
+}
+
+LocalWeights InferenceAgent::hookWeights(std::vector<std::vector<std::byte>> &storage) {
+    if (!memory_ || memory_->live().kind() == transport::MemoryKind::kHost) return weights_;
+    LocalWeights host = weights_;
+    std::fill(host.data.begin(), host.data.end(), nullptr);
+    for (const auto &hook : hooks_) {
+        for (const std::string &name : hook->inputs(*layout_)) {
+            const size_t i = layout_->destIndex(name);
+            if (host.data[i] != nullptr) continue;
+            storage.emplace_back(static_cast<size_t>(weights_.tensors[i].bytes));
+            memory_->readLive(static_cast<size_t>(offsets_[i]), storage.back().size(),
+                              storage.back().data());
+            host.data[i] = storage.back().data();
+        }
+    }
+    return host;
 }
 
 StepResult InferenceAgent::serveStep(uint64_t version) {
@@ -310,7 +329,7 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
         int64_t checked = 0;
         int64_t mismatched = -1;
         if (spec_.verify && version_ > 0) mismatched = verify(version_, checked);
-        const bool intact = staging_ != nullptr || mismatched == 0;
+        const bool intact = spec_.staging || mismatched == 0;
         try {
             store_->set(keys::aborted(version, peer_.name),
                         json{{"version", version_},
@@ -338,9 +357,13 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
         throw;
     }
     r.wait_seconds = secondsSince(t0);
-    if (staging_) std::memcpy(live_->data(), staging_->data(), live_->size());
+    if (memory_) memory_->commit();
     t0 = Clock::now();
-    for (const auto &hook : hooks_) hook->afterUpdate(version, weights_);
+    if (!hooks_.empty()) {
+        std::vector<std::vector<std::byte>> storage;
+        const LocalWeights inputs = hookWeights(storage);
+        for (const auto &hook : hooks_) hook->afterUpdate(version, inputs);
+    }
     if (after_update_) {
         try {
             after_update_(version);

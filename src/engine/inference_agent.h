@@ -5,7 +5,7 @@
 // reference converter, and resumes.
 
 #include "control/store.h"
-#include "engine/arena.h"
+#include "engine/compute.h"
 #include "engine/hooks.h"
 #include "engine/job.h"
 #include "layout/layout.h"
@@ -123,12 +123,14 @@ class InferenceAgent {
     std::optional<layout::Layout> layout_;
     planner::PeerSpec peer_;
     LocalWeights weights_;
-    std::vector<int64_t> offsets_;  // of each tensor in the arena
-    std::unique_ptr<Arena> live_;
-    std::unique_ptr<Arena> staging_;  // receives the writes when spec.staging
-    std::unique_ptr<transport::TransportBackend> backend_;
-    std::unique_ptr<transport::LocalRegion> region_;
-    std::vector<std::unique_ptr<transport::LocalRegion>> external_regions_;  // one per tensor
+    std::vector<int64_t> offsets_;            // of each tensor in the agent's own arena
+    std::unique_ptr<ReceiverMemory> memory_;  // the agent's own arena (not with external tensors)
+    // Every transport the rank offers, each with the rank's memory registered once:
+    // one region for the own arena, or one per external tensor.
+    std::vector<std::unique_ptr<transport::TransportBackend>> backends_;
+    std::vector<std::vector<std::unique_ptr<transport::LocalRegion>>> regions_;
+    /// Host copies of the tensors the hooks read, when the weights live in device memory.
+    LocalWeights hookWeights(std::vector<std::vector<std::byte>> &storage);
     std::vector<std::unique_ptr<UpdateHook>> hooks_;
     std::unique_ptr<ReadLoop> reader_;
     uint64_t version_ = 0;

@@ -22,6 +22,9 @@ json JobSpec::toJson() const {
               {"transport_options", transport_options},
               {"verify", verify},
               {"staging", staging},
+              {"device", device},
+              {"trainer_gpus", trainer_gpus},
+              {"inference_gpus", inference_gpus},
               {"init_timeout_ms", init_timeout.count()},
               {"step_timeout_ms", step_timeout.count()}};
     if (layers) j["layers"] = *layers;
@@ -47,6 +50,13 @@ JobSpec JobSpec::fromJson(const json &j) {
         s.transport_options = j.value("transport_options", json());
         s.verify = j.at("verify").get<bool>();
         s.staging = j.value("staging", false);
+        s.device = j.value("device", std::string("cpu"));
+        s.trainer_gpus = j.value("trainer_gpus", std::vector<int>{0});
+        s.inference_gpus = j.value("inference_gpus", std::vector<int>{0});
+        check(s.device == "cpu" || s.device == "cuda", Errc::kInvalidArgument,
+              "job device must be cpu or cuda, got '{}'", s.device);
+        check(!s.trainer_gpus.empty() && !s.inference_gpus.empty(), Errc::kInvalidArgument,
+              "job needs at least one trainer GPU and one inference GPU");
         s.init_timeout = std::chrono::milliseconds(j.at("init_timeout_ms").get<int64_t>());
         s.step_timeout = std::chrono::milliseconds(j.at("step_timeout_ms").get<int64_t>());
         s.mesh.validate();

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace weightsync::engine {
 
@@ -24,6 +25,9 @@ struct JobSpec {
     nlohmann::json transport_options;  // backend options (see transport/registry.h)
     bool verify = true;                // inference ranks compare every byte with the reference
     bool staging = false;              // inference ranks receive into a staging copy, then commit
+    std::string device = "cpu";        // "cpu" or "cuda": where weights, slots and tensors live
+    std::vector<int> trainer_gpus{0};    // cuda: trainer rank r uses trainer_gpus[r % size]
+    std::vector<int> inference_gpus{0};  // cuda: inference peer p uses inference_gpus[p % size]
     std::chrono::milliseconds init_timeout{120'000};
     std::chrono::milliseconds step_timeout{300'000};
 

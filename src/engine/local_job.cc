@@ -106,6 +106,19 @@ std::map<std::string, int> LocalJob::wait(std::chrono::milliseconds timeout) {
     return exit_codes_;
 }
 
+namespace {
+// ": <last line of the log>" (what the process said when it failed), or "".
+std::string lastLine(const std::string &path) {
+    std::ifstream in(path);
+    std::string line;
+    std::string last;
+    while (std::getline(in, line)) {
+        if (!line.empty()) last = line;
+    }
+    return last.empty() ? "" : ": " + last;
+}
+}  // namespace
+
 std::map<std::string, int> LocalJob::supervise(std::chrono::milliseconds timeout,
                                                const std::function<void()> &on_tick) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -113,10 +126,10 @@ std::map<std::string, int> LocalJob::supervise(std::chrono::milliseconds timeout
         const auto codes = ended();
         for (const auto &[name, code] : codes) {
             if (code == 0 || !failure_.empty()) continue;
-            failure_ = fmt::format("process {} exited with {} (log: {})", name,
+            failure_ = fmt::format("process {} exited with {} (log: {}){}", name,
                                    code > 128 ? fmt::format("signal {}", code - 128)
                                               : fmt::format("code {}", code),
-                                   logOf(name));
+                                   logOf(name), lastLine(logOf(name)));
             try {
                 uint64_t in_flight = 0;
                 for (const control::KeyValue &kv : store_->list("step/")) {

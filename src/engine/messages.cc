@@ -53,27 +53,46 @@ InferenceHello InferenceHello::fromJson(const json &j) {
 }
 
 json MemoryRecord::toJson() const {
-    json regions_json = json::array();
-    for (const transport::RemoteDescriptor &d : regions) regions_json.push_back(d.toJson());
+    json endpoints_json = json::array();
+    for (const Endpoint &e : endpoints) {
+        json regions_json = json::array();
+        for (const transport::RemoteDescriptor &d : e.regions) regions_json.push_back(d.toJson());
+        endpoints_json.push_back({{"backend", e.backend},
+                                  {"address", transport::encodeBase64(e.address)},
+                                  {"regions", regions_json}});
+    }
     json tensors_json = json::array();
     for (const TensorMemory &t : tensors) {
         json chunks = json::array();
         for (const Chunk &c : t.chunks) chunks.push_back({c.region, c.offset, c.bytes});
         tensors_json.push_back({{"name", t.name}, {"bytes", t.bytes}, {"chunks", chunks}});
     }
-    return {{"address", transport::encodeBase64(address)},
+    return {{"host", host},
             {"generation", generation},
-            {"regions", regions_json},
+            {"endpoints", endpoints_json},
             {"tensors", tensors_json}};
+}
+
+const Endpoint *MemoryRecord::endpoint(const std::string &backend) const {
+    for (const Endpoint &e : endpoints) {
+        if (e.backend == backend) return &e;
+    }
+    return nullptr;
 }
 
 MemoryRecord MemoryRecord::fromJson(const json &j) {
     try {
         MemoryRecord r;
-        r.address = transport::decodeBase64(j.at("address").get<std::string>());
+        r.host = j.at("host").get<std::string>();
         r.generation = j.at("generation").get<uint64_t>();
-        for (const json &d : j.at("regions")) {
-            r.regions.push_back(transport::RemoteDescriptor::fromJson(d));
+        for (const json &e : j.at("endpoints")) {
+            Endpoint ep;
+            ep.backend = e.at("backend").get<std::string>();
+            ep.address = transport::decodeBase64(e.at("address").get<std::string>());
+            for (const json &d : e.at("regions")) {
+                ep.regions.push_back(transport::RemoteDescriptor::fromJson(d));
+            }
+            r.endpoints.push_back(std::move(ep));
         }
         for (const json &t : j.at("tensors")) {
             TensorMemory m;
@@ -123,7 +142,9 @@ void validateHello(const layout::Layout &layout, const InferenceHello &hello,
 }
 
 void validateMemory(const std::vector<planner::LocalTensor> &expected, const MemoryRecord &record,
-                    const std::string &peer, const std::string &backend) {
+                    const std::string &peer) {
+    check(!record.endpoints.empty(), Errc::kMismatch, "inference rank {} offers no transport",
+          peer);
     check(record.tensors.size() == expected.size(), Errc::kMismatch,
           "inference rank {} describes {} tensors, the layout has {}", peer,
           record.tensors.size(), expected.size());
@@ -140,16 +161,18 @@ void validateMemory(const std::vector<planner::LocalTensor> &expected, const Mem
               Errc::kMismatch,
               "inference rank {}: '{}' is registered as {} bytes (chunk {}), the plan writes {}",
               peer, t.name, t.bytes, c.bytes, expected[i].bytes);
-        check(c.region < record.regions.size(), Errc::kMismatch,
-              "inference rank {}: '{}' names region {} of {}", peer, t.name, c.region,
-              record.regions.size());
-        const transport::RemoteDescriptor &d = record.regions[c.region];
-        check(c.offset + c.bytes <= d.length, Errc::kMismatch,
-              "inference rank {}: '{}' [{}, {}) lies outside its {}-byte region", peer, t.name,
-              c.offset, c.offset + c.bytes, d.length);
-        check(d.backend == backend, Errc::kMismatch,
-              "inference rank {}: '{}' was registered with backend '{}', the trainer uses '{}'",
-              peer, t.name, d.backend, backend);
+        for (const Endpoint &e : record.endpoints) {
+            check(c.region < e.regions.size(), Errc::kMismatch,
+                  "inference rank {}: '{}' names region {} of {} ({})", peer, t.name, c.region,
+                  e.regions.size(), e.backend);
+            const transport::RemoteDescriptor &d = e.regions[c.region];
+            check(c.offset + c.bytes <= d.length, Errc::kMismatch,
+                  "inference rank {}: '{}' [{}, {}) lies outside its {}-byte region", peer,
+                  t.name, c.offset, c.offset + c.bytes, d.length);
+            check(d.backend == e.backend, Errc::kMismatch,
+                  "inference rank {}: a {} region is published under the {} endpoint", peer,
+                  d.backend, e.backend);
+        }
     }
 }
 

@@ -37,13 +37,23 @@ struct TensorMemory {
     std::vector<Chunk> chunks;  // explicit chunk list; the plan writes each tensor as one chunk
 };
 
-/// A rank's registered memory: the regions (registered once each) and where every destination
-/// tensor lives inside them. Tensors are sub-ranges: no registration per tensor.
-struct MemoryRecord {
+/// One transport a rank can be written through: its address and the rank's regions as that
+/// backend registered them (the same regions, in the same order, for every endpoint).
+struct Endpoint {
+    std::string backend;
     std::string address;  // transport address of the rank (raw bytes)
-    uint64_t generation = 0;
     std::vector<transport::RemoteDescriptor> regions;
+};
+
+/// A rank's registered memory: the regions (registered once each, per transport) and where every
+/// destination tensor lives inside them. Tensors are sub-ranges: no registration per tensor.
+struct MemoryRecord {
+    std::string host;  // hostIdentity() of the rank's machine
+    uint64_t generation = 0;
+    std::vector<Endpoint> endpoints;
     std::vector<TensorMemory> tensors;
+
+    [[nodiscard]] const Endpoint *endpoint(const std::string &backend) const;
 
     [[nodiscard]] nlohmann::json toJson() const;
     static MemoryRecord fromJson(const nlohmann::json &j);
@@ -52,9 +62,10 @@ struct MemoryRecord {
 /// Checks a peer's hello against the trainer's layout and the planner's view of that peer.
 void validateHello(const layout::Layout &layout, const InferenceHello &hello,
                    const planner::PeerSpec &planned);
-/// Checks every tensor's chunk list: one chunk per tensor, its size and backend.
+/// Checks every tensor's chunk list against every endpoint: one chunk per tensor, its size, and
+/// that it lies inside its region.
 void validateMemory(const std::vector<planner::LocalTensor> &expected, const MemoryRecord &record,
-                    const std::string &peer, const std::string &backend);
+                    const std::string &peer);
 
 nlohmann::json peerToJson(const planner::PeerSpec &peer);
 planner::PeerSpec peerFromJson(const nlohmann::json &j);

@@ -2,7 +2,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "convert/slot_converter.h"
+#include "engine/endpoints.h"
 #include "engine/messages.h"
 #include "engine/protocol.h"
 #include "layout/registry.h"
@@ -10,6 +10,7 @@
 #include "transport/registry.h"
 
 #include <chrono>
+#include <optional>
 
 namespace weightsync::engine {
 
@@ -29,9 +30,17 @@ TrainerAgent::TrainerAgent(std::shared_ptr<control::Store> store, int rank,
                            std::shared_ptr<const convert::SourceProvider> sources)
     : store_(std::move(store)), rank_(rank), external_(std::move(sources)) {}
 
-const convert::SourceProvider &TrainerAgent::sources() const {
-    if (external_) return *external_;
-    return *weights_;
+TrainerAgent::Link &TrainerAgent::link(const std::string &name) {
+    auto it = links_.find(name);
+    if (it != links_.end()) return it->second;
+    Link l;
+    l.backend = transport::makeBackend(name, backendOptions(spec_, name, trainerGpu(spec_, rank_)));
+    Arena &arena = compute_->arena();
+    if (arena.size() > 0) {  // ranks of other HSDP replicas write nothing
+        l.region = l.backend->registerMemory(arena.data(), arena.size(), arena.kind(),
+                                             arena.device());
+    }
+    return links_.emplace(name, std::move(l)).first->second;
 }
 
 TrainerAgent::~TrainerAgent() = default;
@@ -94,17 +103,7 @@ void TrainerAgent::rendezvous() {
 
     plan_.emplace(planner::buildPlan(layout, spec_.mesh, fleet, spec_.planner));
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
-    if (!external_) {
-        weights_ = std::make_unique<convert::SyntheticWeights>(layout, spec_.mesh, rank_,
-                                                               rp.full_sources, spec_.seed);
-    }
-    backend_ = transport::makeBackend(spec_.transport, spec_.transport_options);
-    arena_ = makeHostArena(static_cast<size_t>(rp.arena_bytes));
-    if (rp.arena_bytes > 0) {  // ranks of other HSDP replicas write nothing
-        region_ = backend_->registerMemory(arena_->data(), arena_->size(), arena_->kind(),
-                                           arena_->device());
-    }
-    store_->set(keys::trainerAddress(rank_), backend_->address());
+    compute_ = makeTrainerCompute(spec_, layout, rank_, rp, external_);
 }
 
 void TrainerAgent::connectPeers() {
@@ -117,24 +116,29 @@ void TrainerAgent::connectPeers() {
     const auto records = awaitKeys(*store_, memory_keys, keys::initFailed(), spec_.init_timeout,
                                    "waiting for inference memory descriptors");
     targets_.assign(plan_->peers.size(), {});
+    const std::string host = hostIdentity();
     for (size_t q = 0; q < plan_->peers.size(); ++q) {
         const planner::PeerSpec &peer = plan_->peers[q];
         const MemoryRecord record = MemoryRecord::fromJson(json::parse(records[q]));
         // Validate every peer, also those this rank does not write: init fails everywhere or
         // nowhere.
-        validateMemory(planner::localTensors(layout, peer), record, peer.name,
-                       backend_->capabilities().name);
+        validateMemory(planner::localTensors(layout, peer), record, peer.name);
         if (!writes_to[q]) continue;
-        backend_->connect(peer.name, record.address);
+        const std::string name =
+            chooseBackend(spec_, record, host, compute_->arena().kind(), peer.name);
+        Link &l = link(name);
+        const Endpoint &ep = *record.endpoint(name);
+        l.backend->connect(peer.name, ep.address);
         std::vector<transport::RemoteRegion *> regions;
-        for (const transport::RemoteDescriptor &d : record.regions) {
-            imported_.push_back(backend_->importRegion(peer.name, d));
+        for (const transport::RemoteDescriptor &d : ep.regions) {
+            imported_.push_back(l.backend->importRegion(peer.name, d));
             regions.push_back(imported_.back().get());
         }
         for (const TensorMemory &t : record.tensors) {
             const Chunk &c = t.chunks.front();
-            targets_[q].push_back({regions[c.region], c.offset});
+            targets_[q].push_back({&l, regions[c.region], c.offset});
         }
+        logger("trainer")->info("rank {}: writes to {} through {}", rank_, peer.name, name);
     }
     store_->set(keys::trainerReady(rank_), "1");
     std::vector<std::string> ready;
@@ -151,9 +155,9 @@ void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m
     while (next_write < rp.writes.size() && rp.writes[next_write].stage <= stage) {
         const planner::Write &w = rp.writes[next_write++];
         const Target &t = targets_[w.peer][w.dest];
-        backend_->postWrite(*region_, static_cast<size_t>(w.src_offset), *t.region,
-                            t.offset + static_cast<size_t>(w.dest_offset),
-                            static_cast<size_t>(w.bytes));
+        t.link->backend->postWrite(*t.link->region, static_cast<size_t>(w.src_offset), *t.region,
+                                   t.offset + static_cast<size_t>(w.dest_offset),
+                                   static_cast<size_t>(w.bytes));
         m.wire_bytes += w.bytes;
         ++m.writes;
     }
@@ -171,7 +175,7 @@ PushMetrics TrainerAgent::push(uint64_t version) {
     try {
         // The optimizer step: new weights in place (not part of the update's cost).
         auto t0 = Clock::now();
-        if (weights_) weights_->generate(version);  // the caller's weights are already in place
+        compute_->generate(version);  // the caller's weights are already in place
         m.generate_seconds = secondsSince(t0);
 
         if (rank_ == 0) {
@@ -200,23 +204,35 @@ PushMetrics TrainerAgent::push(uint64_t version) {
         }
         m.pause_seconds = secondsSince(start);
 
-        // Convert stage by stage; post each stage's writes as soon as its slots are filled.
+        // Convert stage by stage and post each stage's writes as soon as its slots are filled;
+        // on a GPU the next stage converts while the previous one's writes are in flight.
         size_t next_op = 0;
         size_t next_write = 0;
+        std::optional<std::pair<uint32_t, uint64_t>> pending;  // (stage, fence) not yet posted
+        const auto drainPending = [&] {
+            if (!pending) return;
+            t0 = Clock::now();
+            compute_->waitFence(pending->second);
+            m.convert_seconds += secondsSince(t0);
+            writeStage(next_write, pending->first, m);
+            pending.reset();
+        };
         while (next_op < rp.ops.size()) {
             const uint32_t stage = rp.ops[next_op].conversion;
             size_t end = next_op;
             while (end < rp.ops.size() && rp.ops[end].conversion == stage) ++end;
             t0 = Clock::now();
-            convert::convertOpsCpu(*layout_, std::span(rp.ops).subspan(next_op, end - next_op),
-                                   sources(), arena_->data(), rp.arena_bytes);
+            const uint64_t fence =
+                compute_->convert(std::span(rp.ops).subspan(next_op, end - next_op));
             m.convert_seconds += secondsSince(t0);
             next_op = end;
-            writeStage(next_write, stage, m);
+            drainPending();
+            pending.emplace(stage, fence);
         }
+        drainPending();
         writeStage(next_write, UINT32_MAX, m);
         t0 = Clock::now();
-        (void)backend_->flush(spec_.step_timeout);
+        for (auto &[name, l] : links_) (void)l.backend->flush(spec_.step_timeout);
         m.drain_seconds = secondsSince(t0);
         store_->set(keys::done(version, rank_),
                     json{{"bytes", m.wire_bytes}, {"writes", m.writes}}.dump());

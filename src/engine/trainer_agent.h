@@ -4,8 +4,8 @@
 // + quantizes into the slots and writes them into the inference ranks' registered memory.
 
 #include "control/store.h"
-#include "convert/synthetic.h"
-#include "engine/arena.h"
+#include "convert/source.h"
+#include "engine/compute.h"
 #include "engine/job.h"
 #include "engine/metrics.h"
 #include "layout/layout.h"
@@ -50,20 +50,24 @@ class TrainerAgent {
     void connectPeers();
     void writeStage(size_t &next_write, uint32_t stage, PushMetrics &m);
     [[noreturn]] void failInit(const Error &e);
-    [[nodiscard]] const convert::SourceProvider &sources() const;
+    /// The backend named `name`, created on first use with the slot arena registered once.
+    struct Link {
+        std::unique_ptr<transport::TransportBackend> backend;
+        std::unique_ptr<transport::LocalRegion> region;
+    };
+    Link &link(const std::string &name);
 
     std::shared_ptr<control::Store> store_;
     int rank_;
     JobSpec spec_;
     std::optional<layout::Layout> layout_;
     std::optional<planner::Plan> plan_;
-    std::unique_ptr<convert::SyntheticWeights> weights_;       // when no provider was given
-    std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights
-    std::unique_ptr<transport::TransportBackend> backend_;
-    std::unique_ptr<Arena> arena_;
-    std::unique_ptr<transport::LocalRegion> region_;
-    // remote_[peer][dest]: the imported region holding that tensor, and the tensor's offset in it.
+    std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights, if any
+    std::unique_ptr<TrainerCompute> compute_;                  // weights, slot arena, conversion
+    std::map<std::string, Link> links_;
+    // targets_[peer][dest]: how to write that tensor: backend, imported region, offset in it.
     struct Target {
+        Link *link = nullptr;
         transport::RemoteRegion *region = nullptr;
         uint64_t offset = 0;
     };

@@ -30,8 +30,11 @@ struct DemoArgs {
     TopologyOptions topo;
     int steps = 5;
     uint64_t seed = 1;
-    std::string transport = "ucx";
+    std::string transport = "auto";
     std::string ucx_tls;
+    std::string device = "cpu";
+    std::vector<int> trainer_gpus{0};
+    std::vector<int> inference_gpus{0};
     bool json_out = false;
     bool no_verify = false;
     bool staging = false;
@@ -85,8 +88,13 @@ int runDemo(const DemoArgs &a) {
     o.spec.seed = a.seed;
     o.spec.steps = a.steps;
     o.spec.transport = a.transport;
-    if (a.transport == "ucx" && !a.ucx_tls.empty())
-        o.spec.transport_options = {{"transports", a.ucx_tls}};
+    if (!a.ucx_tls.empty()) {
+        const nlohmann::json ucx = {{"transports", a.ucx_tls}};
+        o.spec.transport_options = a.transport == "auto" ? nlohmann::json{{"ucx", ucx}} : ucx;
+    }
+    o.spec.device = a.device;
+    o.spec.trainer_gpus = a.trainer_gpus;
+    o.spec.inference_gpus = a.inference_gpus;
     o.spec.verify = !a.no_verify;
     o.spec.staging = a.staging;
     o.spec.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
@@ -103,10 +111,10 @@ int runDemo(const DemoArgs &a) {
 
     fmt::print(stderr,
                "weightsync demo: {} | trainer {} ranks (HSDP {} x FSDP {}, EP {}) | {} "
-               "inference engines x {} ranks (EP {}, TP {}) | {} | {} steps\n",
+               "inference engines x {} ranks (EP {}, TP {}) | {} on {} | {} steps\n",
                o.spec.model, trainers, o.spec.mesh.replicas, o.spec.mesh.fsdp, o.spec.mesh.ep,
                a.topo.inference_engines, a.topo.inference_ranks, a.topo.inference_ep,
-               a.topo.inference_tp, a.transport, a.steps);
+               a.topo.inference_tp, a.transport, a.device, a.steps);
     engine::LocalJob job(o);
     const auto wall_start = Clock::now();
     job.start();
@@ -184,6 +192,8 @@ int runDemo(const DemoArgs &a) {
                           {"wall_seconds", wall},
                           {"model", o.spec.model},
                           {"transport", a.transport},
+                          {"device", a.device},
+                          {"device", a.device},
                           {"trainer_ranks", trainers},
                           {"inference_ranks", peers},
                           {"error", failure},
@@ -212,7 +222,18 @@ void addDemoCommand(CLI::App &app) {
     cmd->add_option("--steps", a->steps, "weight versions to push")->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the synthetic trainer weights")
         ->capture_default_str();
-    cmd->add_option("--transport", a->transport, "data-plane backend")->capture_default_str();
+    cmd->add_option("--transport", a->transport,
+                    "data-plane backend: auto (CUDA-IPC between GPUs of one host, else UCX), ucx, "
+                    "cuda_ipc")
+        ->capture_default_str();
+    cmd->add_option("--device", a->device, "where weights and slots live: cpu or cuda")
+        ->check(CLI::IsMember({"cpu", "cuda"}))
+        ->capture_default_str();
+    cmd->add_option("--trainer-gpus", a->trainer_gpus, "GPUs of the trainer ranks (round robin)")
+        ->capture_default_str();
+    cmd->add_option("--inference-gpus", a->inference_gpus,
+                    "GPUs of the inference ranks (round robin)")
+        ->capture_default_str();
     cmd->add_option("--ucx-tls", a->ucx_tls, "UCX transports, e.g. posix,sysv,self or tcp,self");
     cmd->add_flag("--json", a->json_out, "end with one JSON line of results");
     cmd->add_flag("--no-verify", a->no_verify, "skip the byte-for-byte check (benchmarking)");

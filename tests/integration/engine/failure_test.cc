@@ -43,6 +43,7 @@ std::string readFile(const std::string &path) {
 TEST(Failure, ReceiverKilledMidPush) {
     LocalJobOptions o = smallJob(3);
     o.spec.staging = true;
+    o.spec.step_timeout = 10s;
     // Shared-memory UCX notices a dead peer through keepalive (20 s by default).
     o.spec.transport_options["config"] = {{"KEEPALIVE_INTERVAL", "500ms"}};
     o.extra_args["inference-e1r0"] = {"--fault-die-at-version", "2"};
@@ -52,7 +53,9 @@ TEST(Failure, ReceiverKilledMidPush) {
     const auto codes = job.supervise(60s);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    EXPECT_LT(seconds, 20.0) << "agents must give up within their timeouts";
+    // Every wait is bounded by the step timeout (10 s); keepalive usually detects the dead peer
+    // well before.
+    EXPECT_LT(seconds, 15.0) << "agents must give up within their timeouts";
     EXPECT_EQ(codes.at("inference-e1r0"), 128 + 9);
     for (int t = 0; t < 4; ++t) {
         const std::string name = "trainer" + std::to_string(t);

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Everything GPU-side in one call on the lent GPU host: build (its own nvcc and cmake), run the
+# GPU tests, run the benchmarks, print a short table last, and leave JSON + logs in $OUT.
+#
+# Carried with the call (nothing is installed from the network there):
+#   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
+#                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
+#   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
+# Usage (device tool): bash scripts/gpu_run.sh [quick]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/weightsync-gpu-out}
+mkdir -p "$OUT"
+MODE=${1:-full}
+LOG="$OUT/gpu_run.log"
+: >"$LOG"
+declare -A STATUS
+
+step() {  # step NAME COMMAND...: runs, logs, records pass/fail, never aborts the script
+    local name=$1
+    shift
+    echo "=== $name: $*" | tee -a "$LOG"
+    local t0=$SECONDS
+    if "$@" >>"$LOG" 2>&1; then STATUS[$name]="ok $((SECONDS - t0))s"; else STATUS[$name]="FAILED($?) $((SECONDS - t0))s"; fi
+    echo "=== $name: ${STATUS[$name]}" | tee -a "$LOG"
+}
+
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv | tee "$OUT/gpus.csv"
+NGPU=$(nvidia-smi -L | wc -l)
+
+# Dependencies: Debian's headers/libs unpacked, PyPI's CUDA UCX unpacked.
+mkdir -p /tmp/deps /tmp/ucxwheel
+for d in .deps/debs/*.deb; do dpkg -x "$d" /tmp/deps; done
+unzip -q -o .whl/libucx_cu13-*.whl -d /tmp/ucxwheel
+export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/ucxwheel/libucx/lib:${LD_LIBRARY_PATH:-}
+PY=$(command -v python3)
+
+step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DWEIGHTSYNC_UCX_ROOT=/tmp/ucxwheel/libucx \
+    -DWEIGHTSYNC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DPython_EXECUTABLE="$PY" \
+    -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
+step build cmake --build build-gpu -j"$(nproc)"
+step gpu_tests ctest --test-dir build-gpu -L gpu --output-on-failure --timeout 300
+if [ "$MODE" = full ]; then
+    step all_tests ctest --test-dir build-gpu -LE gpu -j8 --timeout 300
+fi
+
+B=build-gpu
+step quant_ours $B/bench/kernels/bench_quant --json-out "$OUT/quant_ours.json"
+step quant_torch_compile $PY bench/kernels/quant_torch_compile.py --json-out "$OUT/quant_torch.json"
+step push_ipc $B/bench/gpu/bench_push_gpu --json-out "$OUT/push_ipc.json"
+if [ "$NGPU" -ge 2 ]; then
+    step push_nccl $PY bench/gpu/nccl_sendrecv.py --json-out "$OUT/push_nccl.json"
+fi
+IG=$((NGPU >= 2 ? 1 : 0))
+step demo_gpu $B/weightsync demo --device cuda --trainer-gpus 0 --inference-gpus $IG \
+    --model glm5 --layers 5 --trainer-ranks 2 --trainer-ep 2 --inference-engines 1 \
+    --inference-ranks 2 --inference-ep 2 --steps 3 --json --timeout 600 --log-dir "$OUT/demo_logs"
+step demo_gpu_ucx $B/weightsync demo --device cuda --transport ucx --trainer-gpus 0 \
+    --inference-gpus $IG --model glm5 --layers 4 --trainer-ranks 1 --trainer-ep 1 \
+    --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 2 --json --timeout 600
+
+grep -h '^{"checked_bytes' "$LOG" | head -5 > "$OUT/demo_results.jsonl" || true
+$PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"

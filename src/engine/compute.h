@@ -1,0 +1,74 @@
+#pragma once
+// Where a rank's weights live and how its conversion and verification run: on the CPU with the
+// reference kernels, or on a CUDA device with the CUDA kernels (engine/cuda/, built with CUDA).
+// The agents are written against these two interfaces only.
+
+#include "convert/source.h"
+#include "engine/arena.h"
+#include "engine/job.h"
+#include "layout/layout.h"
+#include "planner/geometry.h"
+#include "planner/plan.h"
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace weightsync::engine {
+
+/// A trainer rank's compute side: its weights, its slot arena and the conversion into it.
+class TrainerCompute {
+  public:
+    virtual ~TrainerCompute() = default;
+    [[nodiscard]] virtual Arena &arena() = 0;
+    /// The synthetic optimizer step: the weights of `version`, in place (no-op for weights the
+    /// caller provides). Returns once they are final.
+    virtual void generate(uint64_t version) = 0;
+    /// Starts converting one stage's ops into the arena (the CPU converts before returning; a
+    /// GPU enqueues) and returns a fence for waitFence().
+    virtual uint64_t convert(std::span<const planner::ConvOp> ops) = 0;
+    /// Blocks until the stage of `fence` (and every earlier one) is in the slots. Throws if the
+    /// conversion met a NaN/Inf.
+    virtual void waitFence(uint64_t fence) = 0;
+};
+
+/// An inference rank's memory: the live destination tensors, an optional staging copy that
+/// receives the writes, and the check of every byte against the reference conversion.
+class ReceiverMemory {
+  public:
+    virtual ~ReceiverMemory() = default;
+    [[nodiscard]] virtual Arena &live() = 0;
+    /// The arena writers target: the staging copy when staging, else the live one.
+    [[nodiscard]] virtual Arena &target() = 0;
+    /// Copies staging -> live (no-op without staging).
+    virtual void commit() = 0;
+    /// Host copy of `bytes` at `offset` of the live arena (hooks read derived-tensor inputs).
+    virtual void readLive(size_t offset, size_t bytes, std::byte *out) = 0;
+    /// Mismatched bytes of the live tensors against version `version` of the synthetic weights;
+    /// `checked` receives the bytes compared.
+    virtual int64_t verify(const planner::PeerSpec &peer, uint64_t version,
+                           const std::vector<int64_t> &offsets, int64_t &checked) = 0;
+};
+
+/// Mismatched bytes of an inference rank's destination tensors (host pointers, layout.dests()
+/// order) against version `version` of the synthetic weights of `seed`, by the CPU reference.
+int64_t verifyHostTensors(const layout::Layout &layout, const planner::PeerSpec &peer,
+                          uint64_t seed, uint64_t version, const std::vector<std::byte *> &tensors,
+                          int64_t &checked);
+
+/// `external`: the caller's weights (nullptr = synthetic weights of spec.seed).
+std::unique_ptr<TrainerCompute> makeTrainerCompute(
+    const JobSpec &spec, const layout::Layout &layout, int rank, const planner::RankPlan &plan,
+    std::shared_ptr<const convert::SourceProvider> external);
+
+std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec,
+                                                   const layout::Layout &layout, int gpu,
+                                                   size_t bytes);
+
+/// The GPU of trainer rank `rank` / of inference peer index `peer` (-1 for CPU jobs).
+int trainerGpu(const JobSpec &spec, int rank);
+int inferenceGpu(const JobSpec &spec, int peer);
+
+}  // namespace weightsync::engine

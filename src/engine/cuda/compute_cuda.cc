@@ -1,0 +1,142 @@
+// CUDA implementations of TrainerCompute and ReceiverMemory: cudaMalloc arenas (never VMM),
+// synthetic weights generated on the device, conversion through the CUDA kernels on one stream
+// with one event per stage, and verification against the GPU reference (bit-identical to the CPU
+// reference, see tests/gpu/convert).
+
+#include "common/error.h"
+#include "convert/cuda/cuda_reference.h"
+#include "convert/cuda/cuda_slot_converter.h"
+#include "convert/cuda/cuda_synthetic_weights.h"
+#include "engine/compute.h"
+#include "platform/cuda/cuda_arena.h"
+#include "platform/cuda/cuda_check.h"
+#include "platform/cuda/device.h"
+#include "platform/cuda/resources.h"
+
+#include <cuda_runtime.h>
+
+#include <deque>
+
+namespace weightsync::engine {
+
+namespace {
+
+class CudaTrainerCompute : public TrainerCompute {
+  public:
+    CudaTrainerCompute(const JobSpec &spec, const layout::Layout &layout, int rank,
+                       const planner::RankPlan &plan,
+                       std::shared_ptr<const convert::SourceProvider> external, int gpu)
+        : gpu_(gpu), guard_(gpu), layout_(layout), plan_(plan), external_(std::move(external)),
+          arena_(platform::makeCudaArena(static_cast<size_t>(plan.arena_bytes), gpu)),
+          stream_(gpu), converter_(layout, gpu) {
+        if (!external_) {
+            synthetic_ = std::make_unique<convert::CudaSyntheticWeights>(
+                layout, spec.mesh, rank, plan.full_sources, spec.seed, gpu);
+        }
+    }
+    Arena &arena() override { return *arena_; }
+    void generate(uint64_t version) override {
+        if (!synthetic_) return;
+        synthetic_->generate(version, stream_.get());
+        stream_.synchronize();
+    }
+    uint64_t convert(std::span<const planner::ConvOp> ops) override {
+        const convert::SourceProvider &sources =
+            external_ ? *external_ : static_cast<const convert::SourceProvider &>(*synthetic_);
+        converter_.enqueue(ops, sources, arena_->data(), plan_.arena_bytes, stream_.get());
+        events_.emplace_back(++issued_, platform::Event(gpu_));
+        events_.back().second.record(stream_.get());
+        return issued_;
+    }
+    void waitFence(uint64_t fence) override {
+        while (!events_.empty() && events_.front().first <= fence) {
+            events_.front().second.synchronize();
+            events_.pop_front();
+        }
+        if (events_.empty()) {
+            const uint32_t bad = converter_.takeNonfiniteBlocks(stream_.get());
+            check(bad == 0, Errc::kInvalidArgument,
+                  "{} FP8 blocks of this push held NaN or Inf trainer values", bad);
+        }
+    }
+
+  private:
+    int gpu_;
+    platform::DeviceGuard guard_;
+    const layout::Layout &layout_;
+    const planner::RankPlan &plan_;
+    std::shared_ptr<const convert::SourceProvider> external_;
+    std::unique_ptr<Arena> arena_;
+    platform::Stream stream_;
+    convert::CudaSlotConverter converter_;
+    std::unique_ptr<convert::CudaSyntheticWeights> synthetic_;
+    std::deque<std::pair<uint64_t, platform::Event>> events_;
+    uint64_t issued_ = 0;
+};
+
+class CudaReceiverMemory : public ReceiverMemory {
+  public:
+    CudaReceiverMemory(const JobSpec &spec, const layout::Layout &layout, int gpu, size_t bytes)
+        : gpu_(gpu), guard_(gpu), layout_(layout), live_(platform::makeCudaArena(bytes, gpu)),
+          stream_(gpu), reference_(layout, spec.seed, gpu) {
+        if (spec.staging) staging_ = platform::makeCudaArena(bytes, gpu);
+    }
+    Arena &live() override { return *live_; }
+    Arena &target() override { return staging_ ? *staging_ : *live_; }
+    void commit() override {
+        if (!staging_) return;
+        platform::cudaCheck(cudaMemcpyAsync(live_->data(), staging_->data(), live_->size(),
+                                            cudaMemcpyDeviceToDevice, stream_.get()),
+                            "staging commit");
+        stream_.synchronize();
+    }
+    void readLive(size_t offset, size_t bytes, std::byte *out) override {
+        check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");
+        platform::cudaCheck(cudaMemcpy(out, live_->data() + offset, bytes, cudaMemcpyDeviceToHost),
+                            "reading the live arena");
+    }
+    int64_t verify(const planner::PeerSpec &peer, uint64_t version,
+                   const std::vector<int64_t> &offsets, int64_t &checked) override {
+        std::vector<const std::byte *> tensors;
+        for (int64_t off : offsets) tensors.push_back(live_->data() + off);
+        const std::vector<int64_t> bad =
+            reference_.compare(peer, version, tensors, stream_.get());
+        int64_t mismatched = 0;
+        for (int64_t b : bad) mismatched += b;
+        checked = 0;
+        for (const planner::LocalTensor &t : planner::localTensors(layout_, peer)) {
+            checked += t.bytes;
+        }
+        return mismatched;
+    }
+
+  private:
+    int gpu_;
+    platform::DeviceGuard guard_;
+    const layout::Layout &layout_;
+    std::unique_ptr<Arena> live_;
+    std::unique_ptr<Arena> staging_;
+    platform::Stream stream_;
+    convert::CudaReference reference_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainerCompute> makeCudaTrainerCompute(
+    const JobSpec &spec, const layout::Layout &layout, int rank, const planner::RankPlan &plan,
+    std::shared_ptr<const convert::SourceProvider> external, int gpu) {
+    check(gpu >= 0 && gpu < platform::deviceCount(), Errc::kUnsupported,
+          "trainer rank {} needs GPU {}, this machine has {}", rank, gpu,
+          platform::deviceCount());
+    return std::make_unique<CudaTrainerCompute>(spec, layout, rank, plan, std::move(external), gpu);
+}
+
+std::unique_ptr<ReceiverMemory> makeCudaReceiverMemory(const JobSpec &spec,
+                                                       const layout::Layout &layout, int gpu,
+                                                       size_t bytes) {
+    check(gpu >= 0 && gpu < platform::deviceCount(), Errc::kUnsupported,
+          "inference rank needs GPU {}, this machine has {}", gpu, platform::deviceCount());
+    return std::make_unique<CudaReceiverMemory>(spec, layout, gpu, bytes);
+}
+
+}  // namespace weightsync::engine
