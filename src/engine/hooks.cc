@@ -5,6 +5,8 @@
 #include "layout/glm5.h"
 
 #include <cstring>
+#include <exception>
+#include <thread>
 
 namespace weightsync::engine {
 
@@ -56,16 +58,31 @@ std::vector<std::string> MlaAbsorbHook::inputs(const layout::Layout &layout) con
 }
 
 void MlaAbsorbHook::afterUpdate(uint64_t /*version*/, const LocalWeights &weights) {
-    derived_.clear();
+    const std::string suffix = "self_attn.kv_b_proj.weight";
+    std::vector<const layout::DestTensor *> layers;
     for (const layout::DestTensor &d : weights.layout->dests()) {
-        const std::string suffix = "self_attn.kv_b_proj.weight";
-        if (!d.name.ends_with(suffix)) continue;
-        const planner::LocalTensor &t = weights.info(d.name);
-        Derived out;
-        out.layer = d.name.substr(0, d.name.size() - suffix.size());
-        derive(weights.find(d.name), weights.find(d.name + "_scale_inv"), t.shape[0], t.shape[1],
-               out);
-        derived_.push_back(std::move(out));
+        if (d.name.ends_with(suffix)) layers.push_back(&d);
+    }
+    derived_.assign(layers.size(), {});
+    // One thread per layer: the update's pause lasts until every derived tensor is ready.
+    std::vector<std::thread> threads;
+    std::vector<std::exception_ptr> errors(layers.size());
+    for (size_t i = 0; i < layers.size(); ++i) {
+        threads.emplace_back([&, i] {
+            try {
+                const layout::DestTensor &d = *layers[i];
+                const planner::LocalTensor &t = weights.info(d.name);
+                derived_[i].layer = d.name.substr(0, d.name.size() - suffix.size());
+                derive(weights.find(d.name), weights.find(d.name + "_scale_inv"), t.shape[0],
+                       t.shape[1], derived_[i]);
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+        });
+    }
+    for (std::thread &t : threads) t.join();
+    for (const std::exception_ptr &e : errors) {
+        if (e) std::rethrow_exception(e);
     }
 }
 

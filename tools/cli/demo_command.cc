@@ -47,6 +47,7 @@ struct StepRow {
     uint64_t version = 0;
     double convert = 0, write = 0, barrier = 0, total = 0;
     int64_t wire_bytes = 0, writes = 0, checked = 0, mismatched = 0;
+    double hook = 0;  // slowest inference rank's post-update hooks (inside the pause)
     bool verified = false;
 };
 
@@ -63,6 +64,10 @@ StepRow collectStep(control::Store &store, uint64_t v, int trainers, bool verify
         row.total = std::max(row.total, m.total_seconds);
         row.wire_bytes += m.wire_bytes;
         row.writes += m.writes;
+    }
+    for (const control::KeyValue &kv :
+         store.list(engine::keys::stepPrefix(v) + "resumed/")) {
+        row.hook = std::max(row.hook, json::parse(kv.value).value("hook_s", 0.0));
     }
     row.verified = verify;
     const std::string prefix = engine::keys::stepPrefix(v) + "verified/";
@@ -173,6 +178,7 @@ int runDemo(const DemoArgs &a) {
                             {"convert_s", r.convert},
                             {"write_s", r.write},
                             {"barrier_s", r.barrier},
+                            {"hook_s", r.hook},
                             {"total_s", r.total},
                             {"wire_bytes", r.wire_bytes},
                             {"writes", r.writes},

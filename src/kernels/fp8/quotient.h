@@ -23,11 +23,13 @@ WEIGHTSYNC_QUOTIENT_DECL float quotientViaReciprocal(float x, float s, float r) 
 #if defined(__CUDA_ARCH__)
     const float q0 = __fmul_rn(x, r);
     const float e = __fmaf_rn(-q0, s, x);  // exact residual x - q0 * s (outside underflow)
-    return __fmaf_rn(e, r, q0);
+    // s > 0, so x / s has the sign of x, zero included: x = -0 gives e = +0 and q0 + e = +0,
+    // which must stay -0 (e4m3 0x80), as IEEE division gives.
+    return copysignf(__fmaf_rn(e, r, q0), x);
 #else
     const float q0 = x * r;
     const float e = std::fma(-q0, s, x);
-    return std::fma(e, r, q0);
+    return std::copysign(std::fma(e, r, q0), x);
 #endif
 }
 

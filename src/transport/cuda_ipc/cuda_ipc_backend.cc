@@ -101,6 +101,8 @@ std::unique_ptr<LocalRegion> CudaIpcBackend::registerMemory(void *ptr, size_t le
     check(info.device == device, Errc::kInvalidArgument,
           "cuda_ipc: {} lives on GPU {}, registered as GPU {}", static_cast<const void *>(ptr),
           info.device, device);
+    // The driver queries below resolve the pointer in the current context: make it the owner's.
+    platform::DeviceGuard guard(device);
     check(platform::legacyIpcCapable(ptr), Errc::kUnsupported,
           "cuda_ipc: {} cannot be exported with cudaIpcGetMemHandle: it is a virtual-memory "
           "(cuMemCreate, e.g. PyTorch expandable_segments) or memory-pool allocation; allocate "
@@ -112,7 +114,6 @@ std::unique_ptr<LocalRegion> CudaIpcBackend::registerMemory(void *ptr, size_t le
           Errc::kInvalidArgument, "cuda_ipc: [{}, +{}) extends past its allocation [{:#x}, +{})",
           static_cast<const void *>(ptr), length, range.base, range.size);
     IpcKey key;
-    platform::DeviceGuard guard(device);
     platform::cudaCheck(cudaIpcGetMemHandle(&key.handle, reinterpret_cast<void *>(range.base)),
                         "cuda_ipc: cudaIpcGetMemHandle of the allocation at {:#x}", range.base);
     key.offset = start - range.base;

@@ -112,5 +112,22 @@ TEST(KernelsE4m3, ReciprocalQuotientMatchesDivisionExhaustively) {
     EXPECT_EQ(quotient_diffs_above_2m12, 0);
 }
 
+// Regression (seen on an H200): -0 and negative values whose quotient underflows must keep their
+// sign, as IEEE division does (e4m3 0x80, not 0x00). Zero blocks of negative zeros are common:
+// a block scaled by 0 is all signed zeros.
+TEST(KernelsE4m3, ReciprocalQuotientKeepsTheSignOfZero) {
+    for (uint32_t a_bits = 0; a_bits < 0x7f80; a_bits += 7) {
+        const float amax = bf16BitsToF32(static_cast<uint16_t>(a_bits));
+        const float s = std::max(amax / kFp8Max, kFp8ScaleFloor);
+        const float r = 1.0f / s;
+        for (uint32_t x_bits = 0x8000; x_bits <= 0x8000 + a_bits; x_bits += 3) {
+            const float x = bf16BitsToF32(static_cast<uint16_t>(x_bits));
+            ASSERT_EQ(f32ToE4m3(std::max(x / s, -kFp8Max)),
+                      f32ToE4m3(std::max(quotientViaReciprocal(x, s, r), -kFp8Max)))
+                << "x=" << std::hexfloat << x << " s=" << s;
+        }
+    }
+}
+
 }  // namespace
 }  // namespace weightsync::kernels
