@@ -1,6 +1,7 @@
 #pragma once
 // The data-plane interface. One folder per backend (ucx/, inproc/, cuda_ipc/, fault/), all behind
-// TransportBackend. The life cycle is: register local memory once (LocalRegion, RAII) ->
+// TransportBackend. The life cycle is: register local memory once, or let the backend allocate
+// it (allocateMemory: receivers should prefer it), as a LocalRegion (RAII) ->
 // describe it (RemoteDescriptor, a plain serializable value) -> a peer imports the descriptor
 // (RemoteRegion, RAII) -> post one-sided writes local range -> remote range -> flush.
 //
@@ -23,21 +24,24 @@ namespace weightsync::transport {
 enum class MemoryKind : uint8_t { kHost, kCuda };
 
 struct Capabilities {
-    std::string name;                   // "ucx", "inproc", "cuda_ipc"
-    bool host_memory = false;           // can register host memory
-    bool cuda_memory = false;           // can register CUDA device memory
-    bool needs_target_progress = false;  // receivers must run a progress thread for writes to land
+    std::string name;          // "ucx", "inproc", "cuda_ipc"
+    bool host_memory = false;  // can register host memory
+    bool cuda_memory = false;  // can register CUDA device memory
+    // Receivers must run a progress thread for writes into registered memory to land. (UCX:
+    // regions from allocateMemory take writes from same-host peers without it; keep it running
+    // for the others.)
+    bool needs_target_progress = false;
 };
 
 /// A serializable description of a registered region, published by its owner.
 struct RemoteDescriptor {
-    std::string backend;        // must match the importing backend's name
-    uint64_t address = 0;       // base address in the owner's address space
-    uint64_t length = 0;        // bytes
+    std::string backend;   // must match the importing backend's name
+    uint64_t address = 0;  // base address in the owner's address space
+    uint64_t length = 0;   // bytes
     MemoryKind kind = MemoryKind::kHost;
-    int device = -1;            // CUDA device ordinal of the owner, -1 for host
-    uint64_t generation = 0;    // owner's incarnation; a restarted owner publishes a new one
-    std::string key;            // backend-specific key blob (e.g. packed UCX rkey), raw bytes
+    int device = -1;          // CUDA device ordinal of the owner, -1 for host
+    uint64_t generation = 0;  // owner's incarnation; a restarted owner publishes a new one
+    std::string key;          // backend-specific key blob (e.g. packed UCX rkey), raw bytes
 
     [[nodiscard]] nlohmann::json toJson() const;
     static RemoteDescriptor fromJson(const nlohmann::json &json);
@@ -89,6 +93,22 @@ class TransportBackend {
     /// Registers [ptr, ptr+length). Throws Errc::kUnsupported for memory the backend cannot serve.
     virtual std::unique_ptr<LocalRegion> registerMemory(void *ptr, size_t length, MemoryKind kind,
                                                         int device) = 0;
+
+    /// Optional: allocates `length` bytes that the backend can serve better than memory the caller
+    /// allocated, and registers them. The result is a LocalRegion like registerMemory's: data()
+    /// is the memory (page-aligned, zero-filled and pre-faulted, so first-touch costs never land
+    /// in a write), size() is `length`, and destroying the region frees the memory. Returns
+    /// nullptr when the backend has nothing better than the caller's own memory; the caller then
+    /// allocates and calls registerMemory. The default returns nullptr.
+    ///
+    /// UCX: host memory in a shared-memory segment (sysv or posix) that peers on the same host
+    /// map directly, so their writes are plain stores that land without this process progressing
+    /// (truly one-sided). nullptr for CUDA memory and when no shared-memory transport is loaded.
+    virtual std::unique_ptr<LocalRegion> allocateMemory(size_t length, MemoryKind kind,
+                                                        int device) {
+        (void)length, (void)kind, (void)device;
+        return nullptr;
+    }
 
     /// Connects to a peer (idempotent per name). Errors later reported for it carry peer_name.
     virtual void connect(const std::string &peer_name, const std::string &peer_address) = 0;

@@ -27,6 +27,11 @@ std::unique_ptr<LocalRegion> FaultInjectingBackend::registerMemory(void *ptr, si
     return inner_->registerMemory(ptr, length, kind, device);
 }
 
+std::unique_ptr<LocalRegion> FaultInjectingBackend::allocateMemory(size_t length, MemoryKind kind,
+                                                                   int device) {
+    return inner_->allocateMemory(length, kind, device);
+}
+
 void FaultInjectingBackend::connect(const std::string &peer_name, const std::string &peer_address) {
     check(!policy_.dropped_peers.contains(peer_name), Errc::kPeerLost,
           "fault: connection to peer {} dropped (injected)", peer_name);

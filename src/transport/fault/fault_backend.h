@@ -33,6 +33,8 @@ class FaultInjectingBackend final : public TransportBackend {
     [[nodiscard]] std::string address() const override;
     std::unique_ptr<LocalRegion> registerMemory(void *ptr, size_t length, MemoryKind kind,
                                                 int device) override;
+    std::unique_ptr<LocalRegion> allocateMemory(size_t length, MemoryKind kind,
+                                                int device) override;
     void connect(const std::string &peer_name, const std::string &peer_address) override;
     std::unique_ptr<RemoteRegion> importRegion(const std::string &peer_name,
                                                const RemoteDescriptor &descriptor) override;

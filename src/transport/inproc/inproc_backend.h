@@ -20,6 +20,7 @@ class InprocBackend final : public TransportBackend {
     [[nodiscard]] std::string address() const override;
     std::unique_ptr<LocalRegion> registerMemory(void *ptr, size_t length, MemoryKind kind,
                                                 int device) override;
+    // allocateMemory: the default (nullptr); a memcpy serves the caller's own memory as well.
     void connect(const std::string &peer_name, const std::string &peer_address) override;
     std::unique_ptr<RemoteRegion> importRegion(const std::string &peer_name,
                                                const RemoteDescriptor &descriptor) override;

@@ -1,12 +1,15 @@
 #include "transport/ucx/ucx_backend_impl.h"
 
 #include "common/log.h"
+#include "transport/ucx/ucx_shm.h"
 #include "transport/ucx/ucx_status.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <poll.h>
 
+#include <cerrno>
+#include <cstring>
 #include <random>
 #include <utility>
 
@@ -92,6 +95,37 @@ std::unique_ptr<LocalRegion> UcxBackend::registerMemory(void *ptr, size_t length
     return std::make_unique<UcxLocalRegion>(core_, ptr, length, kind, device, generation_);
 }
 
+std::unique_ptr<LocalRegion> UcxBackend::allocateMemory(size_t length, MemoryKind kind,
+                                                        int device) {
+    check(length > 0, Errc::kInvalidArgument, "ucx: cannot allocate an empty range");
+    // UCX would allocate CUDA memory with cudaMalloc: nothing better than the caller's own.
+    if (kind != MemoryKind::kHost) return nullptr;
+    check(device == -1, Errc::kInvalidArgument, "ucx: host memory with device {}", device);
+    std::unique_ptr<LocalRegion> region;
+    {
+        std::lock_guard lock(core_->mutex);
+        auto memory = UcxMemory::allocate(core_->context.get(), length);
+        if (!isSharedMapping(memory->address(), length)) {
+            // No sysv/posix transport loaded (e.g. "tcp,self"): UCX fell back to private memory.
+            log_->info(
+                "allocateMemory: UCX has no shared memory to offer (transports '{}'); use "
+                "your own memory with registerMemory",
+                options_.transports);
+            return nullptr;
+        }
+        region = std::make_unique<UcxLocalRegion>(core_, std::move(memory), length, generation_);
+    }
+    // Outside the mutex: may take a while for large arenas.
+    if (!prefault(region->data(), length)) {
+        log_->warn(
+            "allocateMemory: cannot back {} bytes of shared memory ({}; is /dev/shm or the "
+            "shm limit too small?); use your own memory with registerMemory",
+            length, std::strerror(errno));
+        return nullptr;
+    }
+    return region;
+}
+
 void UcxBackend::connect(const std::string &peer_name, const std::string &peer_address) {
     check(!peer_name.empty(), Errc::kInvalidArgument, "ucx: empty peer name");
     check(peer_address.size() > kAddressMagic.size() && peer_address.starts_with(kAddressMagic),
@@ -121,7 +155,7 @@ std::unique_ptr<RemoteRegion> UcxBackend::importRegion(const std::string &peer_n
     const auto it = peers_.find(peer_name);
     check(it != peers_.end(), Errc::kNotFound, "ucx: peer {} is not connected", peer_name);
     checkUsable(*it->second);
-    return std::make_unique<UcxRemoteRegion>(it->second, descriptor);
+    return std::make_unique<UcxRemoteRegion>(it->second, descriptor, options_.prefault_imports);
 }
 
 void UcxBackend::postWrite(const LocalRegion &source, size_t source_offset, RemoteRegion &target,
@@ -140,18 +174,27 @@ void UcxBackend::postWrite(const LocalRegion &source, size_t source_offset, Remo
           length, remote->size(), remote->peer());
     if (length == 0) return;
 
-    std::lock_guard lock(core_->mutex);
+    std::unique_lock lock(core_->mutex);
     const auto &endpoint = remote->endpoint();
     checkUsable(*endpoint);
     if (!endpoint->dirty()) {
         endpoint->setDirty(true);
         dirty_.push_back(endpoint);
     }
-    const size_t chunk_limit = std::min(options_.max_write_size, options_.max_inflight_bytes);
-    for (size_t done = 0; done < length;) {
-        const size_t chunk = std::min(chunk_limit, length - done);
-        putChunk(*local, source_offset + done, *remote, target_offset + done, chunk);
-        done += chunk;
+    if (options_.direct_copy && remote->direct() != nullptr) {
+        // The peer's shared segment is mapped here: a plain copy, complete when it returns, with
+        // no request and nothing for the peer to do. Outside the mutex, so a progress thread of
+        // this process keeps running.
+        lock.unlock();
+        copyToShared(remote->direct() + target_offset,
+                     static_cast<const char *>(local->data()) + source_offset, length);
+    } else {
+        const size_t chunk_limit = std::min(options_.max_write_size, options_.max_inflight_bytes);
+        for (size_t done = 0; done < length;) {
+            const size_t chunk = std::min(chunk_limit, length - done);
+            putChunk(*local, source_offset + done, *remote, target_offset + done, chunk);
+            done += chunk;
+        }
     }
     unflushed_.writes += 1;
     unflushed_.bytes += length;

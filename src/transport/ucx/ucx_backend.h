@@ -21,13 +21,22 @@ struct UcxOptions {
     size_t max_inflight_writes = 256;               // posted but incomplete requests, per backend
     size_t max_write_size = size_t{64} << 20;       // larger writes are split into chunks
     bool wakeup = true;  // progress thread sleeps on the worker's event fd (else busy-polls)
+    /// Writes to a region a peer allocated with allocateMemory on this host (shared memory that
+    /// this process maps, found through ucp_rkey_ptr) are copied by postWrite itself, with
+    /// non-temporal stores; false = always ucp_put_nbx (also one-sided there, but slower).
+    bool direct_copy = true;
+    /// importRegion pre-faults this process's mapping of such a region (whole), so that no write
+    /// takes a page fault; costs ~0.3 s per GiB at import. false = the first write to each page
+    /// faults instead (better when this process writes only a small part of large regions).
+    bool prefault_imports = true;
     std::chrono::milliseconds post_timeout{30000};  // longest postWrite waits for in-flight room
     /// Further UCX settings by their name without the UCX_ prefix, e.g. {"KEEPALIVE_INTERVAL",
     /// "1s"}.
     std::map<std::string, std::string> config;
 
     /// Reads {"transports", "max_inflight_bytes", "max_inflight_writes", "max_write_size",
-    /// "wakeup", "post_timeout_ms", "config"}; unknown keys or bad values -> kInvalidArgument.
+    /// "wakeup", "direct_copy", "prefault_imports", "post_timeout_ms", "config"}; unknown keys or
+    /// bad values -> kInvalidArgument.
     static UcxOptions fromJson(const nlohmann::json &json);
 };
 

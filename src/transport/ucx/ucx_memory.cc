@@ -5,23 +5,50 @@
 #include <string_view>
 
 namespace weightsync::transport::ucx {
+namespace {
 
-UcxMemory::UcxMemory(ucp_context_h context, void *ptr, size_t length, ucs_memory_type_t type)
-    : context_(context) {
+ucp_mem_map_params_t registration(void *ptr, size_t length, ucs_memory_type_t type) {
     ucp_mem_map_params_t params{};
     params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
                         UCP_MEM_MAP_PARAM_FIELD_MEMORY_TYPE;
     params.address = ptr;
     params.length = length;
     params.memory_type = type;
-    checkStatus(ucp_mem_map(context_, &params, &memh_), Errc::kTransport, "ucp_mem_map");
+    return params;
+}
+
+}  // namespace
+
+UcxMemory::UcxMemory(ucp_context_h context, void *ptr, size_t length, ucs_memory_type_t type)
+    : UcxMemory(context, registration(ptr, length, type)) {}
+
+std::unique_ptr<UcxMemory> UcxMemory::allocate(ucp_context_h context, size_t length) {
+    ucp_mem_map_params_t params{};
+    params.field_mask = UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_FLAGS |
+                        UCP_MEM_MAP_PARAM_FIELD_MEMORY_TYPE;
+    params.length = length;
+    params.flags = UCP_MEM_MAP_ALLOCATE;
+    params.memory_type = UCS_MEMORY_TYPE_HOST;
+    return std::unique_ptr<UcxMemory>(new UcxMemory(context, params));
+}
+
+UcxMemory::UcxMemory(ucp_context_h context, const ucp_mem_map_params_t &params)
+    : context_(context) {
+    checkStatus(
+        ucp_mem_map(context_, &params, &memh_), Errc::kTransport,
+        (params.flags & UCP_MEM_MAP_ALLOCATE) != 0 ? "ucp_mem_map(ALLOCATE)" : "ucp_mem_map");
+    ucp_mem_attr_t attr{};
+    attr.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS | UCP_MEM_ATTR_FIELD_LENGTH;
+    ucs_status_t status = ucp_mem_query(memh_, &attr);
     void *buffer = nullptr;
     size_t size = 0;
-    const ucs_status_t status = ucp_rkey_pack(context_, memh_, &buffer, &size);
+    if (status == UCS_OK) status = ucp_rkey_pack(context_, memh_, &buffer, &size);
     if (status != UCS_OK) {
         ucp_mem_unmap(context_, memh_);
-        checkStatus(status, Errc::kTransport, "ucp_rkey_pack");
+        checkStatus(status, Errc::kTransport, "ucp_mem_query/ucp_rkey_pack");
     }
+    address_ = attr.address;
+    length_ = attr.length;
     packed_key_.assign(static_cast<const char *>(buffer), size);
     ucp_rkey_buffer_release(buffer);
 }

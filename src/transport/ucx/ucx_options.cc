@@ -33,13 +33,9 @@ UcxOptions UcxOptions::fromJson(const nlohmann::json &json) {
     if (json.is_null()) return options;
     check(json.is_object(), Errc::kInvalidArgument, "ucx options must be a JSON object, got {}",
           json.type_name());
-    static const std::set<std::string> kKnown = {"transports",
-                                                 "max_inflight_bytes",
-                                                 "max_inflight_writes",
-                                                 "max_write_size",
-                                                 "wakeup",
-                                                 "post_timeout_ms",
-                                                 "config"};
+    static const std::set<std::string> kKnown = {
+        "transports",  "max_inflight_bytes", "max_inflight_writes", "max_write_size", "wakeup",
+        "direct_copy", "prefault_imports",   "post_timeout_ms",     "config"};
     for (const auto &[key, _] : json.items()) {
         check(kKnown.contains(key), Errc::kInvalidArgument, "unknown ucx option '{}'", key);
     }
@@ -52,6 +48,10 @@ UcxOptions UcxOptions::fromJson(const nlohmann::json &json) {
     }
     if (json.contains("max_write_size")) options.max_write_size = positive(json, "max_write_size");
     if (json.contains("wakeup")) options.wakeup = value<bool>(json, "wakeup");
+    if (json.contains("direct_copy")) options.direct_copy = value<bool>(json, "direct_copy");
+    if (json.contains("prefault_imports")) {
+        options.prefault_imports = value<bool>(json, "prefault_imports");
+    }
     if (json.contains("post_timeout_ms")) {
         options.post_timeout = std::chrono::milliseconds(positive(json, "post_timeout_ms"));
     }

@@ -1,8 +1,30 @@
 #include "transport/ucx/ucx_regions.h"
 
 #include "common/error.h"
+#include "common/log.h"
+#include "transport/ucx/ucx_shm.h"
 
 namespace weightsync::transport::ucx {
+namespace {
+
+/// The local address of the peer's [address, address+length), if the rkey maps it into this
+/// process (shared memory on this host) contiguously; else nullptr.
+char *mappedRange(ucp_rkey_h rkey, uint64_t address, size_t length) {
+    void *first = nullptr;
+    void *last = nullptr;
+    if (ucp_rkey_ptr(rkey, address, &first) != UCS_OK ||
+        ucp_rkey_ptr(rkey, address + length - 1, &last) != UCS_OK) {
+        return nullptr;
+    }
+    auto *begin = static_cast<char *>(first);
+    // One contiguous mapping, and a shared one: never write through anything less.
+    if (static_cast<char *>(last) != begin + length - 1 || !isSharedMapping(begin, length)) {
+        return nullptr;
+    }
+    return begin;
+}
+
+}  // namespace
 
 UcxLocalRegion::UcxLocalRegion(std::shared_ptr<UcxCore> core, void *ptr, size_t length,
                                MemoryKind kind, int device, uint64_t generation)
@@ -17,6 +39,16 @@ UcxLocalRegion::UcxLocalRegion(std::shared_ptr<UcxCore> core, void *ptr, size_t 
     std::lock_guard lock(core_->mutex);
     memory_ = std::make_unique<UcxMemory>(core_->context.get(), ptr, length, type);
 }
+
+UcxLocalRegion::UcxLocalRegion(std::shared_ptr<UcxCore> core, std::unique_ptr<UcxMemory> memory,
+                               size_t length, uint64_t generation)
+    : core_(std::move(core)),
+      memory_(std::move(memory)),
+      ptr_(memory_->address()),
+      length_(length),
+      kind_(MemoryKind::kHost),
+      device_(-1),
+      generation_(generation) {}
 
 UcxLocalRegion::~UcxLocalRegion() {
     std::lock_guard lock(core_->mutex);
@@ -36,11 +68,20 @@ RemoteDescriptor UcxLocalRegion::describe() const {
 }
 
 UcxRemoteRegion::UcxRemoteRegion(std::shared_ptr<UcxEndpoint> endpoint,
-                                 const RemoteDescriptor &descriptor)
+                                 const RemoteDescriptor &descriptor, bool prefault_mapping)
     : endpoint_(std::move(endpoint)), address_(descriptor.address), length_(descriptor.length) {
     check(endpoint_->usable(), Errc::kPeerLost, "ucx: peer {} is not reachable (failed earlier)",
           endpoint_->peer());
     rkey_ = std::make_unique<UcxRkey>(endpoint_->handle(), descriptor.key, endpoint_->peer());
+    if (descriptor.kind == MemoryKind::kHost) {
+        direct_ = mappedRange(rkey_->get(), address_, length_);
+        // The first write to each page would otherwise fault in this process: take it now. If
+        // that fails, leave the writes to UCX.
+        if (direct_ != nullptr && prefault_mapping && !prefault(direct_, length_))
+            direct_ = nullptr;
+        logger("ucx")->debug("imported {} bytes of peer {}{}", length_, endpoint_->peer(),
+                             direct_ != nullptr ? " (shared memory, mapped here)" : "");
+    }
 }
 
 UcxRemoteRegion::~UcxRemoteRegion() {

@@ -41,10 +41,13 @@ inline std::string caseName(const ::testing::TestParamInfo<TransportCase> &param
 
 class Receiver {
   public:
-    Receiver(const std::string &transports, size_t regions, size_t bytes, int fill)
+    /// `mode`: transport_peer's flags, e.g. "allocate,no-progress" ("" = registered memory and a
+    /// progress thread).
+    Receiver(const std::string &transports, size_t regions, size_t bytes, int fill,
+             const std::string &mode = "")
         : process_(WEIGHTSYNC_TRANSPORT_PEER,
                    {"ucx", nlohmann::json{{"transports", transports}}.dump(),
-                    std::to_string(regions), std::to_string(bytes), std::to_string(fill)}) {
+                    std::to_string(regions), std::to_string(bytes), std::to_string(fill), mode}) {
         const auto hello = nlohmann::json::parse(process_.readLine(std::chrono::seconds(20)));
         address_ = decodeBase64(hello.at("address").get<std::string>());
         for (const auto &region : hello.at("regions")) {
