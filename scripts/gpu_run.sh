@@ -33,7 +33,7 @@ NGPU=$(nvidia-smi -L | wc -l)
 # Dependencies: Debian's headers/libs unpacked, PyPI's CUDA UCX unpacked.
 mkdir -p /tmp/deps /tmp/ucxwheel
 for d in .deps/debs/*.deb; do dpkg -x "$d" /tmp/deps; done
-unzip -q -o .whl/libucx_cu13-*.whl -d /tmp/ucxwheel
+python3 -m zipfile -e .whl/libucx_cu13-*.whl /tmp/ucxwheel
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/ucxwheel/libucx/lib:${LD_LIBRARY_PATH:-}
 PY=$(command -v python3)
 
