@@ -190,6 +190,10 @@ PushMetrics TrainerAgent::push(uint64_t version) {
                                 fmt::format("version {}: waiting for verification", version - 1));
             }
             store_->set(keys::request(version), json{{"version", version}}.dump());
+        } else {
+            // The update starts with rank 0's request; time it from there on every rank.
+            (void)awaitKeys(*store_, {keys::request(version)}, step_failed, spec_.step_timeout,
+                            fmt::format("version {}: waiting for the request", version));
         }
         const auto start = Clock::now();
         std::vector<std::string> paused;
