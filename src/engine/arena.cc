@@ -34,8 +34,29 @@ class HostArena : public Arena {
     size_t size_;
 };
 
+class ViewArena : public Arena {
+  public:
+    ViewArena(std::byte *data, size_t bytes, transport::MemoryKind kind, int device)
+        : data_(data), size_(bytes), kind_(kind), device_(device) {}
+    [[nodiscard]] std::byte *data() const override { return data_; }
+    [[nodiscard]] size_t size() const override { return size_; }
+    [[nodiscard]] transport::MemoryKind kind() const override { return kind_; }
+    [[nodiscard]] int device() const override { return device_; }
+
+  private:
+    std::byte *data_;
+    size_t size_;
+    transport::MemoryKind kind_;
+    int device_;
+};
+
 }  // namespace
 
 std::unique_ptr<Arena> makeHostArena(size_t bytes) { return std::make_unique<HostArena>(bytes); }
+
+std::unique_ptr<Arena> viewArena(std::byte *data, size_t bytes, transport::MemoryKind kind,
+                                 int device) {
+    return std::make_unique<ViewArena>(data, bytes, kind, device);
+}
 
 }  // namespace weightsync::engine

@@ -22,4 +22,8 @@ class Arena {
 /// Page-aligned host memory, pre-faulted so first-touch page faults stay out of every timing.
 std::unique_ptr<Arena> makeHostArena(size_t bytes);
 
+/// A non-owning view of memory someone else owns (e.g. a transport's allocateMemory region).
+std::unique_ptr<Arena> viewArena(std::byte *data, size_t bytes, transport::MemoryKind kind,
+                                 int device);
+
 }  // namespace weightsync::engine

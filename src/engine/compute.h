@@ -63,9 +63,13 @@ std::unique_ptr<TrainerCompute> makeTrainerCompute(
     const JobSpec &spec, const layout::Layout &layout, int rank, const planner::RankPlan &plan,
     std::shared_ptr<const convert::SourceProvider> external);
 
+/// `target`: memory for the arena that receives writes (staging or live) when a transport
+/// offers better memory than a plain allocation (UCX shared memory, written one-sided); null =
+/// allocate it here.
 std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec,
                                                    const layout::Layout &layout, int gpu,
-                                                   size_t bytes);
+                                                   size_t bytes,
+                                                   std::unique_ptr<Arena> target = nullptr);
 
 /// The GPU of trainer rank `rank` / of inference peer index `peer` (-1 for CPU jobs).
 int trainerGpu(const JobSpec &spec, int rank);

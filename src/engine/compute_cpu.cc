@@ -58,9 +58,15 @@ class CpuTrainerCompute : public TrainerCompute {
 
 class CpuReceiverMemory : public ReceiverMemory {
   public:
-    CpuReceiverMemory(const JobSpec &spec, const layout::Layout &layout, size_t bytes)
-        : spec_(spec), layout_(layout), live_(makeHostArena(bytes)) {
-        if (spec.staging) staging_ = makeHostArena(bytes);
+    CpuReceiverMemory(const JobSpec &spec, const layout::Layout &layout, size_t bytes,
+                      std::unique_ptr<Arena> target)
+        : spec_(spec), layout_(layout) {
+        if (spec.staging) {
+            staging_ = target ? std::move(target) : makeHostArena(bytes);
+            live_ = makeHostArena(bytes);
+        } else {
+            live_ = target ? std::move(target) : makeHostArena(bytes);
+        }
     }
     Arena &live() override { return *live_; }
     Arena &target() override { return staging_ ? *staging_ : *live_; }
@@ -141,7 +147,7 @@ std::unique_ptr<TrainerCompute> makeTrainerCompute(
 
 std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec,
                                                    const layout::Layout &layout, int gpu,
-                                                   size_t bytes) {
+                                                   size_t bytes, std::unique_ptr<Arena> target) {
     if (spec.device == "cuda") {
 #if WEIGHTSYNC_HAVE_CUDA
         return makeCudaReceiverMemory(spec, layout, gpu, bytes);
@@ -150,7 +156,7 @@ std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec,
         noCuda();
 #endif
     }
-    return std::make_unique<CpuReceiverMemory>(spec, layout, bytes);
+    return std::make_unique<CpuReceiverMemory>(spec, layout, bytes, std::move(target));
 }
 
 }  // namespace weightsync::engine

@@ -159,13 +159,28 @@ void InferenceAgent::init() {
             offsets_.push_back(total);
             total += t.bytes;
         }
-        memory_ = makeReceiverMemory(spec_, layout, gpu, static_cast<size_t>(total));
+        on_device = spec_.device == "cuda";
+        const auto kind = on_device ? transport::MemoryKind::kCuda : transport::MemoryKind::kHost;
+        backends_ = receiverBackends(spec_, kind, gpu);
+        // A single transport may offer memory it can be written into one-sided (UCX shared
+        // memory): then the writers' copies land directly and this rank does no work at all.
+        std::unique_ptr<transport::LocalRegion> offered;
+        if (backends_.size() == 1) {
+            offered = backends_.front()->allocateMemory(static_cast<size_t>(total), kind, gpu);
+        }
+        memory_ = makeReceiverMemory(
+            spec_, layout, gpu, static_cast<size_t>(total),
+            offered ? viewArena(static_cast<std::byte *>(offered->data()), offered->size(), kind,
+                                gpu)
+                    : nullptr);
         for (int64_t off : offsets_) weights_.data.push_back(memory_->live().data() + off);
         const Arena &target = memory_->target();
-        on_device = target.kind() != transport::MemoryKind::kHost;
-        backends_ = receiverBackends(spec_, target.kind(), gpu);
         for (auto &b : backends_) {
             regions_.emplace_back();
+            if (offered) {
+                regions_.back().push_back(std::move(offered));
+                continue;
+            }
             regions_.back().push_back(
                 b->registerMemory(target.data(), target.size(), target.kind(), target.device()));
         }
@@ -320,9 +335,21 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
     auto t0 = Clock::now();
     std::vector<std::string> done;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) done.push_back(keys::done(version, t));
+    std::vector<std::string> landed;
+    for (const planner::PeerSpec &p :
+         planner::fleetPeers(spec_.fleet, planner::layoutExperts(*layout_))) {
+        landed.push_back(keys::landed(version, p.name));
+    }
     try {
-        (void)awaitKeys(*store_, done, keys::stepPrefix(version) + "failed/", spec_.step_timeout,
+        const std::string failed = keys::stepPrefix(version) + "failed/";
+        (void)awaitKeys(*store_, done, failed, spec_.step_timeout,
                         fmt::format("inference {}: version {}", peer_.name, version));
+        // Commit all or nothing: a version is switched to only once every inference rank has
+        // all of its bytes, so a rank lost mid-push leaves every other rank on the old version.
+        store_->set(keys::landed(version, peer_.name), "1");
+        (void)awaitKeys(*store_, landed, failed, spec_.step_timeout,
+                        fmt::format("inference {}: version {}: waiting for every rank to land",
+                                    peer_.name, version));
     } catch (const Error &e) {
         // The push failed: keep the previous version. With staging, the live weights were never
         // touched; in place, they may be torn and must not be served.

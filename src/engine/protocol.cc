@@ -35,6 +35,9 @@ std::string aborted(uint64_t version, const std::string &peer) {
 std::string verified(uint64_t version, const std::string &peer) {
     return fmt::format("step/{}/verified/{}", version, peer);
 }
+std::string landed(uint64_t version, const std::string &peer) {
+    return fmt::format("step/{}/landed/{}", version, peer);
+}
 std::string metrics(uint64_t version, int rank) {
     return fmt::format("step/{}/metrics/{}", version, rank);
 }

@@ -13,7 +13,8 @@
 //   step/<N>/paused/<peer>        peer stopped reading weights (carries its current version)
 //   step/<N>/done/<t>             trainer t finished writing (bytes, writes)
 //   step/<N>/failed/<who>         a push error; receivers keep version N-1
-//   step/<N>/resumed/<peer>       peer runs version N
+//   step/<N>/landed/<peer>        every writer is done with the peer: its bytes of N are complete
+//   step/<N>/resumed/<peer>       peer runs version N (only once every peer has landed)
 //   step/<N>/verified/<peer>      peer compared every byte with the reference (when verifying)
 //   step/<N>/aborted/<peer>       peer gave up on version N and still holds N-1
 //   step/<N>/metrics/<t>          trainer t's timings for version N
@@ -42,6 +43,7 @@ std::string failed(uint64_t version, const std::string &who);
 std::string resumed(uint64_t version, const std::string &peer);
 std::string aborted(uint64_t version, const std::string &peer);
 std::string verified(uint64_t version, const std::string &peer);
+std::string landed(uint64_t version, const std::string &peer);
 std::string metrics(uint64_t version, int rank);
 }  // namespace keys
 
