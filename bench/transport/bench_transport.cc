@@ -13,7 +13,7 @@
 //       --transports "posix,sysv,self;default" --memory "registered;allocated"
 //       --progress "thread;none" --json-out bench_transport.json
 
-#include "transport/base64.h"
+#include "common/base64.h"
 #include "transport/ucx/ucx_backend.h"
 
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 #include "engine/messages.h"
 
 #include "common/error.h"
-#include "transport/base64.h"
+#include "common/base64.h"
 
 #include <fmt/format.h>
 
@@ -58,7 +58,7 @@ json MemoryRecord::toJson() const {
         json regions_json = json::array();
         for (const transport::RemoteDescriptor &d : e.regions) regions_json.push_back(d.toJson());
         endpoints_json.push_back({{"backend", e.backend},
-                                  {"address", transport::encodeBase64(e.address)},
+                                  {"address", encodeBase64(e.address)},
                                   {"regions", regions_json}});
     }
     json tensors_json = json::array();
@@ -88,7 +88,7 @@ MemoryRecord MemoryRecord::fromJson(const json &j) {
         for (const json &e : j.at("endpoints")) {
             Endpoint ep;
             ep.backend = e.at("backend").get<std::string>();
-            ep.address = transport::decodeBase64(e.at("address").get<std::string>());
+            ep.address = decodeBase64(e.at("address").get<std::string>());
             for (const json &d : e.at("regions")) {
                 ep.regions.push_back(transport::RemoteDescriptor::fromJson(d));
             }

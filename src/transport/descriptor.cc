@@ -1,6 +1,6 @@
 // RemoteDescriptor <-> JSON. The schema is versioned ("v"); the key blob travels as base64.
 
-#include "transport/base64.h"
+#include "common/base64.h"
 #include "transport/transport.h"
 
 #include <nlohmann/json.hpp>

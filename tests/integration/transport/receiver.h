@@ -3,7 +3,7 @@
 // the UCX integration tests share.
 
 #include "integration/transport/peer_process.h"
-#include "transport/base64.h"
+#include "common/base64.h"
 #include "transport/transport.h"
 
 #include <gtest/gtest.h>

@@ -8,7 +8,7 @@
 //   allocate     regions come from backend->allocateMemory (exits 3 if it returns nullptr)
 //   no-progress  the progress thread never runs: only one-sided writes can land
 
-#include "transport/base64.h"
+#include "common/base64.h"
 #include "transport/registry.h"
 
 #include <signal.h>
@@ -27,7 +27,7 @@
 
 namespace {
 
-using weightsync::transport::encodeBase64;
+using weightsync::encodeBase64;
 
 struct FreeDeleter {
     void operator()(void *p) const { std::free(p); }

@@ -1,4 +1,4 @@
-#include "transport/base64.h"
+#include "common/base64.h"
 #include "transport/transport.h"
 #include "unit/transport/expect_error.h"
 

@@ -1,11 +1,11 @@
-#include "transport/base64.h"
+#include "common/base64.h"
 
 #include "common/error.h"
 
 #include <array>
 #include <cstdint>
 
-namespace weightsync::transport {
+namespace weightsync {
 namespace {
 
 constexpr std::string_view kAlphabet =
@@ -77,4 +77,4 @@ std::string decodeBase64(std::string_view text) {
     return out;
 }
 
-}  // namespace weightsync::transport
+}  // namespace weightsync

@@ -4,11 +4,11 @@
 #include <string>
 #include <string_view>
 
-namespace weightsync::transport {
+namespace weightsync {
 
 std::string encodeBase64(std::string_view bytes);
 
 /// Throws Error(kInvalidArgument) on characters outside the alphabet or a bad length/padding.
 std::string decodeBase64(std::string_view text);
 
-}  // namespace weightsync::transport
+}  // namespace weightsync
