@@ -123,7 +123,7 @@ std::map<std::string, int> LocalJob::supervise(std::chrono::milliseconds timeout
                                                const std::function<void()> &on_tick) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-        const auto codes = ended();
+        auto codes = ended();
         for (const auto &[name, code] : codes) {
             if (code == 0 || !failure_.empty()) continue;
             failure_ = fmt::format("process {} exited with {} (log: {}){}", name,

@@ -88,7 +88,7 @@ std::vector<LocalTensor> localTensors(const layout::Layout &layout, const PeerSp
     std::vector<LocalTensor> out(layout.dests().size());
     for (const Conversion &conv : layout.conversions()) {
         const LocalGeometry g = localGeometry(layout, conv, peer);
-        const auto place = [&](const std::string &name, Shape shape) {
+        const auto place = [&](const std::string &name, const Shape &shape) {
             const size_t i = layout.destIndex(name);
             const DType dtype = layout.dests()[i].dtype;
             out[i] = {name, shape, dtype, numel(shape) * static_cast<int64_t>(dtypeSize(dtype))};

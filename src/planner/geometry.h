@@ -32,7 +32,7 @@ LocalGeometry localGeometry(const layout::Layout &layout, const layout::Conversi
 struct LocalTensor {
     std::string name;
     Shape shape;
-    DType dtype;
+    DType dtype = DType::kBF16;
     int64_t bytes = 0;
 };
 
