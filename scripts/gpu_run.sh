@@ -6,7 +6,7 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [quick]
+# Usage (device tool): bash scripts/gpu_run.sh [full|quick|python]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -42,6 +42,11 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DWEIGHTSYNC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DPython_EXECUTABLE="$PY" \
     -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
 step build cmake --build build-gpu -j"$(nproc)"
+step python_cuda env PYTHONPATH=build-gpu/python "$PY" -m pytest -v -p no:cacheprovider tests/python/test_cuda.py
+if [ "$MODE" = python ]; then
+    tail -20 "$LOG"
+    exit 0
+fi
 step gpu_tests ctest --test-dir build-gpu -L gpu --output-on-failure --timeout 300
 if [ "$MODE" = full ]; then
     step all_tests ctest --test-dir build-gpu -LE gpu -j8 --timeout 300

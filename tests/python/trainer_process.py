@@ -105,6 +105,11 @@ def main() -> int:
         else:
             held[s.name] = piece(full[s.name], start, stop)
             registered[s.name] = ws.Shard(held[s.name], index=f, count=mesh.fsdp, gather=whole)
+    device = cfg.get("device", "cpu")
+    if device != "cpu":  # the trainer holds its (whole) weights on a GPU
+        assert cfg.get("sharding", "whole") == "whole", "device tensors: whole tensors only"
+        held = {name: tensor.to(device) for name, tensor in held.items()}
+        registered = dict(held)
     sender.register(registered)
 
     result: dict[str, Any] = {"ok": True, "versions": [], "metrics": []}
