@@ -9,10 +9,10 @@
 //
 //   bench_push_gpu --total 8589934592 --piece 67108864 --passes 5 --json-out push_gpu.json
 
-#include "child_process.h"
 #include "platform/cuda/cuda_check.h"
 #include "platform/cuda/device.h"
 #include "platform/cuda/resources.h"
+#include "support/peer_process.h"
 #include "transport/cuda_ipc/cuda_ipc_backend.h"
 
 #include <fmt/format.h>
@@ -36,6 +36,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+using ChildProcess = weightsync::testing::PeerProcess;
 constexpr auto kReply = std::chrono::minutes(5);
 
 struct Options {
@@ -192,8 +193,9 @@ Result ipcPush(const Options &o, const platform::DeviceBuffer &source, ChildProc
 
 int runSender(const Options &o, const std::string &command_line) {
     // The receiver first: no CUDA call may precede the spawn.
-    ChildProcess receiver({"/proc/self/exe", "--role", "receiver", "--total",
-                           std::to_string(o.total), "--dst-device", std::to_string(o.dst_device)});
+    ChildProcess receiver("/proc/self/exe",
+                          {"--role", "receiver", "--total", std::to_string(o.total), "--dst-device",
+                           std::to_string(o.dst_device)});
     const json hello = json::parse(receiver.readLine(kReply));
     if (hello.contains("skip")) {
         std::cerr << "bench_push_gpu: " << hello.at("skip").get<std::string>()

@@ -3,7 +3,7 @@
 
 #include "common/error.h"
 #include "gpu/transport/pattern.h"
-#include "integration/transport/peer_process.h"
+#include "support/peer_process.h"
 #include "platform/cuda/device.h"
 #include "platform/cuda/resources.h"
 #include "transport/cuda_ipc/cuda_ipc_backend.h"
@@ -18,7 +18,7 @@ namespace weightsync::transport {
 namespace {
 
 using nlohmann::json;
-using test_support::PeerProcess;
+using weightsync::testing::PeerProcess;
 
 constexpr size_t kBytes = size_t{64} << 20;
 constexpr auto kReply = std::chrono::seconds(60);

@@ -2,8 +2,8 @@
 // A transport_peer child acting as an inference engine's receiver, plus the sender-side helpers
 // the UCX integration tests share.
 
-#include "integration/transport/peer_process.h"
 #include "common/base64.h"
+#include "support/peer_process.h"
 #include "transport/transport.h"
 
 #include <gtest/gtest.h>
@@ -18,6 +18,8 @@
 #include <vector>
 
 namespace weightsync::transport::test_support {
+
+using weightsync::testing::PeerProcess;
 
 struct TransportCase {
     std::string label;                               // shows in the test name

@@ -1,4 +1,4 @@
-#include "integration/transport/peer_process.h"
+#include "support/peer_process.h"
 
 #include "common/error.h"
 
@@ -13,7 +13,7 @@
 #include <cstring>
 #include <thread>
 
-namespace weightsync::transport::test_support {
+namespace weightsync::testing {
 namespace {
 
 void closeFd(int &fd) {
@@ -121,4 +121,9 @@ int PeerProcess::wait(std::chrono::milliseconds timeout) {
     return -1;
 }
 
-}  // namespace weightsync::transport::test_support
+std::string PeerProcess::ask(const std::string &line, std::chrono::milliseconds timeout) {
+    check(writeLine(line), Errc::kPeerLost, "child {} is gone (asked '{}')", pid_, line);
+    return readLine(timeout);
+}
+
+}  // namespace weightsync::testing

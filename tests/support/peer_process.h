@@ -1,5 +1,6 @@
 #pragma once
-// A child process (fork + exec) with its stdin and stdout on pipes, for multi-process tests.
+// A child process (fork + exec) with its stdin and stdout on pipes, for multi-process tests and
+// the two-process benchmarks.
 // Every read has a timeout; the destructor closes stdin, waits briefly and then SIGKILLs, so no
 // child outlives its test.
 
@@ -9,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace weightsync::transport::test_support {
+namespace weightsync::testing {
 
 class PeerProcess {
   public:
@@ -22,6 +23,8 @@ class PeerProcess {
     std::string readLine(std::chrono::milliseconds timeout);
     /// Writes a line to the child's stdin; false if the child is gone.
     bool writeLine(const std::string &line);
+    /// Writes a request line and reads the reply line; throws if the child is gone or silent.
+    std::string ask(const std::string &line, std::chrono::milliseconds timeout);
     /// SIGKILLs the child and reaps it.
     void kill();
     /// Closes stdin and waits for the exit status (SIGKILL after `timeout`).
@@ -35,4 +38,4 @@ class PeerProcess {
     std::string buffered_;
 };
 
-}  // namespace weightsync::transport::test_support
+}  // namespace weightsync::testing
