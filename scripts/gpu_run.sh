@@ -6,7 +6,7 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [full|quick|python]
+# Usage (device tool): bash scripts/gpu_run.sh [full|quick|check|python]  (check: tests + demos only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -53,11 +53,13 @@ if [ "$MODE" = full ]; then
 fi
 
 B=build-gpu
+if [ "$MODE" != check ]; then
 step quant_ours $B/bench/kernels/bench_quant --json-out "$OUT/quant_ours.json"
 step quant_torch_compile $PY bench/kernels/quant_torch_compile.py --json-out "$OUT/quant_torch.json"
 step push_ipc $B/bench/gpu/bench_push_gpu --json-out "$OUT/push_ipc.json"
 if [ "$NGPU" -ge 2 ]; then
     step push_nccl $PY bench/gpu/nccl_sendrecv.py --json-out "$OUT/push_nccl.json"
+fi
 fi
 IG=$((NGPU >= 2 ? 1 : 0))
 step demo_gpu $B/weightsync demo --device cuda --trainer-gpus 0 --inference-gpus $IG \

@@ -168,11 +168,10 @@ void InferenceAgent::init() {
         if (backends_.size() == 1) {
             offered = backends_.front()->allocateMemory(static_cast<size_t>(total), kind, gpu);
         }
-        memory_ = makeReceiverMemory(
-            spec_, layout, gpu, static_cast<size_t>(total),
-            offered ? viewArena(static_cast<std::byte *>(offered->data()), offered->size(), kind,
-                                gpu)
-                    : nullptr);
+        memory_ = makeReceiverMemory(spec_, layout, gpu, static_cast<size_t>(total),
+                                     offered ? viewArena(static_cast<std::byte *>(offered->data()),
+                                                         offered->size(), kind, gpu)
+                                             : nullptr);
         for (int64_t off : offsets_) weights_.data.push_back(memory_->live().data() + off);
         const Arena &target = memory_->target();
         for (auto &b : backends_) {
@@ -233,8 +232,8 @@ void InferenceAgent::init() {
     if (memory_ && !on_device) {
         reader_ = std::make_unique<ReadLoop>(memory_->live().data(), memory_->live().size());
     }
-    logger("inference")->info("{}: ready, {} tensors, {} bytes", peer_.name,
-                              weights_.tensors.size(), total);
+    logger("inference")
+        ->info("{}: ready, {} tensors, {} bytes", peer_.name, weights_.tensors.size(), total);
 }
 
 void InferenceAgent::waitForRequest(uint64_t version) {
@@ -267,9 +266,10 @@ void InferenceAgent::waitForRequest(uint64_t version) {
               "inference {}: no request for version {} within {} ms", peer_.name, version,
               spec_.step_timeout.count());
         try {
-            (void)store_->watch("step/", revision,
-                                std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::min<Clock::duration>(deadline - now, std::chrono::seconds(1))));
+            (void)store_->watch(
+                "step/", revision,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::min<Clock::duration>(deadline - now, std::chrono::seconds(1))));
         } catch (const Error &e) {
             if (e.code() != Errc::kTimeout) throw;
         }
@@ -278,17 +278,18 @@ void InferenceAgent::waitForRequest(uint64_t version) {
 
 int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) const {
     const convert::SyntheticGenerator gen(*layout_, spec_.seed, version);
-    int64_t mismatched = memory_ ? memory_->verify(peer_, version, offsets_, checked)
-                                 : verifyHostTensors(*layout_, peer_, spec_.seed, version,
-                                                     weights_.data, checked);
+    int64_t mismatched =
+        memory_ ? memory_->verify(peer_, version, offsets_, checked)
+                : verifyHostTensors(*layout_, peer_, spec_.seed, version, weights_.data, checked);
     // The derived tensors must come from the new weights.
     for (const auto &hook : hooks_) {
-        const auto *mla = dynamic_cast<const MlaAbsorbHook *>(hook.get());
+        auto *mla = dynamic_cast<MlaAbsorbHook *>(hook.get());
         if (mla == nullptr) continue;
         for (const MlaAbsorbHook::Derived &d : mla->derived()) {
             const std::string name = d.layer + "self_attn.kv_b_proj.weight";
-            const auto it = std::find_if(layout_->conversions().begin(), layout_->conversions().end(),
-                                         [&](const layout::Conversion &c) { return c.dest == name; });
+            const auto it =
+                std::find_if(layout_->conversions().begin(), layout_->conversions().end(),
+                             [&](const layout::Conversion &c) { return c.dest == name; });
             std::vector<std::byte> values;
             std::vector<std::byte> scales;
             convert::referenceConvert(*layout_, *it, peer_, gen, values, scales);
@@ -303,6 +304,13 @@ int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) const {
 
 LocalWeights InferenceAgent::hookWeights(std::vector<std::vector<std::byte>> &storage) {
     if (!memory_ || memory_->live().kind() == transport::MemoryKind::kHost) return weights_;
+    const bool all_device = std::all_of(hooks_.begin(), hooks_.end(),
+                                        [](const auto &h) { return h->supportsDevice(); });
+    if (all_device) {
+        LocalWeights device = weights_;  // device pointers: the hooks run on the GPU
+        device.on_device = true;
+        return device;
+    }
     LocalWeights host = weights_;
     std::fill(host.data.begin(), host.data.end(), nullptr);
     for (const auto &hook : hooks_) {
@@ -328,8 +336,8 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
     if (reader_) reader_->pause();
     store_->set(keys::paused(version, peer_.name), json{{"version", version_}}.dump());
     if (faults_.die_at_version == version) {
-        logger("inference")->warn("{}: fault injection: dying in the middle of version {}",
-                                  peer_.name, version);
+        logger("inference")
+            ->warn("{}: fault injection: dying in the middle of version {}", peer_.name, version);
         std::raise(SIGKILL);
     }
     auto t0 = Clock::now();
@@ -375,7 +383,8 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
                 while (!store_->get(keys::done(version, t)) &&
                        !store_->get(keys::failed(version, fmt::format("trainer{}", t))) &&
                        Clock::now() < deadline) {
-                    (void)store_->watch(keys::stepPrefix(version), 0, std::chrono::milliseconds(200));
+                    (void)store_->watch(keys::stepPrefix(version), 0,
+                                        std::chrono::milliseconds(200));
                 }
             }
         } catch (const Error &) {
