@@ -45,7 +45,7 @@ TEST(Failure, ReceiverKilledMidPush) {
     o.spec.staging = true;
     o.spec.step_timeout = 10s;
     // Shared-memory UCX notices a dead peer through keepalive (20 s by default).
-    o.spec.transport_options["config"] = {{"KEEPALIVE_INTERVAL", "500ms"}};
+    o.spec.transport_options["config"] = {{"KEEPALIVE_INTERVAL", "1s"}};
     o.extra_args["inference-e1r0"] = {"--fault-die-at-version", "2"};
     LocalJob job(o);
     job.start();
