@@ -16,7 +16,9 @@ constexpr std::array<Errc, 11> kAllCodes = {
 
 }  // namespace
 
-std::string base64Encode(std::string_view bytes) { return encodeBase64(bytes); }
+std::string base64Encode(std::string_view bytes) {
+    return encodeBase64(bytes);
+}
 
 std::string base64Decode(std::string_view text) {
     try {

@@ -2,9 +2,9 @@
 
 #include "common/error.h"
 
+#include <sys/mman.h>
 #include <cerrno>
 #include <cstring>
-#include <sys/mman.h>
 
 namespace weightsync::engine {
 
@@ -26,7 +26,9 @@ class HostArena : public Arena {
 
     [[nodiscard]] std::byte *data() const override { return data_; }
     [[nodiscard]] size_t size() const override { return size_; }
-    [[nodiscard]] transport::MemoryKind kind() const override { return transport::MemoryKind::kHost; }
+    [[nodiscard]] transport::MemoryKind kind() const override {
+        return transport::MemoryKind::kHost;
+    }
     [[nodiscard]] int device() const override { return -1; }
 
   private:
@@ -52,7 +54,9 @@ class ViewArena : public Arena {
 
 }  // namespace
 
-std::unique_ptr<Arena> makeHostArena(size_t bytes) { return std::make_unique<HostArena>(bytes); }
+std::unique_ptr<Arena> makeHostArena(size_t bytes) {
+    return std::make_unique<HostArena>(bytes);
+}
 
 std::unique_ptr<Arena> viewArena(std::byte *data, size_t bytes, transport::MemoryKind kind,
                                  int device) {

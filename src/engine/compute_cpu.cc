@@ -28,11 +28,13 @@ class CpuTrainerCompute : public TrainerCompute {
     CpuTrainerCompute(const JobSpec &spec, const layout::Layout &layout, int rank,
                       const planner::RankPlan &plan,
                       std::shared_ptr<const convert::SourceProvider> external)
-        : layout_(layout), plan_(plan), external_(std::move(external)),
+        : layout_(layout),
+          plan_(plan),
+          external_(std::move(external)),
           arena_(makeHostArena(static_cast<size_t>(plan.arena_bytes))) {
         if (!external_) {
-            synthetic_ = std::make_unique<convert::SyntheticWeights>(
-                layout, spec.mesh, rank, plan.full_sources, spec.seed);
+            synthetic_ = std::make_unique<convert::SyntheticWeights>(layout, spec.mesh, rank,
+                                                                     plan.full_sources, spec.seed);
         }
     }
     Arena &arena() override { return *arena_; }

@@ -6,9 +6,9 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <fstream>
-#include <unistd.h>
 
 namespace weightsync::engine {
 
@@ -21,8 +21,8 @@ std::string hostIdentity() {
 }
 
 nlohmann::json backendOptions(const JobSpec &spec, const std::string &backend, int gpu) {
-    nlohmann::json options = spec.transport_options.is_object() ? spec.transport_options
-                                                                : nlohmann::json::object();
+    nlohmann::json options =
+        spec.transport_options.is_object() ? spec.transport_options : nlohmann::json::object();
     // The job's options are for its named transport; "auto" jobs keep UCX options under "ucx".
     if (spec.transport == "auto") {
         options = spec.transport_options.is_object() && spec.transport_options.contains(backend)
@@ -39,7 +39,8 @@ std::vector<std::unique_ptr<transport::TransportBackend>> receiverBackends(
     const JobSpec &spec, transport::MemoryKind kind, int gpu) {
     std::vector<std::unique_ptr<transport::TransportBackend>> out;
     if (spec.transport != "auto") {
-        out.push_back(transport::makeBackend(spec.transport, backendOptions(spec, spec.transport, gpu)));
+        out.push_back(
+            transport::makeBackend(spec.transport, backendOptions(spec, spec.transport, gpu)));
         return out;
     }
     if (kind == transport::MemoryKind::kCuda) {
@@ -48,7 +49,8 @@ std::vector<std::unique_ptr<transport::TransportBackend>> receiverBackends(
         if (ucx->capabilities().cuda_memory) {
             out.push_back(std::move(ucx));
         } else {
-            logger("inference")->info("UCX here cannot register CUDA memory: offering cuda_ipc only");
+            logger("inference")
+                ->info("UCX here cannot register CUDA memory: offering cuda_ipc only");
         }
         return out;
     }

@@ -25,11 +25,11 @@ namespace weightsync::engine {
 /// Outcome of one version on this rank.
 struct StepResult {
     uint64_t version = 0;
-    bool committed = false;       // runs the new version
-    bool verified = false;        // every byte equal to the reference (when verification is on)
+    bool committed = false;  // runs the new version
+    bool verified = false;   // every byte equal to the reference (when verification is on)
     int64_t checked_bytes = 0;
     int64_t mismatched_bytes = 0;
-    double wait_seconds = 0;      // paused until every writer was done
+    double wait_seconds = 0;  // paused until every writer was done
     double hook_seconds = 0;
     double verify_seconds = 0;
 };
@@ -40,7 +40,7 @@ class ReadLoop {
   public:
     ReadLoop(const std::byte *data, size_t bytes);
     ~ReadLoop();
-    void pause();   // returns once the reader is parked
+    void pause();  // returns once the reader is parked
     void resume();
     [[nodiscard]] uint64_t reads() const { return reads_.load(); }
 

@@ -39,9 +39,9 @@ JobSpec JobSpec::fromJson(const json &j) {
         const json &m = j.at("mesh");
         s.mesh = {m.at("replicas").get<int>(), m.at("fsdp").get<int>(), m.at("ep").get<int>()};
         for (const json &e : j.at("engines")) {
-            s.fleet.engines.push_back({e.at("ranks").get<int>(), e.at("tp").get<int>(),
-                                       e.at("ep").get<int>(),
-                                       e.value("expert_maps", std::vector<std::vector<int64_t>>{})});
+            s.fleet.engines.push_back(
+                {e.at("ranks").get<int>(), e.at("tp").get<int>(), e.at("ep").get<int>(),
+                 e.value("expert_maps", std::vector<std::vector<int64_t>>{})});
         }
         s.planner.gather_threshold_bytes = j.at("gather_threshold_bytes").get<int64_t>();
         s.seed = j.at("seed").get<uint64_t>();

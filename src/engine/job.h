@@ -20,12 +20,12 @@ struct JobSpec {
     planner::Fleet fleet;
     planner::PlannerOptions planner;
     uint64_t seed = 1;
-    int steps = 1;                     // weight versions 1..steps are pushed
+    int steps = 1;  // weight versions 1..steps are pushed
     std::string transport = "ucx";
-    nlohmann::json transport_options;  // backend options (see transport/registry.h)
-    bool verify = true;                // inference ranks compare every byte with the reference
-    bool staging = false;              // inference ranks receive into a staging copy, then commit
-    std::string device = "cpu";        // "cpu" or "cuda": where weights, slots and tensors live
+    nlohmann::json transport_options;    // backend options (see transport/registry.h)
+    bool verify = true;                  // inference ranks compare every byte with the reference
+    bool staging = false;                // inference ranks receive into a staging copy, then commit
+    std::string device = "cpu";          // "cpu" or "cuda": where weights, slots and tensors live
     std::vector<int> trainer_gpus{0};    // cuda: trainer rank r uses trainer_gpus[r % size]
     std::vector<int> inference_gpus{0};  // cuda: inference peer p uses inference_gpus[p % size]
     std::chrono::milliseconds init_timeout{120'000};

@@ -53,8 +53,8 @@ void LocalJob::start() {
         (void)coordinator_.poll();
     }
     std::ifstream(port_file) >> port_;
-    auto client = std::make_shared<control::TcpStoreClient>("127.0.0.1", port_,
-                                                            std::chrono::seconds(10));
+    auto client =
+        std::make_shared<control::TcpStoreClient>("127.0.0.1", port_, std::chrono::seconds(10));
     store_ = std::make_shared<control::PrefixStore>(options_.job_id, client);
     store_->set(keys::spec(), options_.spec.toJson().dump());
 
@@ -126,10 +126,10 @@ std::map<std::string, int> LocalJob::supervise(std::chrono::milliseconds timeout
         auto codes = ended();
         for (const auto &[name, code] : codes) {
             if (code == 0 || !failure_.empty()) continue;
-            failure_ = fmt::format("process {} exited with {} (log: {}){}", name,
-                                   code > 128 ? fmt::format("signal {}", code - 128)
-                                              : fmt::format("code {}", code),
-                                   logOf(name), lastLine(logOf(name)));
+            failure_ = fmt::format(
+                "process {} exited with {} (log: {}){}", name,
+                code > 128 ? fmt::format("signal {}", code - 128) : fmt::format("code {}", code),
+                logOf(name), lastLine(logOf(name)));
             try {
                 uint64_t in_flight = 0;
                 for (const control::KeyValue &kv : store_->list("step/")) {

@@ -20,7 +20,7 @@ struct LocalJobOptions {
     JobSpec spec;
     std::string executable;  // path of the weightsync tool
     std::string job_id = "demo";
-    std::string log_dir;     // one log file per process; empty = a fresh temporary directory
+    std::string log_dir;  // one log file per process; empty = a fresh temporary directory
     /// Extra arguments by process name ("trainer0", "inference-e0r1"), e.g. fault injection.
     std::map<std::string, std::vector<std::string>> extra_args;
     bool verbose = false;

@@ -1,7 +1,7 @@
 #include "engine/messages.h"
 
-#include "common/error.h"
 #include "common/base64.h"
+#include "common/error.h"
 
 #include <fmt/format.h>
 
@@ -10,8 +10,8 @@ namespace weightsync::engine {
 using nlohmann::json;
 
 json peerToJson(const planner::PeerSpec &p) {
-    return {{"name", p.name},         {"engine", p.engine}, {"rank", p.rank},
-            {"tp_rank", p.tp_rank},   {"tp", p.tp},         {"expert_parallel", p.expert_parallel},
+    return {{"name", p.name},       {"engine", p.engine}, {"rank", p.rank},
+            {"tp_rank", p.tp_rank}, {"tp", p.tp},         {"expert_parallel", p.expert_parallel},
             {"experts", p.experts}};
 }
 
@@ -30,8 +30,10 @@ planner::PeerSpec peerFromJson(const json &j) {
 json InferenceHello::toJson() const {
     json params_json = json::array();
     for (const planner::LocalTensor &t : params) {
-        params_json.push_back(
-            {{"name", t.name}, {"shape", t.shape}, {"dtype", dtypeName(t.dtype)}, {"bytes", t.bytes}});
+        params_json.push_back({{"name", t.name},
+                               {"shape", t.shape},
+                               {"dtype", dtypeName(t.dtype)},
+                               {"bytes", t.bytes}});
     }
     return {{"peer", peerToJson(peer)}, {"fingerprint", fingerprint}, {"params", params_json}};
 }
@@ -132,8 +134,8 @@ void validateHello(const layout::Layout &layout, const InferenceHello &hello,
         const planner::LocalTensor &got = hello.params[i];
         const planner::LocalTensor &want = expected[i];
         check(got.name == want.name, Errc::kMismatch,
-              "inference rank {}: parameter {} is '{}', the layout expects '{}'", peer, i,
-              got.name, want.name);
+              "inference rank {}: parameter {} is '{}', the layout expects '{}'", peer, i, got.name,
+              want.name);
         check(got.shape == want.shape && got.dtype == want.dtype, Errc::kMismatch,
               "inference rank {}: '{}' is {} {}, the layout expects {} {}", peer, got.name,
               shapeString(got.shape), dtypeName(got.dtype), shapeString(want.shape),
@@ -146,8 +148,8 @@ void validateMemory(const std::vector<planner::LocalTensor> &expected, const Mem
     check(!record.endpoints.empty(), Errc::kMismatch, "inference rank {} offers no transport",
           peer);
     check(record.tensors.size() == expected.size(), Errc::kMismatch,
-          "inference rank {} describes {} tensors, the layout has {}", peer,
-          record.tensors.size(), expected.size());
+          "inference rank {} describes {} tensors, the layout has {}", peer, record.tensors.size(),
+          expected.size());
     for (size_t i = 0; i < expected.size(); ++i) {
         const TensorMemory &t = record.tensors[i];
         check(t.name == expected[i].name, Errc::kMismatch,
@@ -167,8 +169,8 @@ void validateMemory(const std::vector<planner::LocalTensor> &expected, const Mem
                   e.regions.size(), e.backend);
             const transport::RemoteDescriptor &d = e.regions[c.region];
             check(c.offset + c.bytes <= d.length, Errc::kMismatch,
-                  "inference rank {}: '{}' [{}, {}) lies outside its {}-byte region", peer,
-                  t.name, c.offset, c.offset + c.bytes, d.length);
+                  "inference rank {}: '{}' [{}, {}) lies outside its {}-byte region", peer, t.name,
+                  c.offset, c.offset + c.bytes, d.length);
             check(d.backend == e.backend, Errc::kMismatch,
                   "inference rank {}: a {} region is published under the {} endpoint", peer,
                   d.backend, e.backend);

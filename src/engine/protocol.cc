@@ -10,19 +10,39 @@
 namespace weightsync::engine {
 
 namespace keys {
-std::string spec() { return "spec"; }
-std::string trainerHello(int rank) { return fmt::format("init/trainer/{}", rank); }
-std::string inferenceHello(const std::string &peer) { return "init/inference/" + peer; }
-std::string memory(const std::string &peer) { return "init/memory/" + peer; }
-std::string trainerAddress(int rank) { return fmt::format("init/address/{}", rank); }
-std::string trainerReady(int rank) { return fmt::format("init/ready/{}", rank); }
-std::string initFailed() { return "init/failed"; }
-std::string stepPrefix(uint64_t version) { return fmt::format("step/{}/", version); }
-std::string request(uint64_t version) { return fmt::format("step/{}/request", version); }
+std::string spec() {
+    return "spec";
+}
+std::string trainerHello(int rank) {
+    return fmt::format("init/trainer/{}", rank);
+}
+std::string inferenceHello(const std::string &peer) {
+    return "init/inference/" + peer;
+}
+std::string memory(const std::string &peer) {
+    return "init/memory/" + peer;
+}
+std::string trainerAddress(int rank) {
+    return fmt::format("init/address/{}", rank);
+}
+std::string trainerReady(int rank) {
+    return fmt::format("init/ready/{}", rank);
+}
+std::string initFailed() {
+    return "init/failed";
+}
+std::string stepPrefix(uint64_t version) {
+    return fmt::format("step/{}/", version);
+}
+std::string request(uint64_t version) {
+    return fmt::format("step/{}/request", version);
+}
 std::string paused(uint64_t version, const std::string &peer) {
     return fmt::format("step/{}/paused/{}", version, peer);
 }
-std::string done(uint64_t version, int rank) { return fmt::format("step/{}/done/{}", version, rank); }
+std::string done(uint64_t version, int rank) {
+    return fmt::format("step/{}/done/{}", version, rank);
+}
 std::string failed(uint64_t version, const std::string &who) {
     return fmt::format("step/{}/failed/{}", version, who);
 }

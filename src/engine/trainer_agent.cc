@@ -37,8 +37,8 @@ TrainerAgent::Link &TrainerAgent::link(const std::string &name) {
     l.backend = transport::makeBackend(name, backendOptions(spec_, name, trainerGpu(spec_, rank_)));
     Arena &arena = compute_->arena();
     if (arena.size() > 0) {  // ranks of other HSDP replicas write nothing
-        l.region = l.backend->registerMemory(arena.data(), arena.size(), arena.kind(),
-                                             arena.device());
+        l.region =
+            l.backend->registerMemory(arena.data(), arena.size(), arena.kind(), arena.device());
     }
     return links_.emplace(name, std::move(l)).first->second;
 }
@@ -64,7 +64,8 @@ void TrainerAgent::init() {
         rendezvous();
         connectPeers();
     } catch (const Error &e) {
-        if (e.code() == Errc::kPeerLost && std::string(e.what()).find("aborted") != std::string::npos) {
+        if (e.code() == Errc::kPeerLost &&
+            std::string(e.what()).find("aborted") != std::string::npos) {
             throw;  // another agent already failed init
         }
         failInit(e);
@@ -197,9 +198,11 @@ PushMetrics TrainerAgent::push(uint64_t version) {
         }
         const auto start = Clock::now();
         std::vector<std::string> paused;
-        for (const planner::PeerSpec &p : plan_->peers) paused.push_back(keys::paused(version, p.name));
-        const auto acks = awaitKeys(*store_, paused, step_failed, spec_.step_timeout,
-                                    fmt::format("version {}: waiting for receivers to pause", version));
+        for (const planner::PeerSpec &p : plan_->peers)
+            paused.push_back(keys::paused(version, p.name));
+        const auto acks =
+            awaitKeys(*store_, paused, step_failed, spec_.step_timeout,
+                      fmt::format("version {}: waiting for receivers to pause", version));
         for (size_t q = 0; q < acks.size(); ++q) {
             const uint64_t theirs = json::parse(acks[q]).at("version").get<uint64_t>();
             check(theirs == version - 1, Errc::kProtocol,
@@ -243,7 +246,8 @@ PushMetrics TrainerAgent::push(uint64_t version) {
 
         t0 = Clock::now();
         std::vector<std::string> resumed;
-        for (const planner::PeerSpec &p : plan_->peers) resumed.push_back(keys::resumed(version, p.name));
+        for (const planner::PeerSpec &p : plan_->peers)
+            resumed.push_back(keys::resumed(version, p.name));
         (void)awaitKeys(*store_, resumed, step_failed, spec_.step_timeout,
                         fmt::format("version {}: waiting for receivers to resume", version));
         m.barrier_seconds = secondsSince(t0);

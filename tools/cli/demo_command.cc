@@ -65,8 +65,7 @@ StepRow collectStep(control::Store &store, uint64_t v, int trainers, bool verify
         row.wire_bytes += m.wire_bytes;
         row.writes += m.writes;
     }
-    for (const control::KeyValue &kv :
-         store.list(engine::keys::stepPrefix(v) + "resumed/")) {
+    for (const control::KeyValue &kv : store.list(engine::keys::stepPrefix(v) + "resumed/")) {
         row.hook = std::max(row.hook, json::parse(kv.value).value("hook_s", 0.0));
     }
     row.verified = verify;
@@ -189,21 +188,12 @@ int runDemo(const DemoArgs &a) {
     }
     if (!failure.empty()) fmt::print(stderr, "weightsync demo: FAILED: {}\n", failure);
     if (a.json_out) {
-        const json out = {{"steps", a.steps},
-                          {"verified", verified},
-                          {"mismatched_bytes", mismatched},
-                          {"checked_bytes", checked},
-                          {"wire_bytes", wire},
-                          {"seconds", seconds},
-                          {"wall_seconds", wall},
-                          {"model", o.spec.model},
-                          {"transport", a.transport},
-                          {"device", a.device},
-                          {"device", a.device},
-                          {"trainer_ranks", trainers},
-                          {"inference_ranks", peers},
-                          {"error", failure},
-                          {"per_step", per_step}};
+        const json out = {
+            {"steps", a.steps},         {"verified", verified},  {"mismatched_bytes", mismatched},
+            {"checked_bytes", checked}, {"wire_bytes", wire},    {"seconds", seconds},
+            {"wall_seconds", wall},     {"model", o.spec.model}, {"transport", a.transport},
+            {"device", a.device},       {"device", a.device},    {"trainer_ranks", trainers},
+            {"inference_ranks", peers}, {"error", failure},      {"per_step", per_step}};
         fmt::print("{}\n", out.dump());
     }
     if (!failure.empty()) return 1;

@@ -26,9 +26,14 @@ class CudaTrainerCompute : public TrainerCompute {
     CudaTrainerCompute(const JobSpec &spec, const layout::Layout &layout, int rank,
                        const planner::RankPlan &plan,
                        std::shared_ptr<const convert::SourceProvider> external, int gpu)
-        : gpu_(gpu), guard_(gpu), layout_(layout), plan_(plan), external_(std::move(external)),
+        : gpu_(gpu),
+          guard_(gpu),
+          layout_(layout),
+          plan_(plan),
+          external_(std::move(external)),
           arena_(platform::makeCudaArena(static_cast<size_t>(plan.arena_bytes), gpu)),
-          stream_(gpu), converter_(layout, gpu) {
+          stream_(gpu),
+          converter_(layout, gpu) {
         if (!external_) {
             synthetic_ = std::make_unique<convert::CudaSyntheticWeights>(
                 layout, spec.mesh, rank, plan.full_sources, spec.seed, gpu);
@@ -77,8 +82,12 @@ class CudaTrainerCompute : public TrainerCompute {
 class CudaReceiverMemory : public ReceiverMemory {
   public:
     CudaReceiverMemory(const JobSpec &spec, const layout::Layout &layout, int gpu, size_t bytes)
-        : gpu_(gpu), guard_(gpu), layout_(layout), live_(platform::makeCudaArena(bytes, gpu)),
-          stream_(gpu), reference_(layout, spec.seed, gpu) {
+        : gpu_(gpu),
+          guard_(gpu),
+          layout_(layout),
+          live_(platform::makeCudaArena(bytes, gpu)),
+          stream_(gpu),
+          reference_(layout, spec.seed, gpu) {
         if (spec.staging) staging_ = platform::makeCudaArena(bytes, gpu);
     }
     Arena &live() override { return *live_; }
@@ -99,8 +108,7 @@ class CudaReceiverMemory : public ReceiverMemory {
                    const std::vector<int64_t> &offsets, int64_t &checked) override {
         std::vector<const std::byte *> tensors;
         for (int64_t off : offsets) tensors.push_back(live_->data() + off);
-        const std::vector<int64_t> bad =
-            reference_.compare(peer, version, tensors, stream_.get());
+        const std::vector<int64_t> bad = reference_.compare(peer, version, tensors, stream_.get());
         int64_t mismatched = 0;
         for (int64_t b : bad) mismatched += b;
         checked = 0;
@@ -126,8 +134,7 @@ std::unique_ptr<TrainerCompute> makeCudaTrainerCompute(
     const JobSpec &spec, const layout::Layout &layout, int rank, const planner::RankPlan &plan,
     std::shared_ptr<const convert::SourceProvider> external, int gpu) {
     check(gpu >= 0 && gpu < platform::deviceCount(), Errc::kUnsupported,
-          "trainer rank {} needs GPU {}, this machine has {}", rank, gpu,
-          platform::deviceCount());
+          "trainer rank {} needs GPU {}, this machine has {}", rank, gpu, platform::deviceCount());
     return std::make_unique<CudaTrainerCompute>(spec, layout, rank, plan, std::move(external), gpu);
 }
 

@@ -3,9 +3,9 @@
 
 #include "common/error.h"
 #include "gpu/transport/pattern.h"
-#include "support/peer_process.h"
 #include "platform/cuda/device.h"
 #include "platform/cuda/resources.h"
+#include "support/peer_process.h"
 #include "transport/cuda_ipc/cuda_ipc_backend.h"
 
 #include <gtest/gtest.h>
