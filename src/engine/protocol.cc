@@ -22,9 +22,6 @@ std::string inferenceHello(const std::string &peer) {
 std::string memory(const std::string &peer) {
     return "init/memory/" + peer;
 }
-std::string trainerAddress(int rank) {
-    return fmt::format("init/address/{}", rank);
-}
 std::string trainerReady(int rank) {
     return fmt::format("init/ready/{}", rank);
 }

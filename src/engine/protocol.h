@@ -6,7 +6,6 @@
 //   init/trainer/<t>              trainer hello: layout fingerprint, mesh
 //   init/inference/<peer>         inference hello: fingerprint, expert map, TP, parameter list
 //   init/memory/<peer>            agent address + per-tensor descriptors with chunk counts
-//   init/address/<t>              trainer agent address
 //   init/ready/<t>                trainer validated every descriptor and connected
 //   init/failed                   first init error; every agent aborts on it
 //   step/<N>/request              trainer rank 0 asks for version N
@@ -32,7 +31,6 @@ std::string spec();
 std::string trainerHello(int rank);
 std::string inferenceHello(const std::string &peer);
 std::string memory(const std::string &peer);
-std::string trainerAddress(int rank);
 std::string trainerReady(int rank);
 std::string initFailed();
 std::string stepPrefix(uint64_t version);

@@ -282,9 +282,10 @@ class PlanBuilder {
         }
     }
 
-    static void addWrite(RankPlan &rp, const Write &w) {
-        if (!rp.writes.empty()) {
-            Write &last = rp.writes.back();
+    /// Appends w, or extends the last write when w continues it in both slot and destination.
+    static void appendOrExtend(std::vector<Write> &writes, const Write &w) {
+        if (!writes.empty()) {
+            Write &last = writes.back();
             if (last.peer == w.peer && last.dest == w.dest && last.stage == w.stage &&
                 last.src_offset + last.bytes == w.src_offset &&
                 last.dest_offset + last.bytes == w.dest_offset) {
@@ -292,8 +293,10 @@ class PlanBuilder {
                 return;
             }
         }
-        rp.writes.push_back(w);
+        writes.push_back(w);
     }
+
+    static void addWrite(RankPlan &rp, const Write &w) { appendOrExtend(rp.writes, w); }
 
     /// Gathered tensors: each (tensor, peer) pair goes to the least-loaded writing rank
     /// (longest-processing-time first), preferring a rank that already converts the tensor when
@@ -348,18 +351,7 @@ class PlanBuilder {
         });
         // Coalesce neighbours that the generation order did not put next to each other.
         std::vector<Write> merged;
-        for (const Write &w : rp.writes) {
-            if (!merged.empty()) {
-                Write &last = merged.back();
-                if (last.peer == w.peer && last.dest == w.dest && last.stage == w.stage &&
-                    last.src_offset + last.bytes == w.src_offset &&
-                    last.dest_offset + last.bytes == w.dest_offset) {
-                    last.bytes += w.bytes;
-                    continue;
-                }
-            }
-            merged.push_back(w);
-        }
+        for (const Write &w : rp.writes) appendOrExtend(merged, w);
         rp.writes = std::move(merged);
         rp.send_bytes = 0;
         for (const Write &w : rp.writes) rp.send_bytes += w.bytes;
