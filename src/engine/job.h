@@ -25,6 +25,12 @@ struct JobSpec {
     nlohmann::json transport_options;    // backend options (see transport/registry.h)
     bool verify = true;                  // inference ranks compare every byte with the reference
     bool staging = false;                // inference ranks receive into a staging copy, then commit
+    /// Convert stage k+1 while stage k's writes fly. Off: convert everything, then write
+    /// everything, so that benchmarks measure each phase alone.
+    bool pipeline = true;
+    /// cuda: most CTAs a conversion kernel may occupy (0 = as many as the work has). Fewer
+    /// leaves memory bandwidth to the copy engines that carry the previous stage's writes.
+    int convert_ctas = 0;
     std::string device = "cpu";          // "cpu" or "cuda": where weights, slots and tensors live
     std::vector<int> trainer_gpus{0};    // cuda: trainer rank r uses trainer_gpus[r % size]
     std::vector<int> inference_gpus{0};  // cuda: inference peer p uses inference_gpus[p % size]

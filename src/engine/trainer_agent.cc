@@ -213,6 +213,7 @@ PushMetrics TrainerAgent::push(uint64_t version) {
 
         // Convert stage by stage and post each stage's writes as soon as its slots are filled;
         // on a GPU the next stage converts while the previous one's writes are in flight.
+        // Without pipelining, every stage converts first and every write follows.
         size_t next_op = 0;
         size_t next_write = 0;
         std::optional<std::pair<uint32_t, uint64_t>> pending;  // (stage, fence) not yet posted
@@ -221,19 +222,19 @@ PushMetrics TrainerAgent::push(uint64_t version) {
             t0 = Clock::now();
             compute_->waitFence(pending->second);
             m.convert_seconds += secondsSince(t0);
-            writeStage(next_write, pending->first, m);
+            if (spec_.pipeline) writeStage(next_write, pending->first, m);
             pending.reset();
         };
         while (next_op < rp.ops.size()) {
-            const uint32_t stage = rp.ops[next_op].conversion;
+            const uint32_t stage = rp.ops[next_op].stage;
             size_t end = next_op;
-            while (end < rp.ops.size() && rp.ops[end].conversion == stage) ++end;
+            while (end < rp.ops.size() && rp.ops[end].stage == stage) ++end;
             t0 = Clock::now();
             const uint64_t fence =
                 compute_->convert(std::span(rp.ops).subspan(next_op, end - next_op));
             m.convert_seconds += secondsSince(t0);
             next_op = end;
-            drainPending();
+            if (spec_.pipeline) drainPending();
             pending.emplace(stage, fence);
         }
         drainPending();

@@ -19,6 +19,10 @@ struct PlannerOptions {
     int64_t gather_threshold_bytes = int64_t{2} << 20;
     /// Alignment of every slot inside the arena.
     int64_t slot_alignment = 256;
+    /// Target slot bytes per pipeline stage. Larger conversions are split (by experts, else by
+    /// 128-row blocks) and smaller consecutive ones merged, so that the writes of a stage start
+    /// while the next stage converts. 0 = one stage per conversion, never split.
+    int64_t stage_bytes = int64_t{256} << 20;
 };
 
 /// A trainer-side buffer inside the rank's arena.
@@ -34,6 +38,7 @@ struct Slot {
 /// Converts one box of a source into a slot: out[g][r][c] = convert(src[g0+g][r0+r][c0+c]).
 struct ConvOp {
     uint32_t conversion = 0;
+    uint32_t stage = 0;   // pipeline stage: ops run in stage order, one stage at a time
     uint32_t source = 0;  // index into layout.sources()
     bool full = false;    // reads the whole (gathered) source, not the rank's own shard
     int64_t g0 = 0, g1 = 1, r0 = 0, r1 = 1, c0 = 0, c1 = 1;  // global canonical coordinates
@@ -48,7 +53,7 @@ struct ConvOp {
 struct Write {
     uint32_t peer = 0;   // index into Plan::peers
     uint32_t dest = 0;   // index into layout.dests()
-    uint32_t stage = 0;  // conversion index; a write may be posted once its stage is converted
+    uint32_t stage = 0;  // may be posted once every op of this and earlier stages has run
     int64_t src_offset = 0;
     int64_t dest_offset = 0;
     int64_t bytes = 0;
@@ -58,7 +63,7 @@ struct RankPlan {
     int rank = 0;
     int64_t arena_bytes = 0;
     std::vector<Slot> slots;
-    std::vector<ConvOp> ops;             // sorted by conversion
+    std::vector<ConvOp> ops;             // sorted by stage, then conversion
     std::vector<Write> writes;           // sorted by stage, peer, destination, offset
     std::vector<uint32_t> full_sources;  // sources the rank needs whole (gathered)
     int64_t send_bytes = 0;
@@ -79,8 +84,9 @@ Plan buildPlan(const layout::Layout &layout, const TrainerMesh &mesh, const Flee
                const PlannerOptions &options = {});
 
 /// Proves that every destination byte of every peer is written exactly once, that every write
-/// stays inside its slot and destination and agrees on dtype, and that every slot byte is filled
-/// by exactly one conversion op. Throws naming the tensor and peer.
+/// stays inside its slot and destination and agrees on dtype, that every slot byte is filled
+/// by exactly one conversion op, and that no write is staged before an op that fills its source
+/// bytes. Throws naming the tensor and peer.
 void validatePlan(const layout::Layout &layout, const Plan &plan);
 
 }  // namespace weightsync::planner

@@ -24,6 +24,7 @@ struct Piece {
     int64_t r0 = 0, r1 = 0;  // rows of the part
     int64_t row_off = 0;     // first row inside the segment
     int64_t block_off = 0;   // first scale block row inside the segment
+    uint32_t chunk_base = 0;  // row-chunked segments: the chunk of the piece's first rows
 };
 
 /// A box of one conversion converted on one trainer rank: experts [g0, g1) x the pieces' rows x
@@ -35,6 +36,26 @@ struct Segment {
     int64_t rows = 0, block_rows = 0;
     int64_t value_offset = 0, scale_offset = -1;
     size_t elem = 1;
+    // Pipeline chunks: `group_chunk` experts at a time (chunk first_chunk + (g - g0) /
+    // group_chunk), or, when group_chunk is 0, `row_chunk` rows of each piece at a time.
+    int64_t group_chunk = 1, row_chunk = 0;
+    uint32_t first_chunk = 0;
+
+    [[nodiscard]] uint32_t chunkOf(int64_t g, const Piece &pc, int64_t row) const {
+        if (group_chunk > 0) return first_chunk + static_cast<uint32_t>((g - g0) / group_chunk);
+        return pc.chunk_base + static_cast<uint32_t>((row - pc.r0) / row_chunk);
+    }
+    /// First row after `row` (a row of piece pc) where a new chunk starts, or pc.r1.
+    [[nodiscard]] int64_t chunkEnd(const Piece &pc, int64_t row) const {
+        if (group_chunk > 0) return pc.r1;
+        return std::min(pc.r1, pc.r0 + ((row - pc.r0) / row_chunk + 1) * row_chunk);
+    }
+};
+
+/// A unit of pipelining before stages are numbered: converted bytes of one conversion.
+struct Chunk {
+    uint32_t conversion = 0;
+    int64_t bytes = 0;
 };
 
 int64_t alignUp(int64_t v, int64_t a) {
@@ -198,36 +219,90 @@ class PlanBuilder {
         const int64_t bcols = layout::ceilDiv(cols, kBlock);
         if (fp8)
             seg.scale_offset = addSlot(rp, c, true, DType::kF32, {groups, seg.block_rows, bcols});
-        for (const Piece &pc : seg.pieces) {
+        chunkSegment(seg, fp8);
+        // One op per (chunk, piece): an op converts whole 128-row blocks of its piece, so its
+        // bytes and scales are exactly those the unsplit op would have produced there.
+        const auto addOp = [&](const Piece &pc, int64_t ga, int64_t gb, int64_t ra, int64_t rb) {
             ConvOp op;
             op.conversion = c;
+            op.stage = seg.chunkOf(g0 + ga, pc, pc.r0 + ra);
             op.source = static_cast<uint32_t>(layout_.sourceIndex(conv.sources[pc.part]));
             op.full = full;
-            op.g0 = g0;
-            op.g1 = g1;
-            op.r0 = pc.r0;
-            op.r1 = pc.r1;
+            op.g0 = g0 + ga;
+            op.g1 = g0 + gb;
+            op.r0 = pc.r0 + ra;
+            op.r1 = pc.r0 + rb;
             op.c0 = seg.c0;
             op.c1 = seg.c1;
             op.dtype = dtype;
-            op.offset = seg.value_offset + pc.row_off * cols * static_cast<int64_t>(seg.elem);
+            op.offset = seg.value_offset +
+                        (ga * seg.rows + pc.row_off + ra) * cols * static_cast<int64_t>(seg.elem);
             op.group_stride = seg.rows * cols;
             op.row_stride = cols;
             if (fp8) {
-                op.scale_offset = seg.scale_offset + pc.block_off * bcols * 4;
+                op.scale_offset =
+                    seg.scale_offset + (ga * seg.block_rows + pc.block_off + ra / kBlock) * bcols * 4;
                 op.scale_group_stride = seg.block_rows * bcols;
                 op.scale_row_stride = bcols;
             }
             rp.ops.push_back(op);
-            if (full) {
-                if (std::find(rp.full_sources.begin(), rp.full_sources.end(), op.source) ==
+        };
+        if (seg.group_chunk > 0) {
+            for (int64_t ga = 0; ga < groups; ga += seg.group_chunk) {
+                const int64_t gb = std::min(groups, ga + seg.group_chunk);
+                for (const Piece &pc : seg.pieces) addOp(pc, ga, gb, 0, pc.r1 - pc.r0);
+            }
+        } else {
+            for (const Piece &pc : seg.pieces) {
+                for (int64_t ra = 0; ra < pc.r1 - pc.r0; ra += seg.row_chunk) {
+                    addOp(pc, 0, 1, ra, std::min(pc.r1 - pc.r0, ra + seg.row_chunk));
+                }
+            }
+        }
+        if (full) {
+            for (const Piece &pc : seg.pieces) {
+                const auto source = static_cast<uint32_t>(layout_.sourceIndex(conv.sources[pc.part]));
+                if (std::find(rp.full_sources.begin(), rp.full_sources.end(), source) ==
                     rp.full_sources.end()) {
-                    rp.full_sources.push_back(op.source);
+                    rp.full_sources.push_back(source);
                 }
             }
         }
         segments_.push_back(std::move(seg));
         return segments_.back();
+    }
+
+    /// Splits a segment into pipeline chunks of about options_.stage_bytes: by experts when it
+    /// has several, else by runs of 128-row blocks of each piece (block-aligned, so a chunk's
+    /// scales are its own). Small segments are one chunk; numberStages() merges those.
+    void chunkSegment(Segment &seg, bool fp8) {
+        const int64_t groups = seg.g1 - seg.g0;
+        const int64_t cols = seg.c1 - seg.c0;
+        const int64_t row_bytes = cols * static_cast<int64_t>(seg.elem);
+        const int64_t scale_row_bytes = fp8 ? layout::ceilDiv(cols, kBlock) * 4 : 0;
+        const auto bytesOf = [&](int64_t g, int64_t rows) {
+            return g * (rows * row_bytes + layout::ceilDiv(rows, kBlock) * scale_row_bytes);
+        };
+        const int64_t group_bytes = seg.rows * row_bytes + seg.block_rows * scale_row_bytes;
+        const int64_t target = options_.stage_bytes;
+        seg.first_chunk = static_cast<uint32_t>(chunks_.size());
+        if (target <= 0 || groups * group_bytes <= target || groups > 1) {
+            seg.group_chunk = target <= 0 ? groups
+                                          : std::clamp<int64_t>(target / std::max<int64_t>(group_bytes, 1), 1, groups);
+            for (int64_t ga = 0; ga < groups; ga += seg.group_chunk) {
+                chunks_.push_back({seg.conversion, std::min(seg.group_chunk, groups - ga) * group_bytes});
+            }
+            return;
+        }
+        seg.group_chunk = 0;
+        const int64_t block_row_bytes = kBlock * row_bytes + scale_row_bytes;
+        seg.row_chunk = std::max<int64_t>(1, target / std::max<int64_t>(block_row_bytes, 1)) * kBlock;
+        for (Piece &pc : seg.pieces) {
+            pc.chunk_base = static_cast<uint32_t>(chunks_.size());
+            for (int64_t ra = 0; ra < pc.r1 - pc.r0; ra += seg.row_chunk) {
+                chunks_.push_back({seg.conversion, bytesOf(1, std::min(seg.row_chunk, pc.r1 - pc.r0 - ra))});
+            }
+        }
     }
 
     int64_t addSlot(RankPlan &rp, uint32_t c, bool scale, DType dtype, Shape shape) {
@@ -246,40 +321,53 @@ class PlanBuilder {
     void emitWrites(int t, const Segment &seg, uint32_t q) { emitWritesWith(t, seg, q, geos_[q]); }
 
     void emitWritesWith(int t, const Segment &seg, uint32_t q, const LocalGeometry &g) {
-        const Conversion &conv = layout_.conversions()[seg.conversion];
         RankPlan &rp = plan_.ranks[static_cast<size_t>(t)];
-        const uint32_t dest = static_cast<uint32_t>(layout_.destIndex(conv.dest));
-        const uint32_t scale_dest =
-            conv.scale.empty() ? 0 : static_cast<uint32_t>(layout_.destIndex(conv.scale));
-        const int64_t cols = seg.c1 - seg.c0;
-        const int64_t elem = static_cast<int64_t>(seg.elem);
-        const int64_t bcols = layout::ceilDiv(cols, kBlock);
         for (int64_t gi = seg.g0; gi < seg.g1; ++gi) {
             const int64_t li = g.expert_pos[static_cast<size_t>(gi)];
             if (li < 0) continue;
             for (const Piece &pc : seg.pieces) {
-                const int64_t a = std::max(pc.r0, g.part_lo[pc.part]);
-                const int64_t b = std::min(pc.r1, g.part_hi[pc.part]);
-                if (a >= b) continue;
-                const int64_t seg_row = (gi - seg.g0) * seg.rows + pc.row_off + (a - pc.r0);
-                const int64_t dst_row =
-                    li * g.rows + g.part_local[pc.part] + (a - g.part_lo[pc.part]);
-                addWrite(rp, {q, dest, seg.conversion, seg.value_offset + seg_row * cols * elem,
-                              dst_row * g.cols * elem, (b - a) * cols * elem});
-                if (seg.scale_offset < 0) continue;
-                const int64_t part_end = g.part_rows[pc.part];
-                check((a - pc.r0) % kBlock == 0 && (dst_row - li * g.rows) % kBlock == 0 &&
-                          ((b - pc.r0) % kBlock == 0 || b == part_end || b == pc.r1),
-                      Errc::kInternal, "'{}': scale rows of a write are not block-aligned",
-                      conv.dest);
-                const int64_t sb0 = (a - pc.r0) / kBlock;
-                const int64_t sb1 = layout::ceilDiv(b - pc.r0, kBlock);
-                const int64_t src_b = (gi - seg.g0) * seg.block_rows + pc.block_off + sb0;
-                const int64_t dst_b = li * g.blockRows() + (dst_row - li * g.rows) / kBlock;
-                addWrite(rp, {q, scale_dest, seg.conversion, seg.scale_offset + src_b * bcols * 4,
-                              dst_b * g.blockCols() * 4, (sb1 - sb0) * bcols * 4});
+                const int64_t lo = std::max(pc.r0, g.part_lo[pc.part]);
+                const int64_t hi = std::min(pc.r1, g.part_hi[pc.part]);
+                for (int64_t a = lo; a < hi;) {
+                    const int64_t b = std::min(hi, seg.chunkEnd(pc, a));
+                    emitRows(rp, seg, pc, g, q, {gi, li, a, b});
+                    a = b;
+                }
             }
         }
+    }
+
+    /// Rows [a, b) of one piece of expert gi (the peer's li-th local expert), all in one chunk.
+    struct RowRun {
+        int64_t gi, li, a, b;
+    };
+
+    /// The value write (and the scale write) of one row run to peer q.
+    void emitRows(RankPlan &rp, const Segment &seg, const Piece &pc, const LocalGeometry &g,
+                  uint32_t q, const RowRun &run) {
+        const Conversion &conv = layout_.conversions()[seg.conversion];
+        const auto [gi, li, a, b] = run;
+        const int64_t cols = seg.c1 - seg.c0;
+        const int64_t elem = static_cast<int64_t>(seg.elem);
+        const int64_t bcols = layout::ceilDiv(cols, kBlock);
+        const uint32_t stage = seg.chunkOf(gi, pc, a);
+        const auto dest = static_cast<uint32_t>(layout_.destIndex(conv.dest));
+        const int64_t seg_row = (gi - seg.g0) * seg.rows + pc.row_off + (a - pc.r0);
+        const int64_t dst_row = li * g.rows + g.part_local[pc.part] + (a - g.part_lo[pc.part]);
+        addWrite(rp, {q, dest, stage, seg.value_offset + seg_row * cols * elem,
+                      dst_row * g.cols * elem, (b - a) * cols * elem});
+        if (seg.scale_offset < 0) return;
+        const int64_t part_end = g.part_rows[pc.part];
+        check((a - pc.r0) % kBlock == 0 && (dst_row - li * g.rows) % kBlock == 0 &&
+                  ((b - pc.r0) % kBlock == 0 || b == part_end || b == pc.r1),
+              Errc::kInternal, "'{}': scale rows of a write are not block-aligned", conv.dest);
+        const auto scale_dest = static_cast<uint32_t>(layout_.destIndex(conv.scale));
+        const int64_t sb0 = (a - pc.r0) / kBlock;
+        const int64_t sb1 = layout::ceilDiv(b - pc.r0, kBlock);
+        const int64_t src_b = (gi - seg.g0) * seg.block_rows + pc.block_off + sb0;
+        const int64_t dst_b = li * g.blockRows() + (dst_row - li * g.rows) / kBlock;
+        addWrite(rp, {q, scale_dest, stage, seg.scale_offset + src_b * bcols * 4,
+                      dst_b * g.blockCols() * 4, (sb1 - sb0) * bcols * 4});
     }
 
     /// Appends w, or extends the last write when w continues it in both slot and destination.
@@ -341,9 +429,10 @@ class PlanBuilder {
         }
     }
 
-    static void finishRank(RankPlan &rp) {
+    void finishRank(RankPlan &rp) {
+        numberStages(rp);
         std::stable_sort(rp.ops.begin(), rp.ops.end(), [](const ConvOp &a, const ConvOp &b) {
-            return a.conversion < b.conversion;
+            return std::tie(a.stage, a.conversion) < std::tie(b.stage, b.conversion);
         });
         std::sort(rp.writes.begin(), rp.writes.end(), [](const Write &a, const Write &b) {
             return std::tie(a.stage, a.peer, a.dest, a.dest_offset) <
@@ -356,6 +445,41 @@ class PlanBuilder {
         rp.send_bytes = 0;
         for (const Write &w : rp.writes) rp.send_bytes += w.bytes;
         std::sort(rp.full_sources.begin(), rp.full_sources.end());
+    }
+
+    /// Turns the rank's chunk ids (in op.stage / write.stage) into stage numbers: chunks in
+    /// conversion order (then creation order: experts and rows ascending), consecutive chunks
+    /// merged while a stage stays within options_.stage_bytes.
+    void numberStages(RankPlan &rp) const {
+        std::vector<uint32_t> used;
+        for (const ConvOp &op : rp.ops) used.push_back(op.stage);
+        std::sort(used.begin(), used.end());
+        used.erase(std::unique(used.begin(), used.end()), used.end());
+        std::stable_sort(used.begin(), used.end(), [&](uint32_t a, uint32_t b) {
+            return chunks_[a].conversion < chunks_[b].conversion;
+        });
+        std::map<uint32_t, uint32_t> stage_of;
+        const int64_t target = options_.stage_bytes;
+        uint32_t stage = 0;
+        int64_t filled = 0;
+        for (size_t i = 0; i < used.size(); ++i) {
+            const Chunk &chunk = chunks_[used[i]];
+            const bool split = target > 0 ? filled > 0 && filled + chunk.bytes > target
+                                          : i > 0 && chunks_[used[i - 1]].conversion != chunk.conversion;
+            if (split) {
+                ++stage;
+                filled = 0;
+            }
+            stage_of[used[i]] = stage;
+            filled += chunk.bytes;
+        }
+        for (ConvOp &op : rp.ops) op.stage = stage_of.at(op.stage);
+        for (Write &w : rp.writes) {
+            const auto it = stage_of.find(w.stage);
+            check(it != stage_of.end(), Errc::kInternal,
+                  "rank {}: a write reads a chunk that no op converts", rp.rank);
+            w.stage = it->second;
+        }
     }
 
     struct GatherWindow {
@@ -373,6 +497,7 @@ class PlanBuilder {
     std::vector<std::pair<int64_t, int64_t>> windows_;
     std::vector<std::vector<uint32_t>> window_peers_;
     std::deque<Segment> segments_;
+    std::vector<Chunk> chunks_;
     std::vector<GatherWindow> gather_windows_;
     std::vector<std::vector<LocalGeometry>> gather_geos_;
     std::vector<GatherItem> gather_items_;

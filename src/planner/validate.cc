@@ -3,6 +3,7 @@
 #include "planner/plan.h"
 
 #include <algorithm>
+#include <set>
 
 namespace weightsync::planner {
 
@@ -21,6 +22,67 @@ const Slot &slotAt(const RankPlan &rp, int64_t offset) {
     return *(it - 1);
 }
 
+/// For every byte of a rank's arena, the last stage that writes it: a piecewise-constant map
+/// built from the ops' byte ranges (bounding ranges, which only over-approximate).
+class ReadyStages {
+  public:
+    explicit ReadyStages(const RankPlan &rp) {
+        struct Event {
+            int64_t at;
+            bool open;
+            uint32_t stage;
+        };
+        std::vector<Event> events;
+        const auto add = [&](int64_t begin, int64_t end, uint32_t stage) {
+            events.push_back({begin, true, stage});
+            events.push_back({end, false, stage});
+        };
+        for (const ConvOp &op : rp.ops) {
+            const int64_t g = op.g1 - op.g0;
+            const int64_t r = op.r1 - op.r0;
+            const int64_t c = op.c1 - op.c0;
+            const auto elem = static_cast<int64_t>(dtypeSize(op.dtype));
+            add(op.offset, op.offset + ((g - 1) * op.group_stride + (r - 1) * op.row_stride + c) * elem,
+                op.stage);
+            if (op.scale_offset >= 0) {
+                const int64_t br = layout::ceilDiv(r, 128);
+                const int64_t bc = layout::ceilDiv(c, 128);
+                add(op.scale_offset,
+                    op.scale_offset + ((g - 1) * op.scale_group_stride + (br - 1) * op.scale_row_stride + bc) * 4,
+                    op.stage);
+            }
+        }
+        std::sort(events.begin(), events.end(),
+                  [](const Event &a, const Event &b) { return a.at < b.at; });
+        std::multiset<uint32_t> open;
+        for (size_t i = 0; i < events.size();) {
+            const int64_t at = events[i].at;
+            for (; i < events.size() && events[i].at == at; ++i) {
+                if (events[i].open) {
+                    open.insert(events[i].stage);
+                } else {
+                    open.erase(open.find(events[i].stage));
+                }
+            }
+            starts_.push_back(at);
+            stages_.push_back(open.empty() ? -1 : static_cast<int64_t>(*open.rbegin()));
+        }
+    }
+
+    /// The latest stage writing any byte of [begin, end), or -1 if none does.
+    [[nodiscard]] int64_t latest(int64_t begin, int64_t end) const {
+        const auto it = std::upper_bound(starts_.begin(), starts_.end(), begin);
+        size_t i = it == starts_.begin() ? 0 : static_cast<size_t>(it - starts_.begin()) - 1;
+        int64_t latest = -1;
+        for (; i < starts_.size() && starts_[i] < end; ++i) latest = std::max(latest, stages_[i]);
+        return latest;
+    }
+
+  private:
+    std::vector<int64_t> starts_;  // segment i is [starts_[i], starts_[i + 1])
+    std::vector<int64_t> stages_;
+};
+
 }  // namespace
 
 void validatePlan(const layout::Layout &layout, const Plan &plan) {
@@ -35,6 +97,12 @@ void validatePlan(const layout::Layout &layout, const Plan &plan) {
     for (const RankPlan &rp : plan.ranks) {
         check(plan.mesh.writes(rp.rank) || (rp.writes.empty() && rp.slots.empty()), Errc::kInternal,
               "rank {} of HSDP replica {} must not write", rp.rank, plan.mesh.replica(rp.rank));
+        check(std::is_sorted(rp.ops.begin(), rp.ops.end(),
+                             [](const ConvOp &a, const ConvOp &b) { return a.stage < b.stage; }) &&
+                  std::is_sorted(rp.writes.begin(), rp.writes.end(),
+                                 [](const Write &a, const Write &b) { return a.stage < b.stage; }),
+              Errc::kInternal, "rank {}: ops and writes must be sorted by stage", rp.rank);
+        const ReadyStages ready(rp);
         for (const Write &w : rp.writes) {
             check(w.peer < plan.peers.size() && w.dest < dests.size() && w.bytes > 0,
                   Errc::kInternal, "rank {}: malformed write", rp.rank);
@@ -50,6 +118,11 @@ void validatePlan(const layout::Layout &layout, const Plan &plan) {
             check(w.dest_offset >= 0 && w.dest_offset + w.bytes <= size, Errc::kInternal,
                   "rank {}: write [{}, {}) past the end of '{}' ({} bytes) on {}", rp.rank,
                   w.dest_offset, w.dest_offset + w.bytes, name, size, peer);
+            const int64_t converted = ready.latest(w.src_offset, w.src_offset + w.bytes);
+            check(converted >= 0 && converted <= static_cast<int64_t>(w.stage), Errc::kInternal,
+                  "rank {}: the write to '{}' on {} is posted after stage {}, but its bytes are "
+                  "converted in stage {}",
+                  rp.rank, name, peer, w.stage, converted);
             written[w.peer][w.dest].push_back({w.dest_offset, w.dest_offset + w.bytes, rp.rank});
         }
         int64_t slot_bytes = 0;

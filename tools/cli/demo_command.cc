@@ -38,6 +38,8 @@ struct DemoArgs {
     bool json_out = false;
     bool no_verify = false;
     bool staging = false;
+    bool no_pipeline = false;
+    int convert_ctas = 0;
     double timeout_s = 300;
     std::string log_dir;
     bool verbose = false;
@@ -101,6 +103,8 @@ int runDemo(const DemoArgs &a) {
     o.spec.inference_gpus = a.inference_gpus;
     o.spec.verify = !a.no_verify;
     o.spec.staging = a.staging;
+    o.spec.pipeline = !a.no_pipeline;
+    o.spec.convert_ctas = a.convert_ctas;
     o.spec.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
     o.spec.init_timeout = o.spec.step_timeout;
     o.executable = selfExecutable();
@@ -192,8 +196,10 @@ int runDemo(const DemoArgs &a) {
             {"steps", a.steps},         {"verified", verified},  {"mismatched_bytes", mismatched},
             {"checked_bytes", checked}, {"wire_bytes", wire},    {"seconds", seconds},
             {"wall_seconds", wall},     {"model", o.spec.model}, {"transport", a.transport},
-            {"device", a.device},       {"device", a.device},    {"trainer_ranks", trainers},
-            {"inference_ranks", peers}, {"error", failure},      {"per_step", per_step}};
+            {"device", a.device},       {"trainer_ranks", trainers},
+            {"inference_ranks", peers}, {"error", failure},      {"per_step", per_step},
+            {"pipeline", o.spec.pipeline}, {"convert_ctas", o.spec.convert_ctas},
+            {"stage_bytes", o.spec.planner.stage_bytes}};
         fmt::print("{}\n", out.dump());
     }
     if (!failure.empty()) return 1;
@@ -236,6 +242,13 @@ void addDemoCommand(CLI::App &app) {
     cmd->add_flag("--staging", a->staging,
                   "inference ranks receive into a staging copy and commit (a failed push leaves "
                   "the live weights untouched)");
+    cmd->add_flag("--no-pipeline", a->no_pipeline,
+                  "convert everything, then write everything (measures each phase alone)");
+    cmd->add_option("--convert-ctas", a->convert_ctas,
+                    "cuda: most CTAs per conversion kernel (0 = no cap); fewer leave HBM "
+                    "bandwidth to the copy engines writing the previous stage")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")
         ->capture_default_str();
     cmd->add_option("--log-dir", a->log_dir, "where each process writes its log");

@@ -29,6 +29,10 @@ void TopologyOptions::add(CLI::App &cmd) {
     cmd.add_option("--gather-threshold", gather_threshold,
                    "sources smaller than this many bytes are gathered, not sent per shard")
         ->capture_default_str();
+    cmd.add_option("--stage-bytes", stage_bytes,
+                   "slot bytes per pipeline stage (0 = one stage per conversion)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
 }
 
 layout::Layout TopologyOptions::layout() const {
@@ -58,6 +62,7 @@ planner::Fleet TopologyOptions::fleet() const {
 planner::PlannerOptions TopologyOptions::plannerOptions() const {
     planner::PlannerOptions o;
     o.gather_threshold_bytes = gather_threshold;
+    o.stage_bytes = stage_bytes;
     return o;
 }
 

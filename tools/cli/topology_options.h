@@ -22,6 +22,7 @@ struct TopologyOptions {
     int inference_ep = 2;
     int inference_tp = 1;
     int64_t gather_threshold = int64_t{2} << 20;
+    int64_t stage_bytes = planner::PlannerOptions{}.stage_bytes;
 
     void add(CLI::App &cmd);
     [[nodiscard]] layout::Layout layout() const;

@@ -59,8 +59,9 @@ Prepared prepare(const layout::Layout &layout, const planner::ConvOp &op,
 
 }  // namespace
 
-CudaSlotConverter::CudaSlotConverter(const layout::Layout &layout, int device)
-    : layout_(layout), nonfinite_(sizeof(unsigned int), device) {
+CudaSlotConverter::CudaSlotConverter(const layout::Layout &layout, int device, int max_ctas)
+    : layout_(layout), max_ctas_(max_ctas), nonfinite_(sizeof(unsigned int), device) {
+    check(max_ctas >= 0, Errc::kInvalidArgument, "CudaSlotConverter: max_ctas {} < 0", max_ctas);
     nonfinite_.fill(0);
 }
 
@@ -76,12 +77,13 @@ void CudaSlotConverter::enqueue(std::span<const planner::ConvOp> ops, const Sour
         if (p.quantize) jobs.push_back({p.in, p.out, p.scales});
     }
     platform::cudaCheck(kernels::blockQuantizeFp8Batch(jobs.data(), static_cast<int>(jobs.size()),
-                                                       stream, nonfinite_.as<unsigned int>()),
+                                                       stream, nonfinite_.as<unsigned int>(),
+                                                       max_ctas_),
                         "FP8 quantization of {} slot(s)", jobs.size());
     for (size_t i = 0; i < prepared.size(); ++i) {
         const Prepared &p = prepared[i];
         if (p.quantize) continue;
-        platform::cudaCheck(kernels::castCopy(p.in, p.out, stream), "converting '{}'",
+        platform::cudaCheck(kernels::castCopy(p.in, p.out, stream, max_ctas_), "converting '{}'",
                             layout_.sources()[ops[i].source].name);
     }
 }

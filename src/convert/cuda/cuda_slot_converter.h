@@ -19,9 +19,10 @@ namespace weightsync::convert {
 class CudaSlotConverter {
   public:
     /// `device` holds the converter's NaN/Inf counter; the layout must outlive the converter.
-    CudaSlotConverter(const layout::Layout &layout, int device);
+    /// max_ctas > 0 caps the CTAs of every conversion kernel (see blockQuantizeFp8).
+    CudaSlotConverter(const layout::Layout &layout, int device, int max_ctas = 0);
 
-    /// Enqueues `ops` (typically one stage: the ops of one conversion) on `stream`: every FP8
+    /// Enqueues `ops` (typically one pipeline stage) on `stream`: every FP8
     /// op of the call goes into blockQuantizeFp8Batch (up to 64 jobs per launch), the others
     /// through castCopy. `sources` hands out DEVICE pointers; `arena` is device memory of
     /// arena_bytes. Every op is checked before anything is enqueued (errors name the source
@@ -36,6 +37,7 @@ class CudaSlotConverter {
 
   private:
     const layout::Layout &layout_;
+    int max_ctas_;
     platform::DeviceBuffer nonfinite_;  // one unsigned int
 };
 

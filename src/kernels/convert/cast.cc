@@ -53,8 +53,9 @@ cudaError_t copySameType(const ConstView3 &src, const View3 &dst, cudaStream_t s
 
 }  // namespace
 
-cudaError_t castCopy(const ConstView3 &src, const View3 &dst, cudaStream_t stream) {
+cudaError_t castCopy(const ConstView3 &src, const View3 &dst, cudaStream_t stream, int max_ctas) {
     checkCastViews(src, dst);
+    check(max_ctas >= 0, Errc::kInvalidArgument, "castCopy: max_ctas {} < 0", max_ctas);
     if (numel(src) == 0) return cudaSuccess;
     if (src.dtype == dst.dtype) return copySameType(src, dst, stream);
     detail::CastDesc d{};
@@ -71,7 +72,7 @@ cudaError_t castCopy(const ConstView3 &src, const View3 &dst, cudaStream_t strea
                         src.row_stride, src.groups, src.rows) &&
             rowsAligned(dst.data, static_cast<int64_t>(dtypeSize(dst.dtype)), dst.group_stride,
                         dst.row_stride, src.groups, src.rows);
-    return detail::launchCast(d, src.dtype == DType::kF32, stream);
+    return detail::launchCast(d, src.dtype == DType::kF32, max_ctas, stream);
 }
 
 }  // namespace weightsync::kernels

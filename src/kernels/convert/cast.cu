@@ -74,12 +74,15 @@ __global__ void __launch_bounds__(kThreads) castKernel(CastDesc d) {
 
 }  // namespace
 
-cudaError_t launchCast(const CastDesc &d, bool src_f32, cudaStream_t stream) {
+cudaError_t launchCast(const CastDesc &d, bool src_f32, int max_ctas, cudaStream_t stream) {
     const int64_t chunks = (d.cols + kChunk - 1) / kChunk;
     const int64_t grid_x = (chunks + kThreads - 1) / kThreads;
-    if (grid_x < 1 || grid_x > INT32_MAX || d.total_rows < 1) return cudaErrorInvalidValue;
+    if (grid_x < 1 || grid_x > INT32_MAX || d.total_rows < 1 || max_ctas < 0) {
+        return cudaErrorInvalidValue;
+    }
+    const int64_t target = max_ctas > 0 ? std::min<int64_t>(kTargetCtas, max_ctas) : kTargetCtas;
     const int64_t grid_y =
-        std::min({d.total_rows, std::max<int64_t>(1, kTargetCtas / grid_x), kMaxGridY});
+        std::min({d.total_rows, std::max<int64_t>(1, target / grid_x), kMaxGridY});
     const dim3 grid(static_cast<unsigned int>(grid_x), static_cast<unsigned int>(grid_y));
     if (src_f32) {
         castKernel<float, uint16_t><<<grid, kThreads, 0, stream>>>(d);

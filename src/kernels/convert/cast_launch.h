@@ -15,7 +15,8 @@ struct CastDesc {
     bool vec;                                // every row of both sides starts 16-byte aligned
 };
 
-/// Launches the bf16 -> fp32 (src_f32 false) or fp32 -> bf16 (src_f32 true) conversion.
-cudaError_t launchCast(const CastDesc &desc, bool src_f32, cudaStream_t stream);
+/// Launches the bf16 -> fp32 (src_f32 false) or fp32 -> bf16 (src_f32 true) conversion on about
+/// max_ctas CTAs at most (0: as many as fill the GPU several times over).
+cudaError_t launchCast(const CastDesc &desc, bool src_f32, int max_ctas, cudaStream_t stream);
 
 }  // namespace weightsync::kernels::detail

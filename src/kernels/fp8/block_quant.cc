@@ -63,8 +63,8 @@ void checkJob(const QuantJob &job) {
 // Collects the jobs of one source dtype and launches whenever a launch is full.
 class Launcher {
   public:
-    Launcher(bool src_f32, cudaStream_t stream, unsigned int *nonfinite)
-        : src_f32_(src_f32), stream_(stream), nonfinite_(nonfinite) {}
+    Launcher(bool src_f32, cudaStream_t stream, unsigned int *nonfinite, int max_ctas)
+        : src_f32_(src_f32), stream_(stream), nonfinite_(nonfinite), max_ctas_(max_ctas) {}
 
     cudaError_t add(const QuantJob &job) {
         const int64_t n = blockCount(job);
@@ -80,8 +80,8 @@ class Launcher {
 
     cudaError_t flush() {
         if (count_ == 0) return cudaSuccess;
-        const cudaError_t err =
-            detail::launchBlockQuant(descs_, count_, blocks_, src_f32_, stream_, nonfinite_);
+        const cudaError_t err = detail::launchBlockQuant(descs_, count_, blocks_, src_f32_,
+                                                         max_ctas_, stream_, nonfinite_);
         count_ = 0;
         blocks_ = 0;
         return err;
@@ -91,6 +91,7 @@ class Launcher {
     bool src_f32_;
     cudaStream_t stream_;
     unsigned int *nonfinite_;
+    int max_ctas_;
     detail::QuantJobDesc descs_[detail::kQuantBatchCap] = {};
     int count_ = 0;
     int64_t blocks_ = 0;
@@ -99,23 +100,26 @@ class Launcher {
 }  // namespace
 
 cudaError_t blockQuantizeFp8(const ConstView3 &src, const View3 &dst, const View3 &scales,
-                             cudaStream_t stream, unsigned int *nonfinite_blocks) {
+                             cudaStream_t stream, unsigned int *nonfinite_blocks, int max_ctas) {
+    check(max_ctas >= 0, Errc::kInvalidArgument, "blockQuantizeFp8: max_ctas {} < 0", max_ctas);
     const QuantJob job{src, dst, scales};
     checkJob(job);
     const int64_t n = blockCount(job);
     if (n == 0) return cudaSuccess;
     const detail::QuantJobDesc desc = describe(job, 0);
-    return detail::launchBlockQuant(&desc, 1, n, src.dtype == DType::kF32, stream,
+    return detail::launchBlockQuant(&desc, 1, n, src.dtype == DType::kF32, max_ctas, stream,
                                     nonfinite_blocks);
 }
 
 cudaError_t blockQuantizeFp8Batch(const QuantJob *jobs, int count, cudaStream_t stream,
-                                  unsigned int *nonfinite_blocks) {
+                                  unsigned int *nonfinite_blocks, int max_ctas) {
     check(count >= 0 && (count == 0 || jobs != nullptr), Errc::kInvalidArgument,
           "blockQuantizeFp8Batch: bad job list ({} jobs)", count);
+    check(max_ctas >= 0, Errc::kInvalidArgument, "blockQuantizeFp8Batch: max_ctas {} < 0",
+          max_ctas);
     for (int i = 0; i < count; ++i) checkJob(jobs[i]);
-    Launcher bf16(false, stream, nonfinite_blocks);
-    Launcher f32(true, stream, nonfinite_blocks);
+    Launcher bf16(false, stream, nonfinite_blocks, max_ctas);
+    Launcher f32(true, stream, nonfinite_blocks, max_ctas);
     for (int i = 0; i < count; ++i) {
         Launcher &launcher = jobs[i].src.dtype == DType::kF32 ? f32 : bf16;
         const cudaError_t err = launcher.add(jobs[i]);

@@ -10,6 +10,7 @@
 
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <climits>
 
 namespace weightsync::kernels::detail {
@@ -29,6 +30,7 @@ template <int kCap>
 struct JobBatch {
     JobDesc jobs[kCap];
     int count;
+    int64_t total_blocks;
 };
 
 __device__ __forceinline__ uint4 ldStream16(const void *p) {
@@ -107,10 +109,8 @@ __device__ __forceinline__ void storeChunkChecked(uint8_t *p, uint2 q, int n, bo
 }
 
 template <typename SrcT, int kCap>
-__global__ void __launch_bounds__(kThreads)
-    quantKernel(const __grid_constant__ JobBatch<kCap> batch, unsigned int *nonfinite) {
-    __shared__ uint32_t warp_max[kThreads / 32];
-    const int64_t block = blockIdx.x;
+__device__ __forceinline__ void quantBlock(const JobBatch<kCap> &batch, int64_t block,
+                                           uint32_t *warp_max, unsigned int *nonfinite) {
     int lo = 0;
     int hi = batch.count - 1;
     while (lo < hi) {  // last job whose first block <= block (uniform across the CTA)
@@ -192,31 +192,52 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+// One CTA per block when the grid covers them all; with a capped grid each CTA strides on.
 template <typename SrcT, int kCap>
-cudaError_t launch(const JobDesc *descs, int count, int64_t total_blocks, cudaStream_t stream,
-                   unsigned int *nonfinite) {
+__global__ void __launch_bounds__(kThreads)
+    quantKernel(const __grid_constant__ JobBatch<kCap> batch, unsigned int *nonfinite) {
+    __shared__ uint32_t warp_max[kThreads / 32];
+    for (int64_t block = blockIdx.x; block < batch.total_blocks; block += gridDim.x) {
+        quantBlock<SrcT, kCap>(batch, block, warp_max, nonfinite);
+        if (block + gridDim.x < batch.total_blocks) __syncthreads();  // warp_max is reused
+    }
+}
+
+template <typename SrcT, int kCap>
+cudaError_t launch(const JobDesc *descs, int count, int64_t total_blocks, int max_ctas,
+                   cudaStream_t stream, unsigned int *nonfinite) {
     JobBatch<kCap> batch{};
     for (int i = 0; i < count; ++i) batch.jobs[i] = descs[i];
     batch.count = count;
+    batch.total_blocks = total_blocks;
+    const int64_t grid = max_ctas > 0 ? std::min<int64_t>(total_blocks, max_ctas) : total_blocks;
     quantKernel<SrcT, kCap>
-        <<<static_cast<unsigned int>(total_blocks), kThreads, 0, stream>>>(batch, nonfinite);
+        <<<static_cast<unsigned int>(grid), kThreads, 0, stream>>>(batch, nonfinite);
     return cudaGetLastError();
+}
+
+// Descriptors travel as kernel parameters: the smallest batch type that holds them keeps the
+// launch (and its parameter upload) small.
+template <typename SrcT>
+cudaError_t launchSized(const JobDesc *descs, int count, int64_t total_blocks, int max_ctas,
+                        cudaStream_t stream, unsigned int *nonfinite) {
+    if (count == 1) return launch<SrcT, 1>(descs, count, total_blocks, max_ctas, stream, nonfinite);
+    if (count <= 8) return launch<SrcT, 8>(descs, count, total_blocks, max_ctas, stream, nonfinite);
+    return launch<SrcT, kQuantBatchCap>(descs, count, total_blocks, max_ctas, stream, nonfinite);
 }
 
 }  // namespace
 
 cudaError_t launchBlockQuant(const QuantJobDesc *descs, int count, int64_t total_blocks,
-                             bool src_f32, cudaStream_t stream, unsigned int *nonfinite) {
-    if (count < 1 || count > kQuantBatchCap || total_blocks < 1 || total_blocks > INT32_MAX) {
+                             bool src_f32, int max_ctas, cudaStream_t stream,
+                             unsigned int *nonfinite) {
+    if (count < 1 || count > kQuantBatchCap || total_blocks < 1 || total_blocks > INT32_MAX ||
+        max_ctas < 0) {
         return cudaErrorInvalidValue;
     }
-    if (count == 1) {
-        return src_f32 ? launch<float, 1>(descs, count, total_blocks, stream, nonfinite)
-                       : launch<uint16_t, 1>(descs, count, total_blocks, stream, nonfinite);
-    }
     return src_f32
-               ? launch<float, kQuantBatchCap>(descs, count, total_blocks, stream, nonfinite)
-               : launch<uint16_t, kQuantBatchCap>(descs, count, total_blocks, stream, nonfinite);
+               ? launchSized<float>(descs, count, total_blocks, max_ctas, stream, nonfinite)
+               : launchSized<uint16_t>(descs, count, total_blocks, max_ctas, stream, nonfinite);
 }
 
 }  // namespace weightsync::kernels::detail

@@ -24,8 +24,10 @@ constexpr int32_t kQuantVecDst = 2;  // every destination row starts 8-byte alig
 constexpr int kQuantBatchCap = 64;   // descriptors per launch
 
 /// One launch over count (1..kQuantBatchCap) descriptors of one source dtype, sorted by
-/// first_block, covering total_blocks (<= INT32_MAX) CTAs.
+/// first_block, covering total_blocks (<= INT32_MAX) 128x128 blocks, on at most max_ctas CTAs
+/// (0: one per block).
 cudaError_t launchBlockQuant(const QuantJobDesc *descs, int count, int64_t total_blocks,
-                             bool src_f32, cudaStream_t stream, unsigned int *nonfinite);
+                             bool src_f32, int max_ctas, cudaStream_t stream,
+                             unsigned int *nonfinite);
 
 }  // namespace weightsync::kernels::detail

@@ -26,10 +26,12 @@ struct Case {
     TrainerMesh mesh;
     Fleet fleet;
     int64_t threshold;
+    int64_t stage_bytes = planner::PlannerOptions{}.stage_bytes;
     std::string describe() const {
         std::string s = model + " mesh " + std::to_string(mesh.replicas) + "x" +
                         std::to_string(mesh.fsdp) + " ep" + std::to_string(mesh.ep) +
-                        " threshold " + std::to_string(threshold) + " engines";
+                        " threshold " + std::to_string(threshold) + " stage bytes " +
+                        std::to_string(stage_bytes) + " engines";
         for (const EngineSpec &e : fleet.engines) {
             s += " [" + std::to_string(e.ranks) + " ranks tp" + std::to_string(e.tp) + " ep" +
                  std::to_string(e.ep) + (e.expert_maps.empty() ? "" : " mapped") + "]";
@@ -52,6 +54,7 @@ Case randomCase(std::mt19937 &rng, const std::string &model, bool allow_tp) {
     c.mesh.ep = pick(eps);
     c.mesh.replicas = pick({1, 1, 2});
     c.threshold = pick({0, 4096, 2 << 20});
+    c.stage_bytes = pick({0, 1024, 4096, 65536, 256 << 20});
     const int engines = pick({1, 2});
     for (int e = 0; e < engines; ++e) {
         EngineSpec s;
@@ -79,6 +82,7 @@ void checkCase(const Case &c) {
     const layout::Layout layout = layout::resolveLayout(c.model);
     planner::PlannerOptions options;
     options.gather_threshold_bytes = c.threshold;
+    options.stage_bytes = c.stage_bytes;
     const Plan plan = planner::buildPlan(layout, c.mesh, c.fleet, options);
     HostWeights weights(layout);
     InMemoryExecutor executor(layout, plan);
@@ -127,7 +131,7 @@ TEST(PlanProperty, RandomMeshesAndFleetsAreBitExact) {
 
 TEST(PlanProperty, ProductionLikeShapeScaledDown) {
     // FSDP 4 x EP 2, two EP engines, per-shard wherever alignment allows.
-    Case c{"glm5-aligned", TrainerMesh{1, 4, 2}, {}, 0};
+    Case c{"glm5-aligned", TrainerMesh{1, 4, 2}, {}, 0, 2048};
     c.fleet.engines = {EngineSpec{2, 1, 2, {}}, EngineSpec{2, 1, 2, {}}};
     checkCase(c);
     c.mesh = TrainerMesh{2, 2, 2};  // HSDP
@@ -154,6 +158,31 @@ TEST(PlanProperty, CorruptedPlanIsCaught) {
     size_t mismatched = 0;
     for (size_t d = 0; d < expected.size(); ++d) mismatched += peers[0][d] != expected[d];
     EXPECT_EQ(mismatched, 1u);
+}
+
+TEST(PlanProperty, WriteStagedBeforeItsConversionCopiesPoison) {
+    // The executor runs stage by stage over a poisoned arena, like the engine: a write moved
+    // ahead of the stage that converts its bytes lands poison, and the comparison sees it.
+    const layout::Layout layout = layout::resolveLayout("glm5-tiny");
+    Fleet fleet;
+    fleet.engines = {EngineSpec{1, 1, 1, {}}};
+    planner::PlannerOptions options;
+    options.stage_bytes = 4096;
+    Plan plan = planner::buildPlan(layout, TrainerMesh{1, 1, 1}, fleet, options);
+    std::vector<planner::Write> &writes = plan.ranks[0].writes;
+    ASSERT_GT(writes.back().stage, 0U);
+    planner::Write early = writes.back();
+    writes.pop_back();
+    early.stage = 0;
+    writes.insert(writes.begin(), early);
+    HostWeights weights(layout);
+    weights.load(SyntheticGenerator(layout, 7, 1));
+    InMemoryExecutor executor(layout, plan);
+    std::vector<PeerTensors> peers = allocatePeerTensors(layout, plan);
+    RankView r0(weights, plan.mesh, 0);
+    executor.execute({&r0}, peers);
+    const auto expected = referenceLocalTensors(layout, plan.peers[0], weights);
+    EXPECT_NE(peers[0][early.dest], expected[early.dest]);
 }
 
 }  // namespace

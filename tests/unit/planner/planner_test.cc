@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 namespace weightsync::planner {
 namespace {
@@ -94,6 +95,85 @@ TEST(Planner, ExpertWritesCoalesceAcrossExperts) {
         const auto n = std::count_if(rp.writes.begin(), rp.writes.end(),
                                      [&](const Write &w) { return w.dest == w13; });
         EXPECT_EQ(n, 1);
+    }
+}
+
+// Slot bytes each stage's ops produce.
+std::map<uint32_t, int64_t> stageBytes(const RankPlan &rp) {
+    std::map<uint32_t, int64_t> bytes;
+    for (const ConvOp &op : rp.ops) {
+        const int64_t g = op.g1 - op.g0, r = op.r1 - op.r0, c = op.c1 - op.c0;
+        bytes[op.stage] += g * r * c * static_cast<int64_t>(dtypeSize(op.dtype));
+        if (op.scale_offset >= 0) bytes[op.stage] += g * ((r + 127) / 128) * ((c + 127) / 128) * 4;
+    }
+    return bytes;
+}
+
+// GLM-5 at real dimensions: a rank's 128 experts of one layer are 4.8 GB of slots. Stages of
+// about stage_bytes let the first writes start after a fraction of that is converted.
+TEST(Planner, LargeConversionsSplitIntoStagesOfAboutStageBytes) {
+    const layout::Layout l = layout::resolveLayout("glm5", 5);
+    PlannerOptions options;
+    options.stage_bytes = int64_t{256} << 20;
+    const Plan plan = buildPlan(l, TrainerMesh{1, 2, 2}, fleet(1, 2, 2), options);
+    for (const RankPlan &rp : plan.ranks) {
+        const auto bytes = stageBytes(rp);
+        int64_t total = 0, largest = 0;
+        for (const auto &[stage, b] : bytes) {
+            total += b;
+            largest = std::max(largest, b);
+        }
+        EXPECT_EQ(bytes.size(), bytes.rbegin()->first + 1) << "stages are numbered densely";
+        EXPECT_LE(largest, options.stage_bytes);
+        EXPECT_GE(static_cast<int64_t>(bytes.size()), total / options.stage_bytes);
+        // Writes of one expert range split at stage boundaries, nothing else.
+        EXPECT_LT(rp.writes.size(), 4 * bytes.size() + 200);
+    }
+    // Without a target: one stage per conversion, as many stages as conversions on the rank.
+    options.stage_bytes = 0;
+    const Plan whole = buildPlan(l, TrainerMesh{1, 2, 2}, fleet(1, 2, 2), options);
+    for (const RankPlan &rp : whole.ranks) {
+        std::vector<uint32_t> conversions;
+        for (const ConvOp &op : rp.ops) conversions.push_back(op.conversion);
+        conversions.erase(std::unique(conversions.begin(), conversions.end()), conversions.end());
+        EXPECT_EQ(stageBytes(rp).size(), conversions.size());
+    }
+}
+
+// Dense layers have one matrix per conversion: they split by runs of 128-row blocks.
+TEST(Planner, SingleMatricesSplitOnBlockRows) {
+    const layout::Layout l = layout::resolveLayout("qwen3-8b", 2);
+    PlannerOptions options;
+    options.stage_bytes = int64_t{8} << 20;
+    const Plan plan = buildPlan(l, TrainerMesh{1, 1, 1}, fleet(1, 1, 1), options);
+    const RankPlan &rp = plan.ranks[0];
+    for (const auto &[stage, b] : stageBytes(rp)) EXPECT_LE(b, options.stage_bytes) << stage;
+    for (const ConvOp &op : rp.ops) {
+        if (op.scale_offset >= 0) {
+            EXPECT_EQ(op.r0 % 128, 0) << "FP8 ops start on block rows";
+        }
+    }
+}
+
+// The validator proves no write is staged before the op that fills its bytes.
+TEST(Planner, ValidationRejectsAWriteStagedTooEarly) {
+    const layout::Layout l = layout::resolveLayout("glm5-tiny");
+    PlannerOptions options;
+    options.stage_bytes = 4096;
+    Plan plan = buildPlan(l, TrainerMesh{1, 2, 2}, fleet(1, 1, 1), options);
+    RankPlan &rp = plan.ranks[0];
+    ASSERT_GT(rp.writes.back().stage, 0U);
+    Write early = rp.writes.back();
+    rp.writes.pop_back();
+    early.stage = 0;
+    rp.writes.insert(rp.writes.begin(), early);  // still sorted by stage
+    try {
+        validatePlan(l, plan);
+        FAIL() << "a write posted before its bytes are converted was accepted";
+    } catch (const Error &e) {
+        EXPECT_EQ(e.code(), Errc::kInternal);
+        EXPECT_NE(std::string(e.what()).find("posted after stage 0"), std::string::npos)
+            << e.what();
     }
 }
 
