@@ -6,7 +6,9 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [full|quick|check|python]  (check: tests + demos only)
+# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python]
+#   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
+#   CPU tests); check: GPU tests + demos; python: the CUDA-tensor Python test only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -54,20 +56,39 @@ fi
 
 B=build-gpu
 if [ "$MODE" != check ]; then
+step overlap $B/bench/gpu/bench_overlap --json-out "$OUT/overlap.json"
 step quant_ours $B/bench/kernels/bench_quant --json-out "$OUT/quant_ours.json"
-step quant_torch_compile $PY bench/kernels/quant_torch_compile.py --json-out "$OUT/quant_torch.json"
 step push_ipc $B/bench/gpu/bench_push_gpu --json-out "$OUT/push_ipc.json"
-if [ "$NGPU" -ge 2 ]; then
-    step push_nccl $PY bench/gpu/nccl_sendrecv.py --json-out "$OUT/push_nccl.json"
+if [ "$MODE" = full ]; then
+    step quant_torch_compile $PY bench/kernels/quant_torch_compile.py --json-out "$OUT/quant_torch.json"
+    if [ "$NGPU" -ge 2 ]; then
+        step push_nccl $PY bench/gpu/nccl_sendrecv.py --json-out "$OUT/push_nccl.json"
+    fi
 fi
 fi
-IG=$((NGPU >= 2 ? 1 : 0))
-step demo_gpu $B/weightsync demo --device cuda --trainer-gpus 0 --inference-gpus $IG \
-    --model glm5 --layers 5 --trainer-ranks 2 --trainer-ep 2 --inference-engines 1 \
-    --inference-ranks 2 --inference-ep 2 --steps 3 --json --timeout 600 --log-dir "$OUT/demo_logs"
-step demo_gpu_ucx $B/weightsync demo --device cuda --transport ucx --trainer-gpus 0 \
-    --inference-gpus $IG --model glm5 --layers 4 --trainer-ranks 1 --trainer-ep 1 \
-    --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 2 --json --timeout 600
 
-grep -h '^{"checked_bytes' "$LOG" | head -5 > "$OUT/demo_results.jsonl" || true
+# The GLM-5 update at real dimensions (5 layers: 3 dense + 2 MoE, 30.2 GB per push): first with
+# the phases run one after the other (each measured alone), then pipelined, with and without a
+# CTA cap on the conversion kernels. Each run's JSON line goes to demo_<name>.json.
+IG=$((NGPU >= 2 ? 1 : 0))
+GLM5=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
+    --trainer-ranks 2 --trainer-ep 2 --inference-engines 1 --inference-ranks 2 --inference-ep 2
+    --steps 4 --json --timeout 600)
+demo() {  # demo NAME ARGS...: one demo run, its JSON line kept
+    local name=$1
+    shift
+    local before
+    before=$(wc -l <"$LOG")
+    step "demo_$name" "$B/weightsync" demo "$@" --log-dir "$OUT/demo_logs_$name"
+    tail -n +$((before + 1)) "$LOG" | grep -h '^{"checked_bytes' | tail -1 >"$OUT/demo_$name.json" || true
+}
+demo serial "${GLM5[@]}" --no-pipeline
+demo pipelined "${GLM5[@]}"
+for C in ${DEMO_CTAS:-528 264}; do
+    demo "pipelined_ctas$C" "${GLM5[@]}" --convert-ctas "$C"
+done
+demo ucx --device cuda --transport ucx --trainer-gpus 0 --inference-gpus $IG --model glm5 \
+    --layers 4 --trainer-ranks 1 --trainer-ep 1 --inference-engines 1 --inference-ranks 1 \
+    --inference-ep 1 --steps 2 --json --timeout 600
+
 $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"

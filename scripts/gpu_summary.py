@@ -13,6 +13,11 @@ def load(path):
         return None
 
 
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else float("nan")
+
+
 def rate_fields(row):
     return {k: v for k, v in row.items() if isinstance(v, (int, float)) and
             (k.endswith("gbps") or k.endswith("tbps") or k.startswith("ratio"))}
@@ -45,21 +50,41 @@ def main():
         for r in rows:
             label = r.get("name") or r.get("case") or r.get("bench") or ""
             print(f"    {label:<40} " + "  ".join(f"{k} {v:.3f}" for k, v in rate_fields(r).items()))
-    path = os.path.join(out, "demo_results.jsonl")
-    if os.path.exists(path):
-        print("\n  end-to-end demo (per step: total s / convert s / write s, GB/s)")
-        with open(path) as f:
-            for line in f:
-                try:
-                    d = json.loads(line)
-                except ValueError:
-                    continue
-                print(f"    {d.get('model')} {d.get('transport')} verified={d.get('verified')} "
-                      f"mismatched={d.get('mismatched_bytes')} wire/step="
-                      f"{d.get('wire_bytes', 0) / max(1, d.get('steps', 1)) / 1e9:.2f} GB")
-                for s in d.get("per_step", []):
-                    print(f"      v{s['version']}: {s['total_s']:.4f} / {s['convert_s']:.4f} / "
-                          f"{s['write_s']:.4f}  {s['gbps']:.1f} GB/s")
+    overlap = load(os.path.join(out, "overlap.json"))
+    if overlap:
+        print(f"\n  quantization on GPU0 overlapped with {overlap['copy_bytes'] / 1e9:.1f} GB of "
+              f"copy-engine writes to GPU{overlap['peer_device']} "
+              f"(copy alone {overlap['copy_alone_ms']:.2f} ms, {overlap['copy_gbps']:.0f} GB/s)")
+        for r in overlap["rows"]:
+            print(f"    ctas {r['ctas']:>5}: quant alone {r['quant_alone_ms']:7.2f} ms "
+                  f"({r['quant_tbps']:.2f} TB/s), both {r['both_ms']:7.2f} ms "
+                  f"(quant {r['quant_in_both_ms']:.2f}, copy {r['copy_in_both_ms']:.2f}) "
+                  f"= {r['both_over_max_alone']:.3f} x max(alone)  {r['check']}")
+    demos = {}
+    for name in sorted(os.listdir(out)):
+        if name.startswith("demo_") and name.endswith(".json"):
+            d = load(os.path.join(out, name))
+            if d:
+                demos[name[5:-5]] = d
+    if demos:
+        print("\n  end-to-end demo (median over versions 2.. of the slowest rank: total / convert /"
+              " write s)")
+    med = {}
+    for name, d in demos.items():
+        steps = d.get("per_step", [])[1:] or d.get("per_step", [])
+        m = {k: median([s[k] for s in steps]) for k in ("total_s", "convert_s", "write_s")}
+        med[name] = m
+        print(f"    {name:<22} {d.get('transport')} verified={d.get('verified')} "
+              f"mismatched={d.get('mismatched_bytes')} "
+              f"wire/step={d.get('wire_bytes', 0) / max(1, d.get('steps', 1)) / 1e9:.2f} GB  "
+              f"{m['total_s']:.4f} / {m['convert_s']:.4f} / {m['write_s']:.4f}")
+    if "serial" in med:
+        alone = max(med["serial"]["convert_s"], med["serial"]["write_s"])
+        print(f"\n  full update vs max(convert alone {med['serial']['convert_s']:.4f} s, "
+              f"write alone {med['serial']['write_s']:.4f} s) = {alone:.4f} s, from the serial run")
+        for name, m in med.items():
+            if name.startswith("pipelined"):
+                print(f"    {name:<22} update {m['total_s']:.4f} s = {m['total_s'] / alone:.3f} x")
 
 
 if __name__ == "__main__":

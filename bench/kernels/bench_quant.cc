@@ -75,24 +75,27 @@ float median(std::vector<float> v) {
     return v[v.size() / 2];
 }
 
+// Reps are enqueued back to back with an event between each, and waited for once: the GPU time
+// of each rep, without the host's launch latency in front of it (the host stays ahead of a
+// 0.1+ ms kernel; had it not, the gaps would show as longer reps).
 template <typename F>
 std::vector<float> timeReps(const Options &opt, int sets, cudaStream_t stream, F launch) {
-    cudaEvent_t start, stop;
-    BENCH_CUDA(cudaEventCreate(&start));
-    BENCH_CUDA(cudaEventCreate(&stop));
     for (int i = 0; i < opt.warmup; ++i) launch(i % sets);
-    std::vector<float> ms;
+    std::vector<cudaEvent_t> marks(static_cast<size_t>(opt.reps) + 1);
+    for (cudaEvent_t &e : marks) BENCH_CUDA(cudaEventCreate(&e));
+    BENCH_CUDA(cudaEventRecord(marks[0], stream));
     for (int i = 0; i < opt.reps; ++i) {
-        BENCH_CUDA(cudaEventRecord(start, stream));
         launch(i % sets);
-        BENCH_CUDA(cudaEventRecord(stop, stream));
-        BENCH_CUDA(cudaEventSynchronize(stop));
+        BENCH_CUDA(cudaEventRecord(marks[static_cast<size_t>(i) + 1], stream));
+    }
+    BENCH_CUDA(cudaEventSynchronize(marks.back()));
+    std::vector<float> ms;
+    for (size_t i = 0; i + 1 < marks.size(); ++i) {
         float t = 0;
-        BENCH_CUDA(cudaEventElapsedTime(&t, start, stop));
+        BENCH_CUDA(cudaEventElapsedTime(&t, marks[i], marks[i + 1]));
         ms.push_back(t);
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
+    for (cudaEvent_t e : marks) cudaEventDestroy(e);
     return ms;
 }
 

@@ -19,13 +19,14 @@ constexpr uint64_t kSeed = 7;
 
 class ConvertSlotConverterGpu : public testing::GpuTest {
   protected:
-    void checkRank(const layout::Layout &l, const planner::Plan &plan, int rank) {
+    void checkRank(const layout::Layout &l, const planner::Plan &plan, int rank,
+                   int max_ctas = 0) {
         SCOPED_TRACE("rank " + std::to_string(rank));
         const planner::RankPlan &rp = plan.ranks[static_cast<size_t>(rank)];
         SyntheticWeights cpu(l, plan.mesh, rank, rp.full_sources, kSeed);
         CudaSyntheticWeights gpu(l, plan.mesh, rank, rp.full_sources, kSeed, 0);
         EXPECT_EQ(gpu.bytes(), cpu.bytes());
-        CudaSlotConverter converter(l, 0);
+        CudaSlotConverter converter(l, 0, max_ctas);
         const auto arena_bytes = static_cast<size_t>(rp.arena_bytes);
         platform::DeviceBuffer device_arena(std::max<size_t>(arena_bytes, 1), 0);
         for (uint64_t step = 1; step <= 2; ++step) {
@@ -62,9 +63,7 @@ class ConvertSlotConverterGpu : public testing::GpuTest {
             // Stage by stage, as the trainer agent converts.
             for (size_t next = 0; next < rp.ops.size();) {
                 size_t end = next;
-                while (end < rp.ops.size() && rp.ops[end].conversion == rp.ops[next].conversion) {
-                    ++end;
-                }
+                while (end < rp.ops.size() && rp.ops[end].stage == rp.ops[next].stage) ++end;
                 converter.enqueue(std::span(rp.ops).subspan(next, end - next), gpu,
                                   device_arena.as<std::byte>(), rp.arena_bytes, stream_);
                 next = end;
@@ -87,6 +86,13 @@ TEST_F(ConvertSlotConverterGpu, ArenasMatchTheCpuConverterOnRealPlans) {
         for (int rank = 0; rank < c.mesh.ranks(); ++rank) {
             if (plan.ranks[static_cast<size_t>(rank)].arena_bytes == 0) continue;
             checkRank(l, plan, rank);
+        }
+        // Small stages (experts and block rows split) on capped grids: the same arena.
+        options.stage_bytes = 8192;
+        const planner::Plan staged = planner::buildPlan(l, c.mesh, c.fleet, options);
+        for (int rank = 0; rank < c.mesh.ranks(); ++rank) {
+            if (staged.ranks[static_cast<size_t>(rank)].arena_bytes == 0) continue;
+            checkRank(l, staged, rank, 3);
         }
     }
 }

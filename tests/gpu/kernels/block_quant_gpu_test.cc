@@ -189,12 +189,21 @@ TEST_F(KernelsBlockQuantGpu, BatchMatchesSingleCalls) {
         jobs.push_back(
             {src_dev, dq.back()->view(q.back()->view()), ds.back()->view(s.back()->view())});
     }
-    WS_CUDA_OK(blockQuantizeFp8Batch(jobs.data(), kJobs, stream_));
-    WS_CUDA_OK(cudaStreamSynchronize(stream_));
-    for (int i = 0; i < kJobs; ++i) {
-        SCOPED_TRACE("job " + std::to_string(i));
-        expectEqual(q[i]->data, dq[i]->download(), "bytes");
-        expectEqual(s[i]->data, ds[i]->download(), "scales");
+    // Uncapped (a CTA per block), then grids capped below the block count: CTAs stride over
+    // blocks and must produce the same bytes. Outputs are poisoned between runs.
+    for (int ctas : {0, 1, 5, 132}) {
+        SCOPED_TRACE("max_ctas " + std::to_string(ctas));
+        for (int i = 0; i < kJobs; ++i) {
+            dq[i]->poison(0xaa);
+            ds[i]->poison(0xaa);
+        }
+        WS_CUDA_OK(blockQuantizeFp8Batch(jobs.data(), kJobs, stream_, nullptr, ctas));
+        WS_CUDA_OK(cudaStreamSynchronize(stream_));
+        for (int i = 0; i < kJobs; ++i) {
+            SCOPED_TRACE("job " + std::to_string(i));
+            expectEqual(q[i]->data, dq[i]->download(), "bytes");
+            expectEqual(s[i]->data, ds[i]->download(), "scales");
+        }
     }
 }
 

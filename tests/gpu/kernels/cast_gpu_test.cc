@@ -17,11 +17,11 @@ using testing::HostTensor;
 class KernelsCastGpu : public testing::GpuTest {
   protected:
     template <typename S, typename D>
-    void expectSameAsReference(const HostTensor<S> &src, HostTensor<D> dst) {
+    void expectSameAsReference(const HostTensor<S> &src, HostTensor<D> dst, int max_ctas = 0) {
         DeviceMirror<S> d_src(src);
         DeviceMirror<D> d_dst(dst);
         ASSERT_TRUE(d_src.ok() && d_dst.ok());
-        WS_CUDA_OK(castCopy(d_src.cview(src.cview()), d_dst.view(dst.view()), stream_));
+        WS_CUDA_OK(castCopy(d_src.cview(src.cview()), d_dst.view(dst.view()), stream_, max_ctas));
         WS_CUDA_OK(cudaStreamSynchronize(stream_));
         castRef(src.cview(), dst.view());
         const std::vector<D> got = d_dst.download();
@@ -66,6 +66,16 @@ TEST_F(KernelsCastGpu, Fp32ToBf16) {
                           HostTensor<uint16_t>(DType::kBF16, 2, 300, 1000, 8, 0, 0x1234));
     expectSameAsReference(randomF32Bits(1, 70000, 3, 0, 0),  // more rows than grid.y holds
                           HostTensor<uint16_t>(DType::kBF16, 1, 70000, 3, 1, 0, 0x1234));
+}
+
+TEST_F(KernelsCastGpu, CappedGridsConvertEveryRow) {
+    for (int ctas : {1, 3, 132}) {
+        SCOPED_TRACE("max_ctas " + std::to_string(ctas));
+        expectSameAsReference(randomBf16Bits(3, 77, 131, 5, 3),
+                              HostTensor<float>(DType::kF32, 3, 77, 131, 2, 1, -1.0f), ctas);
+        expectSameAsReference(randomF32Bits(2, 300, 1000, 8, 16),
+                              HostTensor<uint16_t>(DType::kBF16, 2, 300, 1000, 8, 0, 0x1234), ctas);
+    }
 }
 
 TEST_F(KernelsCastGpu, SameTypeCopies) {

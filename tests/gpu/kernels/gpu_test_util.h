@@ -62,6 +62,8 @@ class DeviceMirror {
                  (static_cast<const T *>(host_view.data) - host_.data.data());
         return v;
     }
+    /// Sets every byte of the device copy to `byte` (poisons outputs between runs).
+    void poison(int byte) const { cudaMemset(ptr_, byte, bytes_); }
     std::vector<T> download() const {
         std::vector<T> out(host_.data.size());
         cudaMemcpy(out.data(), ptr_, bytes_, cudaMemcpyDeviceToHost);

@@ -83,6 +83,13 @@ TEST(EndToEnd, InferenceEngineWithTensorParallelTwo) {
         2);
 }
 
+TEST(EndToEnd, SmallPipelineStagesAndTheSerialMode) {
+    // Experts and block rows split into many 4 KiB stages, each written as soon as it is
+    // converted; then the same job converting everything before writing anything.
+    expectVerified("--stage-bytes 4096", 2);
+    expectVerified("--stage-bytes 4096 --no-pipeline", 2);
+}
+
 TEST(EndToEnd, DenseModelAndStagedReceivers) {
     expectVerified(
         "--model qwen3-tiny --trainer-ranks 2 --trainer-ep 1 --inference-ranks 2 "
