@@ -67,13 +67,14 @@ if [ "$MODE" = full ]; then
 fi
 fi
 
-# The GLM-5 update at real dimensions (5 layers: 3 dense + 2 MoE, 30.2 GB per push): first with
-# the phases run one after the other (each measured alone), then pipelined, with and without a
-# CTA cap on the conversion kernels. Each run's JSON line goes to demo_<name>.json.
+# The GLM-5 update at real dimensions (5 layers: 3 dense + 2 MoE, 30.2 GB per push), GPU0 ->
+# GPU1: the phases one after the other (each measured alone), then pipelined; with 2 trainer
+# processes on GPU0 (FSDP 2 x EP 2) and with 1. Each run's JSON line goes to demo_<name>.json.
 IG=$((NGPU >= 2 ? 1 : 0))
 GLM5=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
-    --trainer-ranks 2 --trainer-ep 2 --inference-engines 1 --inference-ranks 2 --inference-ep 2
-    --steps 4 --json --timeout 600)
+    --inference-engines 1 --inference-ranks 2 --inference-ep 2 --steps 4 --json --timeout 600)
+T2=(--trainer-ranks 2 --trainer-ep 2)
+T1=(--trainer-ranks 1 --trainer-ep 1)
 demo() {  # demo NAME ARGS...: one demo run, its JSON line kept
     local name=$1
     shift
@@ -82,13 +83,12 @@ demo() {  # demo NAME ARGS...: one demo run, its JSON line kept
     step "demo_$name" "$B/weightsync" demo "$@" --log-dir "$OUT/demo_logs_$name"
     tail -n +$((before + 1)) "$LOG" | grep -h '^{"checked_bytes' | tail -1 >"$OUT/demo_$name.json" || true
 }
-demo serial "${GLM5[@]}" --no-pipeline
-demo pipelined "${GLM5[@]}"
-for C in ${DEMO_CTAS:-528 264}; do
-    demo "pipelined_ctas$C" "${GLM5[@]}" --convert-ctas "$C"
-done
+demo serial "${GLM5[@]}" "${T2[@]}" --no-pipeline
+demo pipelined "${GLM5[@]}" "${T2[@]}"
+demo 1trainer_serial "${GLM5[@]}" "${T1[@]}" --no-pipeline
+demo 1trainer_pipelined "${GLM5[@]}" "${T1[@]}"
 demo ucx --device cuda --transport ucx --trainer-gpus 0 --inference-gpus $IG --model glm5 \
     --layers 4 --trainer-ranks 1 --trainer-ep 1 --inference-engines 1 --inference-ranks 1 \
     --inference-ep 1 --steps 2 --json --timeout 600
 
-$PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
+MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"

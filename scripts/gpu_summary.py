@@ -30,6 +30,7 @@ def main():
     print("\n==== weightsync GPU run summary ====")
     for n, s in sorted(zip(names, states)):
         print(f"  {n:<22} {s}")
+    figures = {}  # the targets, measured in this run -> summary.json
     ours = load(os.path.join(out, "quant_ours.json")) or {}
     torch = load(os.path.join(out, "quant_torch.json")) or {}
     tc = {r.get("case"): r for r in torch.get("results", [])}
@@ -38,9 +39,23 @@ def main():
         for r in ours.get("results", []):
             t = tc.get(r.get("case"), {})
             ratio = r["tbps"] / t["tbps"] if t.get("tbps") else float("nan")
+            figures.setdefault("quant_tbps", {})[r.get("case")] = r.get("tbps")
+            if ratio == ratio:  # no torch.compile twin -> no ratio (NaN is not JSON)
+                figures.setdefault("quant_vs_torch_compile", {})[r.get("case")] = ratio
             print(f"    {r.get('case', '?'):<36} ours {r.get('tbps', 0):6.2f}  "
                   f"torch.compile {t.get('tbps', float('nan')):6.2f}  x{ratio:5.2f}  "
                   f"check {r.get('check')}")
+    ipc = load(os.path.join(out, "push_ipc.json")) or {}
+    nccl = load(os.path.join(out, "push_nccl.json")) or {}
+    by_name = {r.get("name", ""): r for r in ipc.get("results", [])}
+    ours_push = next((r for n, r in by_name.items() if n.startswith("cuda_ipc")), None)
+    peer_push = next((r for n, r in by_name.items() if n.startswith("cudaMemcpyPeer")), None)
+    if ours_push and peer_push:
+        figures["push_gbps"] = ours_push["avg_gbps"]
+        figures["push_vs_memcpy_peer"] = ours_push["avg_gbps"] / peer_push["avg_gbps"]
+    if ours_push and nccl.get("best_gbps"):
+        figures["nccl_sendrecv_best_gbps"] = nccl["best_gbps"]
+        figures["push_vs_nccl_sendrecv_best"] = ours_push["avg_gbps"] / nccl["best_gbps"]
     for name in ("push_ipc.json", "push_nccl.json"):
         j = load(os.path.join(out, name))
         if not j:
@@ -78,13 +93,33 @@ def main():
               f"mismatched={d.get('mismatched_bytes')} "
               f"wire/step={d.get('wire_bytes', 0) / max(1, d.get('steps', 1)) / 1e9:.2f} GB  "
               f"{m['total_s']:.4f} / {m['convert_s']:.4f} / {m['write_s']:.4f}")
-    if "serial" in med:
-        alone = max(med["serial"]["convert_s"], med["serial"]["write_s"])
-        print(f"\n  full update vs max(convert alone {med['serial']['convert_s']:.4f} s, "
-              f"write alone {med['serial']['write_s']:.4f} s) = {alone:.4f} s, from the serial run")
-        for name, m in med.items():
-            if name.startswith("pipelined"):
-                print(f"    {name:<22} update {m['total_s']:.4f} s = {m['total_s'] / alone:.3f} x")
+    for prefix in ("", "1trainer_"):
+        serial, piped = med.get(prefix + "serial"), med.get(prefix + "pipelined")
+        if not serial or not piped:
+            continue
+        alone = max(serial["convert_s"], serial["write_s"])
+        figures[f"update_{prefix or '2trainer_'}"[:-1]] = {
+            "update_s": piped["total_s"], "convert_alone_s": serial["convert_s"],
+            "write_alone_s": serial["write_s"], "update_over_max_alone": piped["total_s"] / alone,
+            "serial_update_s": serial["total_s"],
+            "verified": demos[prefix + "pipelined"].get("verified") and
+            demos[prefix + "serial"].get("verified")}
+        print(f"\n  {prefix or '2trainer_'}pipelined: full update {piped['total_s']:.4f} s vs "
+              f"max(convert alone {serial['convert_s']:.4f} s, write alone "
+              f"{serial['write_s']:.4f} s) = {piped['total_s'] / alone:.3f} x "
+              f"(serial update {serial['total_s']:.4f} s)")
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump({"command": "bash scripts/gpu_run.sh " + os.environ.get("MODE", "?"),
+                   "host": host(out), "steps": dict(zip(names, states)), "figures": figures},
+                  f, indent=2)
+
+
+def host(out):
+    try:
+        with open(os.path.join(out, "gpus.csv")) as f:
+            return f.read().strip().splitlines()
+    except OSError:
+        return []
 
 
 if __name__ == "__main__":

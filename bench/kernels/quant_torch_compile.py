@@ -81,17 +81,17 @@ def make_source(dtype, shape, seed):
 
 
 def time_ms(fn, inputs, reps, warmup):
+    """GPU time per rep: reps enqueued back to back with an event between each and one wait at
+    the end, so the host's launch latency (Python, guards) is not counted, as in bench_quant."""
     for i in range(warmup):
         fn(inputs[i % len(inputs)])
-    times = []
+    marks = [torch.cuda.Event(enable_timing=True) for _ in range(reps + 1)]
+    marks[0].record()
     for i in range(reps):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
         fn(inputs[i % len(inputs)])
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return times
+        marks[i + 1].record()
+    marks[-1].synchronize()
+    return [marks[i].elapsed_time(marks[i + 1]) for i in range(reps)]
 
 
 def mismatches(a, b):

@@ -18,7 +18,6 @@ json JobSpec::toJson() const {
               {"gather_threshold_bytes", planner.gather_threshold_bytes},
               {"stage_bytes", planner.stage_bytes},
               {"pipeline", pipeline},
-              {"convert_ctas", convert_ctas},
               {"seed", seed},
               {"steps", steps},
               {"transport", transport},
@@ -49,9 +48,6 @@ JobSpec JobSpec::fromJson(const json &j) {
         s.planner.gather_threshold_bytes = j.at("gather_threshold_bytes").get<int64_t>();
         s.planner.stage_bytes = j.value("stage_bytes", s.planner.stage_bytes);
         s.pipeline = j.value("pipeline", true);
-        s.convert_ctas = j.value("convert_ctas", 0);
-        check(s.convert_ctas >= 0, Errc::kInvalidArgument, "convert_ctas must be >= 0, got {}",
-              s.convert_ctas);
         s.seed = j.at("seed").get<uint64_t>();
         s.steps = j.at("steps").get<int>();
         s.transport = j.at("transport").get<std::string>();

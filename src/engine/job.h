@@ -28,9 +28,6 @@ struct JobSpec {
     /// Convert stage k+1 while stage k's writes fly. Off: convert everything, then write
     /// everything, so that benchmarks measure each phase alone.
     bool pipeline = true;
-    /// cuda: most CTAs a conversion kernel may occupy (0 = as many as the work has). Fewer
-    /// leaves memory bandwidth to the copy engines that carry the previous stage's writes.
-    int convert_ctas = 0;
     std::string device = "cpu";          // "cpu" or "cuda": where weights, slots and tensors live
     std::vector<int> trainer_gpus{0};    // cuda: trainer rank r uses trainer_gpus[r % size]
     std::vector<int> inference_gpus{0};  // cuda: inference peer p uses inference_gpus[p % size]

@@ -39,7 +39,6 @@ struct DemoArgs {
     bool no_verify = false;
     bool staging = false;
     bool no_pipeline = false;
-    int convert_ctas = 0;
     double timeout_s = 300;
     std::string log_dir;
     bool verbose = false;
@@ -104,7 +103,6 @@ int runDemo(const DemoArgs &a) {
     o.spec.verify = !a.no_verify;
     o.spec.staging = a.staging;
     o.spec.pipeline = !a.no_pipeline;
-    o.spec.convert_ctas = a.convert_ctas;
     o.spec.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
     o.spec.init_timeout = o.spec.step_timeout;
     o.executable = selfExecutable();
@@ -198,8 +196,7 @@ int runDemo(const DemoArgs &a) {
             {"wall_seconds", wall},     {"model", o.spec.model}, {"transport", a.transport},
             {"device", a.device},       {"trainer_ranks", trainers},
             {"inference_ranks", peers}, {"error", failure},      {"per_step", per_step},
-            {"pipeline", o.spec.pipeline}, {"convert_ctas", o.spec.convert_ctas},
-            {"stage_bytes", o.spec.planner.stage_bytes}};
+            {"pipeline", o.spec.pipeline}, {"stage_bytes", o.spec.planner.stage_bytes}};
         fmt::print("{}\n", out.dump());
     }
     if (!failure.empty()) return 1;
@@ -244,11 +241,6 @@ void addDemoCommand(CLI::App &app) {
                   "the live weights untouched)");
     cmd->add_flag("--no-pipeline", a->no_pipeline,
                   "convert everything, then write everything (measures each phase alone)");
-    cmd->add_option("--convert-ctas", a->convert_ctas,
-                    "cuda: most CTAs per conversion kernel (0 = no cap); fewer leave HBM "
-                    "bandwidth to the copy engines writing the previous stage")
-        ->check(CLI::NonNegativeNumber)
-        ->capture_default_str();
     cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")
         ->capture_default_str();
     cmd->add_option("--log-dir", a->log_dir, "where each process writes its log");

@@ -33,7 +33,7 @@ class CudaTrainerCompute : public TrainerCompute {
           external_(std::move(external)),
           arena_(platform::makeCudaArena(static_cast<size_t>(plan.arena_bytes), gpu)),
           stream_(gpu),
-          converter_(layout, gpu, spec.convert_ctas) {
+          converter_(layout, gpu) {
         if (!external_) {
             synthetic_ = std::make_unique<convert::CudaSyntheticWeights>(
                 layout, spec.mesh, rank, plan.full_sources, spec.seed, gpu);

@@ -194,6 +194,7 @@ TEST_F(KernelsBlockQuantGpu, BatchMatchesSingleCalls) {
     for (int ctas : {0, 1, 5, 132}) {
         SCOPED_TRACE("max_ctas " + std::to_string(ctas));
         for (int i = 0; i < kJobs; ++i) {
+            if (i == 7) continue;  // the empty job writes nothing: its buffers keep their fill
             dq[i]->poison(0xaa);
             ds[i]->poison(0xaa);
         }
