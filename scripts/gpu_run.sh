@@ -8,7 +8,10 @@
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
 # Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
-#   CPU tests); check: GPU tests + demos; python: the CUDA-tensor Python test only.
+#   CPU tests); check: GPU tests + demos; python: the CUDA-tensor Python test only; write: how
+#   the push rate depends on size, streams, pieces and peers (the write-phase investigation).
+# WS_BUNDLE=1 packs everything but summary.{txt,json} into results.tgz (the device tool brings
+# back only a few files).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -44,33 +47,11 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DWEIGHTSYNC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DPython_EXECUTABLE="$PY" \
     -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
 step build cmake --build build-gpu -j"$(nproc)"
-step python_cuda env PYTHONPATH=build-gpu/python "$PY" -m pytest -v -p no:cacheprovider tests/python/test_cuda.py
-if [ "$MODE" = python ]; then
-    tail -20 "$LOG"
-    exit 0
-fi
-step gpu_tests ctest --test-dir build-gpu -L gpu --output-on-failure --timeout 300
-if [ "$MODE" = full ]; then
-    step all_tests ctest --test-dir build-gpu -LE gpu -j8 --timeout 300
-fi
-
 B=build-gpu
-if [ "$MODE" != check ]; then
-step overlap $B/bench/gpu/bench_overlap --json-out "$OUT/overlap.json"
-step quant_ours $B/bench/kernels/bench_quant --json-out "$OUT/quant_ours.json"
-step push_ipc $B/bench/gpu/bench_push_gpu --json-out "$OUT/push_ipc.json"
-if [ "$MODE" = full ]; then
-    step quant_torch_compile $PY bench/kernels/quant_torch_compile.py --json-out "$OUT/quant_torch.json"
-    if [ "$NGPU" -ge 2 ]; then
-        step push_nccl $PY bench/gpu/nccl_sendrecv.py --json-out "$OUT/push_nccl.json"
-    fi
-fi
-fi
-
+IG=$((NGPU >= 2 ? 1 : 0))
 # The GLM-5 update at real dimensions (5 layers: 3 dense + 2 MoE, 30.2 GB per push), GPU0 ->
 # GPU1: the phases one after the other (each measured alone), then pipelined; with 2 trainer
 # processes on GPU0 (FSDP 2 x EP 2) and with 1. Each run's JSON line goes to demo_<name>.json.
-IG=$((NGPU >= 2 ? 1 : 0))
 GLM5=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
     --inference-engines 1 --inference-ranks 2 --inference-ep 2 --steps 4 --json --timeout 600)
 T2=(--trainer-ranks 2 --trainer-ep 2)
@@ -83,6 +64,46 @@ demo() {  # demo NAME ARGS...: one demo run, its JSON line kept
     step "demo_$name" "$B/weightsync" demo "$@" --log-dir "$OUT/demo_logs_$name"
     tail -n +$((before + 1)) "$LOG" | grep -h '^{"checked_bytes' | tail -1 >"$OUT/demo_$name.json" || true
 }
+if [ "$MODE" = write ]; then
+    # Why the engine's write phase (30.2 GB to 2 receivers) runs below the push benchmark: the
+    # benchmark at growing sizes, with more streams, with bigger pieces; the demo with 1 peer.
+    P=$B/bench/gpu/bench_push_gpu
+    for T in 8 16 30; do
+        step "push_${T}g" $P --total $((T << 30)) --passes 3 --json-out "$OUT/push_${T}g.json"
+    done
+    step push_30g_s8 $P --total $((30 << 30)) --passes 3 --streams 8 --json-out "$OUT/push_30g_s8.json"
+    step push_30g_p256 $P --total $((30 << 30)) --passes 3 --piece $((256 << 20)) \
+        --chunk $((256 << 20)) --json-out "$OUT/push_30g_p256.json"
+    demo w_2peers "${GLM5[@]}" "${T1[@]}" --no-pipeline
+    demo w_1peer --device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5 \
+        --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 4 --json \
+        --timeout 600 "${T1[@]}" --no-pipeline
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}"
+    grep -h "avg_gbps\|GB/s" "$LOG" | tail -30
+    exit 0
+fi
+step python_cuda env PYTHONPATH=build-gpu/python "$PY" -m pytest -v -p no:cacheprovider tests/python/test_cuda.py
+if [ "$MODE" = python ]; then
+    tail -20 "$LOG"
+    exit 0
+fi
+step gpu_tests ctest --test-dir build-gpu -L gpu --output-on-failure --timeout 300
+if [ "$MODE" = full ]; then
+    step all_tests ctest --test-dir build-gpu -LE gpu -j8 --timeout 300
+fi
+
+if [ "$MODE" != check ]; then
+step overlap $B/bench/gpu/bench_overlap --json-out "$OUT/overlap.json"
+step quant_ours $B/bench/kernels/bench_quant --json-out "$OUT/quant_ours.json"
+step push_ipc $B/bench/gpu/bench_push_gpu --json-out "$OUT/push_ipc.json"
+if [ "$MODE" = full ]; then
+    step quant_torch_compile $PY bench/kernels/quant_torch_compile.py --json-out "$OUT/quant_torch.json"
+    if [ "$NGPU" -ge 2 ]; then
+        step push_nccl $PY bench/gpu/nccl_sendrecv.py --json-out "$OUT/push_nccl.json"
+    fi
+fi
+fi
+
 demo serial "${GLM5[@]}" "${T2[@]}" --no-pipeline
 demo pipelined "${GLM5[@]}" "${T2[@]}"
 demo 1trainer_serial "${GLM5[@]}" "${T1[@]}" --no-pipeline
@@ -92,3 +113,8 @@ demo ucx --device cuda --transport ucx --trainer-gpus 0 --inference-gpus $IG --m
     --inference-ep 1 --steps 2 --json --timeout 600
 
 MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
+if [ "${WS_BUNDLE:-0}" = 1 ]; then
+    tar -C "$OUT" -czf /tmp/results.tgz --exclude=summary.txt --exclude=summary.json .
+    find "$OUT" -mindepth 1 -maxdepth 1 ! -name summary.txt ! -name summary.json -exec rm -rf {} +
+    mv /tmp/results.tgz "$OUT/results.tgz"
+fi
