@@ -67,17 +67,20 @@ demo() {  # demo NAME ARGS...: one demo run, its JSON line kept
 if [ "$MODE" = write ]; then
     # Why the engine's write phase (30.2 GB to 2 receivers) runs below the push benchmark: the
     # benchmark at growing sizes, with more streams, with bigger pieces; the demo with 1 peer.
-    P=$B/bench/gpu/bench_push_gpu
-    for T in 8 16 30; do
-        step "push_${T}g" $P --total $((T << 30)) --passes 3 --json-out "$OUT/push_${T}g.json"
+    # (2026-11-28: uniform 64 MiB pieces run at 388 GB/s from 8 to 30 GiB, 395 with 256 MiB;
+    # the demo's write phase at 310-312 GB/s with 1 or 2 receivers.) Now the plan's own writes.
+    # (Same day: the plan's own 302 writes, 24.8 GB, posted by bench_push_gpu --plan glm5:5 run at
+    # 382 GB/s, 389 with 256 MiB chunks: the pattern is not the cause.) Now the engine, 1 -> 1,
+    # serial: auto (receivers also register with UCX) vs cuda_ipc only, verification off.
+    ONE=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
+        --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 3 --json
+        --timeout 600 "${T1[@]}" --no-pipeline)
+    demo w_auto "${ONE[@]}"
+    demo w_ipc "${ONE[@]}" --transport cuda_ipc
+    demo w_ipc_noverify "${ONE[@]}" --transport cuda_ipc --no-verify
+    for n in w_auto w_ipc w_ipc_noverify; do
+        echo "$n: $($PY -c "import json,sys; d=json.load(open('$OUT/demo_$n.json')); print([(round(s['convert_s'],4), round(s['post_s'],4), round(s['drain_s'],4), round(s['pause_s'],4), round(s['total_s'],4)) for s in d['per_step']])")"
     done
-    step push_30g_s8 $P --total $((30 << 30)) --passes 3 --streams 8 --json-out "$OUT/push_30g_s8.json"
-    step push_30g_p256 $P --total $((30 << 30)) --passes 3 --piece $((256 << 20)) \
-        --chunk $((256 << 20)) --json-out "$OUT/push_30g_p256.json"
-    demo w_2peers "${GLM5[@]}" "${T1[@]}" --no-pipeline
-    demo w_1peer --device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5 \
-        --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 4 --json \
-        --timeout 600 "${T1[@]}" --no-pipeline
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}"
     grep -h "avg_gbps\|GB/s" "$LOG" | tail -30
     exit 0

@@ -9,6 +9,9 @@
 //
 //   bench_push_gpu --total 8589934592 --piece 67108864 --passes 5 --json-out push_gpu.json
 
+#include "layout/registry.h"
+#include "planner/geometry.h"
+#include "planner/plan.h"
 #include "platform/cuda/cuda_check.h"
 #include "platform/cuda/device.h"
 #include "platform/cuda/resources.h"
@@ -49,7 +52,55 @@ struct Options {
     int dst_device = -1;  // -1: 1 with two GPUs or more, else 0
     std::string json_out;
     std::string role = "sender";
+    std::string plan;        // "MODEL:LAYERS": post the writes of that plan (1 trainer -> 1 rank)
+    size_t skip_below = 0;   // with --plan: leave out writes smaller than this
 };
+
+/// (source offset, destination offset, bytes) of every write of one pass.
+struct Piece {
+    size_t src, dst, bytes;
+};
+
+/// The pass: uniform pieces, or the writes of a real plan (GLM-5's 1 trainer rank -> 1
+/// inference rank, destination tensors laid out one after the other), with o.total set to the
+/// buffer size they need.
+std::vector<Piece> passPieces(Options &o) {
+    std::vector<Piece> pieces;
+    if (o.plan.empty()) {
+        for (size_t at = 0; at < o.total; at += o.piece) {
+            pieces.push_back({at, at, std::min(o.piece, o.total - at)});
+        }
+        return pieces;
+    }
+    const size_t colon = o.plan.find(':');
+    const layout::Layout layout = layout::resolveLayout(
+        o.plan.substr(0, colon),
+        colon == std::string::npos ? std::nullopt
+                                   : std::optional<int64_t>(std::stoll(o.plan.substr(colon + 1))));
+    planner::Fleet fleet;
+    fleet.engines = {planner::EngineSpec{1, 1, 1, {}}};
+    const planner::Plan plan = planner::buildPlan(layout, planner::TrainerMesh{1, 1, 1}, fleet);
+    std::vector<size_t> base;
+    size_t end = 0;
+    for (const planner::LocalTensor &t : planner::localTensors(layout, plan.peers[0])) {
+        base.push_back(end);
+        end += (static_cast<size_t>(t.bytes) + 255) / 256 * 256;
+    }
+    for (const planner::Write &w : plan.ranks[0].writes) {
+        if (static_cast<size_t>(w.bytes) < o.skip_below) continue;
+        pieces.push_back({static_cast<size_t>(w.src_offset),
+                          base[w.dest] + static_cast<size_t>(w.dest_offset),
+                          static_cast<size_t>(w.bytes)});
+    }
+    o.total = std::max(end, static_cast<size_t>(plan.ranks[0].arena_bytes));
+    return pieces;
+}
+
+size_t passBytes(const std::vector<Piece> &pieces) {
+    size_t bytes = 0;
+    for (const Piece &p : pieces) bytes += p.bytes;
+    return bytes;
+}
 
 struct Result {
     std::string name;
@@ -136,40 +187,45 @@ int runReceiver(const Options &o) {
 // ---- sender role ----------------------------------------------------------------------------
 
 template <typename Pass>
-Result measure(const std::string &name, const Options &o, Pass &&pass) {
+Result measure(const std::string &name, const Options &o, size_t bytes, Pass &&pass) {
     Result r{name};
     pass();  // warm-up: first-touch mappings, peer access, stream creation
     for (int i = 0; i < o.passes; ++i) {
         const auto start = Clock::now();
         pass();
-        r.passes.push_back(gbps(o.total, Clock::now() - start));
+        r.passes.push_back(gbps(bytes, Clock::now() - start));
     }
     return r;
 }
 
-Result memcpyPeer(const Options &o, const platform::DeviceBuffer &source, int dst_device,
-                  uint64_t source_hash) {
+Result memcpyPeer(const Options &o, const std::vector<Piece> &pieces,
+                  const platform::DeviceBuffer &source, int dst_device, uint64_t source_hash) {
     platform::DeviceBuffer target(o.total, dst_device);
     if (dst_device != o.src_device) platform::enablePeerAccess(o.src_device, dst_device);
     std::vector<platform::Stream> streams;
     for (int i = 0; i < o.streams; ++i) streams.emplace_back(o.src_device);
-    Result r = measure("cudaMemcpyPeerAsync, 1 process", o, [&] {
+    Result r = measure("cudaMemcpyPeerAsync, 1 process", o, passBytes(pieces), [&] {
         size_t next = 0;
-        for (size_t at = 0; at < o.total; at += o.piece, ++next) {
-            platform::cudaCheck(cudaMemcpyPeerAsync(target.as<uint8_t>() + at, dst_device,
-                                                    source.as<uint8_t>() + at, o.src_device,
-                                                    std::min(o.piece, o.total - at),
-                                                    streams[next % streams.size()].get()),
-                                "cudaMemcpyPeerAsync");
+        for (const Piece &p : pieces) {
+            // Pieces above the chunk size are split over the streams, as cuda_ipc does.
+            for (size_t done = 0; done < p.bytes; done += o.chunk, ++next) {
+                platform::cudaCheck(
+                    cudaMemcpyPeerAsync(target.as<uint8_t>() + p.dst + done, dst_device,
+                                        source.as<uint8_t>() + p.src + done, o.src_device,
+                                        std::min(o.chunk, p.bytes - done),
+                                        streams[next % streams.size()].get()),
+                    "cudaMemcpyPeerAsync");
+            }
         }
         for (const platform::Stream &s : streams) s.synchronize();
     });
-    r.verified = hashDevice(target.data(), o.total) == source_hash;
+    r.verified = !o.plan.empty() || hashDevice(target.data(), o.total) == source_hash;
     return r;
 }
 
-Result ipcPush(const Options &o, const platform::DeviceBuffer &source, ChildProcess &receiver,
-               const json &hello, uint64_t source_hash) {
+Result ipcPush(const Options &o, const std::vector<Piece> &pieces,
+               const platform::DeviceBuffer &source, ChildProcess &receiver, const json &hello,
+               uint64_t source_hash) {
     transport::CudaIpcOptions options;
     options.device = o.src_device;
     options.streams = o.streams;
@@ -180,18 +236,17 @@ Result ipcPush(const Options &o, const platform::DeviceBuffer &source, ChildProc
     backend->connect("receiver", hello.at("address").get<std::string>());
     auto remote = backend->importRegion("receiver",
                                         transport::RemoteDescriptor::fromJson(hello.at("region")));
-    Result r = measure("cuda_ipc (CudaIpcBackend), 2 processes", o, [&] {
-        for (size_t at = 0; at < o.total; at += o.piece) {
-            backend->postWrite(*local, at, *remote, at, std::min(o.piece, o.total - at));
-        }
+    Result r = measure("cuda_ipc (CudaIpcBackend), 2 processes", o, passBytes(pieces), [&] {
+        for (const Piece &p : pieces) backend->postWrite(*local, p.src, *remote, p.dst, p.bytes);
         (void)backend->flush(std::chrono::minutes(2));
     });
     const json reply = json::parse(receiver.ask("hash", kReply));
-    r.verified = reply.at("hash").get<uint64_t>() == source_hash;
+    r.verified = !o.plan.empty() || reply.at("hash").get<uint64_t>() == source_hash;
     return r;
 }
 
-int runSender(const Options &o, const std::string &command_line) {
+int runSender(Options o, const std::string &command_line) {
+    const std::vector<Piece> pieces = passPieces(o);  // may size o.total
     // The receiver first: no CUDA call may precede the spawn.
     ChildProcess receiver("/proc/self/exe",
                           {"--role", "receiver", "--total", std::to_string(o.total), "--dst-device",
@@ -232,8 +287,8 @@ int runSender(const Options &o, const std::string &command_line) {
             o.src_device, dst_device);
     }
     std::vector<Result> results;
-    results.push_back(memcpyPeer(o, source, dst_device, source_hash));
-    results.push_back(ipcPush(o, source, receiver, hello, source_hash));
+    results.push_back(memcpyPeer(o, pieces, source, dst_device, source_hash));
+    results.push_back(ipcPush(o, pieces, source, receiver, hello, source_hash));
 
     const double base = results.front().best();
     fmt::print("{:<40} {:>9} {:>9} {:>13} {:>8}\n", "path", "best GB/s", "avg GB/s",
@@ -263,6 +318,9 @@ int runSender(const Options &o, const std::string &command_line) {
                        {"streams", o.streams},
                        {"chunk_bytes", o.chunk},
                        {"passes", o.passes},
+                       {"plan", o.plan},
+                       {"writes_per_pass", pieces.size()},
+                       {"bytes_per_pass", passBytes(pieces)},
                        {"timing", "host clock, post to completion, after one warm-up pass"},
                        {"results", rows}};
         std::ofstream(o.json_out) << out.dump(2) << "\n";
@@ -285,6 +343,10 @@ int main(int argc, char **argv) {
     app.add_option("--passes", o.passes, "timed passes")->check(CLI::PositiveNumber);
     app.add_option("--streams", o.streams, "copy streams")->check(CLI::Range(1, 64));
     app.add_option("--chunk", o.chunk, "cuda_ipc chunk_bytes")->check(CLI::PositiveNumber);
+    app.add_option("--plan", o.plan,
+                   "MODEL:LAYERS: post the writes of that model's plan (1 trainer rank -> 1 "
+                   "inference rank) instead of uniform pieces (not hash-verified)");
+    app.add_option("--skip-below", o.skip_below, "with --plan: leave out smaller writes");
     app.add_option("--src-device", o.src_device, "sending GPU");
     app.add_option("--dst-device", o.dst_device, "receiving GPU (-1: 1 if there are two)");
     app.add_option("--json-out", o.json_out, "write the results as JSON");

@@ -47,6 +47,7 @@ struct DemoArgs {
 struct StepRow {
     uint64_t version = 0;
     double convert = 0, write = 0, barrier = 0, total = 0;
+    double pause = 0, post = 0, drain = 0;  // parts: waiting for pauses; write = post + drain
     int64_t wire_bytes = 0, writes = 0, checked = 0, mismatched = 0;
     double hook = 0;  // slowest inference rank's post-update hooks (inside the pause)
     bool verified = false;
@@ -61,6 +62,9 @@ StepRow collectStep(control::Store &store, uint64_t v, int trainers, bool verify
         const engine::PushMetrics m = engine::PushMetrics::fromJson(json::parse(*raw));
         row.convert = std::max(row.convert, m.convert_seconds);
         row.write = std::max(row.write, m.post_seconds + m.drain_seconds);
+        row.pause = std::max(row.pause, m.pause_seconds);
+        row.post = std::max(row.post, m.post_seconds);
+        row.drain = std::max(row.drain, m.drain_seconds);
         row.barrier = std::max(row.barrier, m.barrier_seconds);
         row.total = std::max(row.total, m.total_seconds);
         row.wire_bytes += m.wire_bytes;
@@ -178,6 +182,9 @@ int runDemo(const DemoArgs &a) {
         per_step.push_back({{"version", r.version},
                             {"convert_s", r.convert},
                             {"write_s", r.write},
+                            {"pause_s", r.pause},
+                            {"post_s", r.post},
+                            {"drain_s", r.drain},
                             {"barrier_s", r.barrier},
                             {"hook_s", r.hook},
                             {"total_s", r.total},
