@@ -99,6 +99,11 @@ if [ "$MODE" != check ]; then
 step overlap $B/bench/gpu/bench_overlap --json-out "$OUT/overlap.json"
 step quant_ours $B/bench/kernels/bench_quant --json-out "$OUT/quant_ours.json"
 step push_ipc $B/bench/gpu/bench_push_gpu --json-out "$OUT/push_ipc.json"
+# The GLM-5 demo's own 302 writes (1 trainer -> 1 inference rank), then with 50 GiB of other
+# memory on each GPU as the engine's processes hold (weights, reference).
+step push_plan $B/bench/gpu/bench_push_gpu --plan glm5:5 --passes 3 --json-out "$OUT/push_plan.json"
+step push_plan_ballast $B/bench/gpu/bench_push_gpu --plan glm5:5 --passes 3 \
+    --ballast $((50 << 30)) --json-out "$OUT/push_plan_ballast.json"
 if [ "$MODE" = full ]; then
     step quant_torch_compile $PY bench/kernels/quant_torch_compile.py --json-out "$OUT/quant_torch.json"
     if [ "$NGPU" -ge 2 ]; then

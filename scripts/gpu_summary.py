@@ -56,7 +56,7 @@ def main():
     if ours_push and nccl.get("best_gbps"):
         figures["nccl_sendrecv_best_gbps"] = nccl["best_gbps"]
         figures["push_vs_nccl_sendrecv_best"] = ours_push["avg_gbps"] / nccl["best_gbps"]
-    for name in ("push_ipc.json", "push_nccl.json"):
+    for name in ("push_ipc.json", "push_nccl.json", "push_plan.json", "push_plan_ballast.json"):
         j = load(os.path.join(out, name))
         if not j:
             continue

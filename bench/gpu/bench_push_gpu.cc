@@ -54,7 +54,20 @@ struct Options {
     std::string role = "sender";
     std::string plan;        // "MODEL:LAYERS": post the writes of that plan (1 trainer -> 1 rank)
     size_t skip_below = 0;   // with --plan: leave out writes smaller than this
+    size_t ballast = 0;      // bytes allocated (and filled) on each side after its buffer
 };
+
+/// Device memory that only takes room, as the engine's weights and references do beside the
+/// buffers that are written.
+std::vector<platform::DeviceBuffer> allocateBallast(size_t bytes, int device) {
+    std::vector<platform::DeviceBuffer> ballast;
+    constexpr size_t kPiece = size_t{4} << 30;
+    for (size_t at = 0; at < bytes; at += kPiece) {
+        ballast.emplace_back(std::min(kPiece, bytes - at), device);
+        ballast.back().fill(1);
+    }
+    return ballast;
+}
 
 /// (source offset, destination offset, bytes) of every write of one pass.
 struct Piece {
@@ -164,6 +177,7 @@ int runReceiver(const Options &o) {
     const int device = o.dst_device >= 0 ? o.dst_device : (count >= 2 ? 1 : 0);
     check(device < count, Errc::kInvalidArgument, "receiver device {} of {}", device, count);
     platform::DeviceBuffer buffer(o.total, device);
+    const auto ballast = allocateBallast(o.ballast, device);
     buffer.fill(0);
     transport::CudaIpcOptions options;
     options.device = device;
@@ -250,7 +264,7 @@ int runSender(Options o, const std::string &command_line) {
     // The receiver first: no CUDA call may precede the spawn.
     ChildProcess receiver("/proc/self/exe",
                           {"--role", "receiver", "--total", std::to_string(o.total), "--dst-device",
-                           std::to_string(o.dst_device)});
+                           std::to_string(o.dst_device), "--ballast", std::to_string(o.ballast)});
     const json hello = json::parse(receiver.readLine(kReply));
     if (hello.contains("skip")) {
         std::cerr << "bench_push_gpu: " << hello.at("skip").get<std::string>()
@@ -272,6 +286,7 @@ int runSender(Options o, const std::string &command_line) {
     }
     platform::DeviceGuard guard(o.src_device);
     platform::DeviceBuffer source(o.total, o.src_device);
+    const auto ballast = allocateBallast(o.ballast, o.src_device);
     fillSource(source, o.piece);
     const uint64_t source_hash = hashDevice(source.data(), o.total);
 
@@ -319,6 +334,7 @@ int runSender(Options o, const std::string &command_line) {
                        {"chunk_bytes", o.chunk},
                        {"passes", o.passes},
                        {"plan", o.plan},
+                       {"ballast_bytes", o.ballast},
                        {"writes_per_pass", pieces.size()},
                        {"bytes_per_pass", passBytes(pieces)},
                        {"timing", "host clock, post to completion, after one warm-up pass"},
@@ -347,6 +363,8 @@ int main(int argc, char **argv) {
                    "MODEL:LAYERS: post the writes of that model's plan (1 trainer rank -> 1 "
                    "inference rank) instead of uniform pieces (not hash-verified)");
     app.add_option("--skip-below", o.skip_below, "with --plan: leave out smaller writes");
+    app.add_option("--ballast", o.ballast,
+                   "bytes of other device memory each side allocates after its buffer");
     app.add_option("--src-device", o.src_device, "sending GPU");
     app.add_option("--dst-device", o.dst_device, "receiving GPU (-1: 1 if there are two)");
     app.add_option("--json-out", o.json_out, "write the results as JSON");
