@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -75,7 +76,9 @@ UcxBackend::~UcxBackend() {
 }
 
 std::string UcxBackend::address() const {
-    return std::string(kAddressMagic) + core_->worker.address();
+    address_given_.store(true);
+    std::lock_guard lock(core_->mutex);
+    return std::string(kAddressMagic) + core_->worker->address();
 }
 
 std::unique_ptr<LocalRegion> UcxBackend::registerMemory(void *ptr, size_t length, MemoryKind kind,
@@ -132,17 +135,44 @@ void UcxBackend::connect(const std::string &peer_name, const std::string &peer_a
           Errc::kInvalidArgument, "ucx: the address of peer {} ({} bytes) is not a UCX address",
           peer_name, peer_address.size());
     std::string worker_address = peer_address.substr(kAddressMagic.size());
-    std::lock_guard lock(core_->mutex);
-    const auto it = peers_.find(peer_name);
-    if (it != peers_.end()) {
-        const auto &old = it->second;
-        if (old->usable() && old->workerAddress() == worker_address) return;
-        log_->info("reconnecting to peer {} ({})", peer_name,
-                   old->usable() ? "new address" : "after a failure");
-        if (old->dirty()) old->recordFailure(UCS_ERR_CANCELED, "replaced by a reconnect");
-        old->retire();
+    bool renew = false;
+    {
+        std::lock_guard lock(core_->mutex);
+        const auto it = peers_.find(peer_name);
+        if (it != peers_.end()) {
+            const auto &old = it->second;
+            if (old->usable() && old->workerAddress() == worker_address) return;
+            const bool failed = !old->usable();
+            log_->info("reconnecting to peer {} ({})", peer_name,
+                       failed ? "after a failure" : "new address");
+            if (old->dirty()) old->recordFailure(UCS_ERR_CANCELED, "replaced by a reconnect");
+            old->retire();
+            renew = failed && !address_given_.load() &&
+                    std::none_of(peers_.begin(), peers_.end(),
+                                 [](const auto &entry) { return entry.second->usable(); });
+        }
     }
+    if (renew) renewWorker();
+    std::lock_guard lock(core_->mutex);
     peers_[peer_name] = std::make_shared<UcxEndpoint>(core_, peer_name, std::move(worker_address));
+}
+
+void UcxBackend::renewWorker() {
+    // The progress thread holds no reference to the worker while stopped.
+    const bool threaded = progress_thread_.joinable();
+    stopProgressThread();
+    {
+        std::lock_guard lock(core_->mutex);
+        progressUntil([this] { return inflight_.empty(); }, Clock::now() + kCancelDrain);
+        if (inflight_.empty()) {
+            core_->renewWorker();
+            log_->info("continuing on a fresh UCX worker (every peer had failed)");
+        } else {
+            log_->warn("keeping the UCX worker: {} writes of failed peers are still outstanding",
+                       inflight_.count());
+        }
+    }
+    if (threaded) startProgressThread();
 }
 
 std::unique_ptr<RemoteRegion> UcxBackend::importRegion(const std::string &peer_name,
@@ -293,7 +323,7 @@ FlushStats UcxBackend::flush(std::chrono::milliseconds timeout) {
 
 bool UcxBackend::progressUntil(const std::function<bool()> &done, Clock::time_point deadline) {
     while (true) {
-        const unsigned events = core_->worker.progress();
+        const unsigned events = core_->worker->progress();
         inflight_.reap();
         closeFailedEndpoints();
         if (done()) return true;
@@ -344,7 +374,7 @@ void UcxBackend::stopProgressThread() {
     stop_.store(true);
     {
         std::lock_guard lock(core_->mutex);
-        core_->worker.signal();
+        core_->worker->signal();
     }
     progress_thread_.join();
 }
@@ -354,7 +384,7 @@ void UcxBackend::progressLoop() {
     // the worker and sleep on its event fd. Yielding matters: on a small machine a thread that
     // spins without yielding starves the peer it waits for. The poll timeout is a safety net
     // for events the fd does not report (e.g. send resources freed by the peer).
-    int fd = core_->worker.eventFd();
+    int fd = core_->worker->eventFd();
     auto last_work = Clock::now();
     try {
         while (!stop_.load()) {
@@ -362,13 +392,13 @@ void UcxBackend::progressLoop() {
             {
                 std::lock_guard lock(core_->mutex);
                 bool worked = false;
-                for (int i = 0; i < kProgressBatch && core_->worker.progress() > 0; ++i) {
+                for (int i = 0; i < kProgressBatch && core_->worker->progress() > 0; ++i) {
                     worked = true;
                 }
                 const auto now = Clock::now();
                 if (worked) last_work = now;
                 if (fd >= 0 && now - last_work >= kSpinAfterWork) {
-                    const ucs_status_t status = core_->worker.arm();
+                    const ucs_status_t status = core_->worker->arm();
                     sleep = status == UCS_OK;
                     if (status != UCS_OK && status != UCS_ERR_BUSY) {
                         log_->warn("ucp_worker_arm: {}; busy-polling from now on",

@@ -57,6 +57,11 @@ class UcxBackend final : public TransportBackend {
     void putChunk(const UcxLocalRegion &source, size_t source_offset, UcxRemoteRegion &target,
                   size_t target_offset, size_t length);
     void progressLoop();
+    /// After a peer failed, and when no other peer is usable and nobody was given this
+    /// backend's address: continue on a fresh worker. A peer killed while it was putting a
+    /// message into this worker's shared-memory receive queue can leave that queue blocked for
+    /// good (UCX's mm transport), so no new peer's wire-up reply would ever be read.
+    void renewWorker();
 
     UcxOptions options_;
     Capabilities capabilities_;
@@ -69,6 +74,7 @@ class UcxBackend final : public TransportBackend {
     FlushStats unflushed_;  // writes posted since the last flush
     std::thread progress_thread_;
     std::atomic<bool> stop_{false};
+    mutable std::atomic<bool> address_given_{false};  // address() was called: peers may use it
 };
 
 }  // namespace weightsync::transport::ucx

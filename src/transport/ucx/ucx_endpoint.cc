@@ -20,7 +20,8 @@ UcxEndpoint::UcxEndpoint(std::shared_ptr<UcxCore> core, std::string peer,
     params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
     params.err_handler.cb = &UcxEndpoint::onError;
     params.err_handler.arg = this;
-    const ucs_status_t status = ucp_ep_create(core_->worker.get(), &params, &ep_);
+    worker_ = core_->worker.get();
+    const ucs_status_t status = ucp_ep_create(worker_->get(), &params, &ep_);
     if (status != UCS_OK) {
         fail(errcFor(status), "ucx: cannot connect to peer {}: {}", peer_,
              ucs_status_string(status));
@@ -35,7 +36,7 @@ UcxEndpoint::~UcxEndpoint() {
     if (ep_ != nullptr) startClose(true);
     const auto deadline = std::chrono::steady_clock::now() + kCloseTimeout;
     while (close_request_ != nullptr) {
-        core_->worker.progress();
+        worker_->progress();  // the worker the endpoint was made on, even if since renewed
         if (ucp_request_check_status(close_request_) != UCS_INPROGRESS) {
             ucp_request_free(close_request_);
             close_request_ = nullptr;

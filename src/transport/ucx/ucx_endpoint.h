@@ -47,6 +47,7 @@ class UcxEndpoint {
     void startClose(bool force);
 
     std::shared_ptr<UcxCore> core_;
+    UcxWorker *worker_ = nullptr;  // the one ep_ was made on (owned by core_, kept if renewed)
     std::string peer_;
     std::string worker_address_;
     ucp_ep_h ep_ = nullptr;

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <mutex>
+#include <vector>
 #include <string>
 
 namespace weightsync::transport::ucx {
@@ -41,11 +42,23 @@ class UcxWorker {
 /// always released before the worker and the context, whatever order the owners die in.
 struct UcxCore {
     explicit UcxCore(const UcxOptions &options)
-        : context(options), worker(context, options.wakeup) {}
+        : context(options),
+          wakeup(options.wakeup),
+          worker(std::make_unique<UcxWorker>(context, wakeup)) {}
+
+    /// Replaces the worker by a fresh one (a new receive queue and a new address). The old one is
+    /// kept, never progressed by the backend again, until the core dies: endpoints and rkeys
+    /// made on it may outlive the swap.
+    void renewWorker() {
+        retired_workers.push_back(std::move(worker));
+        worker = std::make_unique<UcxWorker>(context, wakeup);
+    }
 
     std::recursive_mutex mutex;  // held around every UCP call on this context/worker
     UcxContext context;
-    UcxWorker worker;
+    bool wakeup;
+    std::unique_ptr<UcxWorker> worker;
+    std::vector<std::unique_ptr<UcxWorker>> retired_workers;  // destroyed before the context
 };
 
 }  // namespace weightsync::transport::ucx
