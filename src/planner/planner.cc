@@ -68,8 +68,11 @@ class PlanBuilder {
                 const PlannerOptions &options)
         : layout_(layout), mesh_(mesh), options_(options) {
         mesh.validate();
-        check(options.gather_threshold_bytes >= 0 && options.slot_alignment > 0,
-              Errc::kInvalidArgument, "bad planner options");
+        check(options.gather_threshold_bytes >= 0 && options.slot_alignment > 0 &&
+                  options.stage_bytes >= 0,
+              Errc::kInvalidArgument,
+              "bad planner options: gather threshold {}, slot alignment {}, stage bytes {}",
+              options.gather_threshold_bytes, options.slot_alignment, options.stage_bytes);
         experts_ = layoutExperts(layout);
         plan_.layout_name = layout.name();
         plan_.layout_fingerprint = layout.fingerprint();

@@ -31,6 +31,8 @@ def test_bad_mesh_is_invalid_argument_and_value_error() -> None:
         ws.TrainerMesh(fsdp=4, ep=3)
     with pytest.raises(ValueError):
         ws.job_spec(trainer_ranks=4, trainer_ep=3)
+    with pytest.raises(ws.InvalidArgumentError, match="stage_bytes must be >= 0"):
+        ws.job_spec(stage_bytes=-1)
 
 
 def test_store_wait_timeout_is_also_the_builtin_timeout(coordinator: ws.Coordinator,

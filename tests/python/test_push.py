@@ -60,10 +60,10 @@ def test_dtensor_shards_fsdp_times_ep_into_an_ep_engine(coordinator: ws.Coordina
                                                        job_id: str) -> None:
     # FSDP 2 x EP 2 trainer ranks holding DTensor / Shard pieces (and some whole tensors);
     # one engine of 2 EP ranks. Threshold 0: large enough sources go per shard, the rest is
-    # gathered through full_tensor().
+    # gathered through full_tensor(). 4 KiB pipeline stages: experts and block rows split.
     seed, versions = 11, 2
     job(coordinator, job_id, trainer_ranks=2, trainer_ep=2, engine_ranks=2, engine_ep=2,
-        gather_threshold_bytes=0)
+        gather_threshold_bytes=0, stage_bytes=4096)
     trainers = [TrainerProcess(coordinator=coordinator.address, job=job_id, rank=r,
                                versions=versions, sharding="mixed", seed=seed) for r in range(2)]
     receivers = [ws.WeightReceiver(coordinator.address, job_id, engine=0, rank=k) for k in range(2)]

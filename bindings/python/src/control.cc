@@ -140,6 +140,12 @@ void registerControl(py::module_ &m) {
             "gather_threshold_bytes",
             [](const JobSpec &s) { return s.planner.gather_threshold_bytes; },
             [](JobSpec &s, int64_t v) { s.planner.gather_threshold_bytes = v; })
+        .def_property(
+            "stage_bytes", [](const JobSpec &s) { return s.planner.stage_bytes; },
+            [](JobSpec &s, int64_t v) {
+                check(v >= 0, Errc::kInvalidArgument, "stage_bytes must be >= 0, got {}", v);
+                s.planner.stage_bytes = v;
+            })
         .def_readwrite("seed", &JobSpec::seed)
         .def_readwrite("steps", &JobSpec::steps)
         .def_readwrite("transport", &JobSpec::transport)

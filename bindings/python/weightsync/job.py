@@ -28,7 +28,8 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
              engines: Union[int, Sequence[EngineSpec]] = 1, engine_ranks: int = 1,
              engine_tp: int = 1, engine_ep: int = 1, transport: str = "ucx",
              ucx_transports: Optional[str] = None,
-             gather_threshold_bytes: int = 2 << 20, verify: bool = False,
+             gather_threshold_bytes: int = 2 << 20, stage_bytes: int = 256 << 20,
+             verify: bool = False,
              seed: int = 1, init_timeout: float = 120.0,
              step_timeout: float = 300.0) -> JobSpec:
     """Builds (and validates) a job spec.
@@ -36,7 +37,8 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
     model: a built-in layout (``weightsync.builtin_layouts()``) or a layout JSON file.
     trainer_ranks / trainer_ep / trainer_replicas: the trainer mesh (ranks = replicas x FSDP).
     engines: a count of identical engines (engine_ranks / engine_tp / engine_ep each) or a
-    list of EngineSpec. verify: inference ranks compare every byte with the reference
+    list of EngineSpec. stage_bytes: slot bytes per pipeline stage (0: one per conversion).
+    verify: inference ranks compare every byte with the reference
     conversion of the job's *synthetic* weights (seed) -- for tests of the C++ trainer;
     leave it off when trainers push their own tensors.
     """
@@ -55,6 +57,7 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
     spec.transport = transport
     spec.transport_options = json.dumps({"transports": ucx_transports}) if ucx_transports else ""
     spec.gather_threshold_bytes = gather_threshold_bytes
+    spec.stage_bytes = stage_bytes
     spec.verify = verify
     spec.seed = seed
     spec.init_timeout = init_timeout
