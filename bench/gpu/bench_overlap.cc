@@ -14,8 +14,8 @@
 #include "platform/cuda/device.h"
 #include "platform/cuda/resources.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -132,9 +132,9 @@ class Overlap {
         platform::cudaCheck(cudaMemcpy(src.data(), src_.data(), n * 2, cudaMemcpyDeviceToHost),
                             "read");
         platform::cudaCheck(cudaMemcpy(got.data(), dst_.data(), n, cudaMemcpyDeviceToHost), "read");
-        platform::cudaCheck(cudaMemcpy(got_s.data(), scales_.data(), got_s.size() * 4,
-                                       cudaMemcpyDeviceToHost),
-                            "read");
+        platform::cudaCheck(
+            cudaMemcpy(got_s.data(), scales_.data(), got_s.size() * 4, cudaMemcpyDeviceToHost),
+            "read");
         blockQuantizeFp8Ref(denseConstView(src.data(), DType::kBF16, 1, o_.rows, o_.cols),
                             denseView(want.data(), DType::kF8E4M3, 1, o_.rows, o_.cols),
                             denseView(want_s.data(), DType::kF32, 1, blocksOf(o_.rows, kFp8Block),
@@ -153,8 +153,8 @@ class Overlap {
         for (uint16_t &v : host) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             const auto r = static_cast<uint32_t>(x);
-            v = static_cast<uint16_t>(((r & 0x8000U) | ((118U + (r >> 24) % 12U) << 7) |
-                                       ((r >> 8) & 0x7fU)));
+            v = static_cast<uint16_t>(
+                ((r & 0x8000U) | ((118U + (r >> 24) % 12U) << 7) | ((r >> 8) & 0x7fU)));
         }
         platform::cudaCheck(
             cudaMemcpy(src_.data(), host.data(), src_.size(), cudaMemcpyHostToDevice), "fill");
@@ -239,15 +239,15 @@ int run(const Options &o) {
         if (!ok) return 1;
     }
     if (!o.json_out.empty()) {
-        std::ofstream(o.json_out) << json{{"benchmark", "bench_overlap"},
-                                          {"command", "bench_overlap --json-out " + o.json_out},
-                                          {"shape", {o.groups, o.rows, o.cols}},
-                                          {"copy_bytes", o.copy_bytes},
-                                          {"copy_alone_ms", copy_ms},
-                                          {"copy_gbps", copy_gbps},
-                                          {"peer_device", bench.peer()},
-                                          {"rows", rows}}
-                                         .dump(2);
+        std::ofstream(o.json_out) << json{
+            {"benchmark", "bench_overlap"},
+            {"command", "bench_overlap --json-out " + o.json_out},
+            {"shape", {o.groups, o.rows, o.cols}},
+            {"copy_bytes", o.copy_bytes},
+            {"copy_alone_ms", copy_ms},
+            {"copy_gbps", copy_gbps},
+            {"peer_device", bench.peer()},
+            {"rows", rows}}.dump(2);
     }
     return 0;
 }

@@ -52,9 +52,9 @@ struct Options {
     int dst_device = -1;  // -1: 1 with two GPUs or more, else 0
     std::string json_out;
     std::string role = "sender";
-    std::string plan;        // "MODEL:LAYERS": post the writes of that plan (1 trainer -> 1 rank)
-    size_t skip_below = 0;   // with --plan: leave out writes smaller than this
-    size_t ballast = 0;      // bytes allocated (and filled) on each side after its buffer
+    std::string plan;       // "MODEL:LAYERS": post the writes of that plan (1 trainer -> 1 rank)
+    size_t skip_below = 0;  // with --plan: leave out writes smaller than this
+    size_t ballast = 0;     // bytes allocated (and filled) on each side after its buffer
 };
 
 /// Device memory that only takes room, as the engine's weights and references do beside the

@@ -54,8 +54,8 @@ void InMemoryExecutor::execute(const std::vector<const SourceProvider *> &provid
                  ++next_write) {
                 const planner::Write &w = rp.writes[next_write];
                 std::vector<std::byte> &dst = peers[w.peer][w.dest];
-                check(w.dest_offset + w.bytes <= static_cast<int64_t>(dst.size()),
-                      Errc::kInternal, "write past '{}' on {}", layout_.dests()[w.dest].name,
+                check(w.dest_offset + w.bytes <= static_cast<int64_t>(dst.size()), Errc::kInternal,
+                      "write past '{}' on {}", layout_.dests()[w.dest].name,
                       plan_.peers[w.peer].name);
                 std::memcpy(dst.data() + w.dest_offset, arenas_[r].data() + w.src_offset,
                             static_cast<size_t>(w.bytes));

@@ -22,9 +22,9 @@ struct JobSpec {
     uint64_t seed = 1;
     int steps = 1;  // weight versions 1..steps are pushed
     std::string transport = "ucx";
-    nlohmann::json transport_options;    // backend options (see transport/registry.h)
-    bool verify = true;                  // inference ranks compare every byte with the reference
-    bool staging = false;                // inference ranks receive into a staging copy, then commit
+    nlohmann::json transport_options;  // backend options (see transport/registry.h)
+    bool verify = true;                // inference ranks compare every byte with the reference
+    bool staging = false;              // inference ranks receive into a staging copy, then commit
     /// Convert stage k+1 while stage k's writes fly. Off: convert everything, then write
     /// everything, so that benchmarks measure each phase alone.
     bool pipeline = true;

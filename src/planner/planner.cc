@@ -21,9 +21,9 @@ constexpr int64_t kBlock = 128;
 
 struct Piece {
     uint32_t part = 0;
-    int64_t r0 = 0, r1 = 0;  // rows of the part
-    int64_t row_off = 0;     // first row inside the segment
-    int64_t block_off = 0;   // first scale block row inside the segment
+    int64_t r0 = 0, r1 = 0;   // rows of the part
+    int64_t row_off = 0;      // first row inside the segment
+    int64_t block_off = 0;    // first scale block row inside the segment
     uint32_t chunk_base = 0;  // row-chunked segments: the chunk of the piece's first rows
 };
 
@@ -243,8 +243,8 @@ class PlanBuilder {
             op.group_stride = seg.rows * cols;
             op.row_stride = cols;
             if (fp8) {
-                op.scale_offset =
-                    seg.scale_offset + (ga * seg.block_rows + pc.block_off + ra / kBlock) * bcols * 4;
+                op.scale_offset = seg.scale_offset +
+                                  (ga * seg.block_rows + pc.block_off + ra / kBlock) * bcols * 4;
                 op.scale_group_stride = seg.block_rows * bcols;
                 op.scale_row_stride = bcols;
             }
@@ -264,7 +264,8 @@ class PlanBuilder {
         }
         if (full) {
             for (const Piece &pc : seg.pieces) {
-                const auto source = static_cast<uint32_t>(layout_.sourceIndex(conv.sources[pc.part]));
+                const auto source =
+                    static_cast<uint32_t>(layout_.sourceIndex(conv.sources[pc.part]));
                 if (std::find(rp.full_sources.begin(), rp.full_sources.end(), source) ==
                     rp.full_sources.end()) {
                     rp.full_sources.push_back(source);
@@ -290,20 +291,25 @@ class PlanBuilder {
         const int64_t target = options_.stage_bytes;
         seg.first_chunk = static_cast<uint32_t>(chunks_.size());
         if (target <= 0 || groups * group_bytes <= target || groups > 1) {
-            seg.group_chunk = target <= 0 ? groups
-                                          : std::clamp<int64_t>(target / std::max<int64_t>(group_bytes, 1), 1, groups);
+            seg.group_chunk =
+                target <= 0
+                    ? groups
+                    : std::clamp<int64_t>(target / std::max<int64_t>(group_bytes, 1), 1, groups);
             for (int64_t ga = 0; ga < groups; ga += seg.group_chunk) {
-                chunks_.push_back({seg.conversion, std::min(seg.group_chunk, groups - ga) * group_bytes});
+                chunks_.push_back(
+                    {seg.conversion, std::min(seg.group_chunk, groups - ga) * group_bytes});
             }
             return;
         }
         seg.group_chunk = 0;
         const int64_t block_row_bytes = kBlock * row_bytes + scale_row_bytes;
-        seg.row_chunk = std::max<int64_t>(1, target / std::max<int64_t>(block_row_bytes, 1)) * kBlock;
+        seg.row_chunk =
+            std::max<int64_t>(1, target / std::max<int64_t>(block_row_bytes, 1)) * kBlock;
         for (Piece &pc : seg.pieces) {
             pc.chunk_base = static_cast<uint32_t>(chunks_.size());
             for (int64_t ra = 0; ra < pc.r1 - pc.r0; ra += seg.row_chunk) {
-                chunks_.push_back({seg.conversion, bytesOf(1, std::min(seg.row_chunk, pc.r1 - pc.r0 - ra))});
+                chunks_.push_back(
+                    {seg.conversion, bytesOf(1, std::min(seg.row_chunk, pc.r1 - pc.r0 - ra))});
             }
         }
     }
@@ -467,8 +473,9 @@ class PlanBuilder {
         int64_t filled = 0;
         for (size_t i = 0; i < used.size(); ++i) {
             const Chunk &chunk = chunks_[used[i]];
-            const bool split = target > 0 ? filled > 0 && filled + chunk.bytes > target
-                                          : i > 0 && chunks_[used[i - 1]].conversion != chunk.conversion;
+            const bool split = target > 0
+                                   ? filled > 0 && filled + chunk.bytes > target
+                                   : i > 0 && chunks_[used[i - 1]].conversion != chunk.conversion;
             if (split) {
                 ++stage;
                 filled = 0;

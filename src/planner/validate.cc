@@ -42,13 +42,15 @@ class ReadyStages {
             const int64_t r = op.r1 - op.r0;
             const int64_t c = op.c1 - op.c0;
             const auto elem = static_cast<int64_t>(dtypeSize(op.dtype));
-            add(op.offset, op.offset + ((g - 1) * op.group_stride + (r - 1) * op.row_stride + c) * elem,
+            add(op.offset,
+                op.offset + ((g - 1) * op.group_stride + (r - 1) * op.row_stride + c) * elem,
                 op.stage);
             if (op.scale_offset >= 0) {
                 const int64_t br = layout::ceilDiv(r, 128);
                 const int64_t bc = layout::ceilDiv(c, 128);
                 add(op.scale_offset,
-                    op.scale_offset + ((g - 1) * op.scale_group_stride + (br - 1) * op.scale_row_stride + bc) * 4,
+                    op.scale_offset +
+                        ((g - 1) * op.scale_group_stride + (br - 1) * op.scale_row_stride + bc) * 4,
                     op.stage);
             }
         }

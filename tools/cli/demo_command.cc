@@ -197,13 +197,22 @@ int runDemo(const DemoArgs &a) {
     }
     if (!failure.empty()) fmt::print(stderr, "weightsync demo: FAILED: {}\n", failure);
     if (a.json_out) {
-        const json out = {
-            {"steps", a.steps},         {"verified", verified},  {"mismatched_bytes", mismatched},
-            {"checked_bytes", checked}, {"wire_bytes", wire},    {"seconds", seconds},
-            {"wall_seconds", wall},     {"model", o.spec.model}, {"transport", a.transport},
-            {"device", a.device},       {"trainer_ranks", trainers},
-            {"inference_ranks", peers}, {"error", failure},      {"per_step", per_step},
-            {"pipeline", o.spec.pipeline}, {"stage_bytes", o.spec.planner.stage_bytes}};
+        const json out = {{"steps", a.steps},
+                          {"verified", verified},
+                          {"mismatched_bytes", mismatched},
+                          {"checked_bytes", checked},
+                          {"wire_bytes", wire},
+                          {"seconds", seconds},
+                          {"wall_seconds", wall},
+                          {"model", o.spec.model},
+                          {"transport", a.transport},
+                          {"device", a.device},
+                          {"trainer_ranks", trainers},
+                          {"inference_ranks", peers},
+                          {"error", failure},
+                          {"per_step", per_step},
+                          {"pipeline", o.spec.pipeline},
+                          {"stage_bytes", o.spec.planner.stage_bytes}};
         fmt::print("{}\n", out.dump());
     }
     if (!failure.empty()) return 1;

@@ -76,10 +76,10 @@ void CudaSlotConverter::enqueue(std::span<const planner::ConvOp> ops, const Sour
         const Prepared &p = prepared.back();
         if (p.quantize) jobs.push_back({p.in, p.out, p.scales});
     }
-    platform::cudaCheck(kernels::blockQuantizeFp8Batch(jobs.data(), static_cast<int>(jobs.size()),
-                                                       stream, nonfinite_.as<unsigned int>(),
-                                                       max_ctas_),
-                        "FP8 quantization of {} slot(s)", jobs.size());
+    platform::cudaCheck(
+        kernels::blockQuantizeFp8Batch(jobs.data(), static_cast<int>(jobs.size()), stream,
+                                       nonfinite_.as<unsigned int>(), max_ctas_),
+        "FP8 quantization of {} slot(s)", jobs.size());
     for (size_t i = 0; i < prepared.size(); ++i) {
         const Prepared &p = prepared[i];
         if (p.quantize) continue;

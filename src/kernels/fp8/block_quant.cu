@@ -235,9 +235,8 @@ cudaError_t launchBlockQuant(const QuantJobDesc *descs, int count, int64_t total
         max_ctas < 0) {
         return cudaErrorInvalidValue;
     }
-    return src_f32
-               ? launchSized<float>(descs, count, total_blocks, max_ctas, stream, nonfinite)
-               : launchSized<uint16_t>(descs, count, total_blocks, max_ctas, stream, nonfinite);
+    return src_f32 ? launchSized<float>(descs, count, total_blocks, max_ctas, stream, nonfinite)
+                   : launchSized<uint16_t>(descs, count, total_blocks, max_ctas, stream, nonfinite);
 }
 
 }  // namespace weightsync::kernels::detail

@@ -8,8 +8,8 @@
 
 #include <memory>
 #include <mutex>
-#include <vector>
 #include <string>
+#include <vector>
 
 namespace weightsync::transport::ucx {
 

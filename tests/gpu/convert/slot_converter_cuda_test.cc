@@ -19,8 +19,7 @@ constexpr uint64_t kSeed = 7;
 
 class ConvertSlotConverterGpu : public testing::GpuTest {
   protected:
-    void checkRank(const layout::Layout &l, const planner::Plan &plan, int rank,
-                   int max_ctas = 0) {
+    void checkRank(const layout::Layout &l, const planner::Plan &plan, int rank, int max_ctas = 0) {
         SCOPED_TRACE("rank " + std::to_string(rank));
         const planner::RankPlan &rp = plan.ranks[static_cast<size_t>(rank)];
         SyntheticWeights cpu(l, plan.mesh, rank, rp.full_sources, kSeed);
