@@ -301,7 +301,7 @@ FlushStats UcxBackend::flush(std::chrono::milliseconds timeout) {
             ucp_request_free(request);
             late.push_back(peer);
         }
-        failTimeout(std::move(late), "flush", timeout);
+        failTimeout(late, "flush", timeout);
     }
     // 3. Peers that lost writes since the last flush.
     std::vector<std::string> lost;
@@ -348,8 +348,8 @@ void UcxBackend::checkUsable(const UcxEndpoint &peer) const {
           peer.peer());
 }
 
-void UcxBackend::failTimeout(std::vector<std::shared_ptr<UcxEndpoint>> peers, std::string_view what,
-                             std::chrono::milliseconds timeout) {
+void UcxBackend::failTimeout(const std::vector<std::shared_ptr<UcxEndpoint>> &peers,
+                             std::string_view what, std::chrono::milliseconds timeout) {
     // Late writes must never land after the caller gave up: close the endpoints, which
     // cancels their outstanding requests (reaped by the next call).
     for (const auto &peer : peers) {

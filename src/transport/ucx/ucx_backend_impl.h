@@ -52,7 +52,7 @@ class UcxBackend final : public TransportBackend {
     /// Throws if the peer cannot take writes (failed, closed or replaced by a reconnect).
     void checkUsable(const UcxEndpoint &peer) const;
     /// Marks the peers with outstanding work as failed (and closes them), then throws kTimeout.
-    [[noreturn]] void failTimeout(std::vector<std::shared_ptr<UcxEndpoint>> peers,
+    [[noreturn]] void failTimeout(const std::vector<std::shared_ptr<UcxEndpoint>> &peers,
                                   std::string_view what, std::chrono::milliseconds timeout);
     void putChunk(const UcxLocalRegion &source, size_t source_offset, UcxRemoteRegion &target,
                   size_t target_offset, size_t length);
