@@ -70,15 +70,17 @@ if [ "$MODE" = write ]; then
     # (2026-11-28: uniform 64 MiB pieces run at 388 GB/s from 8 to 30 GiB, 395 with 256 MiB;
     # the demo's write phase at 310-312 GB/s with 1 or 2 receivers.) Now the plan's own writes.
     # (Same day: the plan's own 302 writes, 24.8 GB, posted by bench_push_gpu --plan glm5:5 run at
-    # 382 GB/s, 389 with 256 MiB chunks: the pattern is not the cause.) Now the engine, 1 -> 1,
-    # serial: auto (receivers also register with UCX) vs cuda_ipc only, verification off.
+    # 382 GB/s, 389 with 256 MiB chunks: the pattern is not the cause; UCX registration on the
+    # receivers and verification are not either.) Now the engine, 1 -> 1, serial, with more copy
+    # streams and bigger chunks.
     ONE=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
         --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 3 --json
         --timeout 600 "${T1[@]}" --no-pipeline)
-    demo w_auto "${ONE[@]}"
-    demo w_ipc "${ONE[@]}" --transport cuda_ipc
-    demo w_ipc_noverify "${ONE[@]}" --transport cuda_ipc --no-verify
-    for n in w_auto w_ipc w_ipc_noverify; do
+    demo w_s4 "${ONE[@]}"
+    demo w_s8 "${ONE[@]}" --transport-options '{"cuda_ipc": {"streams": 8}}'
+    demo w_s16 "${ONE[@]}" --transport-options '{"cuda_ipc": {"streams": 16}}'
+    demo w_c256 "${ONE[@]}" --transport-options '{"cuda_ipc": {"chunk_bytes": 268435456}}'
+    for n in w_s4 w_s8 w_s16 w_c256; do
         echo "$n: $($PY -c "import json,sys; d=json.load(open('$OUT/demo_$n.json')); print([(round(s['convert_s'],4), round(s['post_s'],4), round(s['drain_s'],4), round(s['pause_s'],4), round(s['total_s'],4)) for s in d['per_step']])")"
     done
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}"

@@ -32,6 +32,7 @@ struct DemoArgs {
     uint64_t seed = 1;
     std::string transport = "auto";
     std::string ucx_tls;
+    std::string transport_options;  // JSON, as JobSpec::transport_options
     std::string device = "cpu";
     std::vector<int> trainer_gpus{0};
     std::vector<int> inference_gpus{0};
@@ -97,10 +98,16 @@ int runDemo(const DemoArgs &a) {
     o.spec.seed = a.seed;
     o.spec.steps = a.steps;
     o.spec.transport = a.transport;
-    if (!a.ucx_tls.empty()) {
-        const nlohmann::json ucx = {{"transports", a.ucx_tls}};
-        o.spec.transport_options = a.transport == "auto" ? nlohmann::json{{"ucx", ucx}} : ucx;
+    nlohmann::json options = nlohmann::json::object();
+    if (!a.transport_options.empty()) {
+        options = nlohmann::json::parse(a.transport_options, nullptr, false);
+        check(options.is_object(), Errc::kInvalidArgument,
+              "--transport-options must be a JSON object, got '{}'", a.transport_options);
     }
+    if (!a.ucx_tls.empty()) {
+        (a.transport == "auto" ? options["ucx"] : options)["transports"] = a.ucx_tls;
+    }
+    if (!options.empty()) o.spec.transport_options = options;
     o.spec.device = a.device;
     o.spec.trainer_gpus = a.trainer_gpus;
     o.spec.inference_gpus = a.inference_gpus;
@@ -250,6 +257,9 @@ void addDemoCommand(CLI::App &app) {
                     "GPUs of the inference ranks (round robin)")
         ->capture_default_str();
     cmd->add_option("--ucx-tls", a->ucx_tls, "UCX transports, e.g. posix,sysv,self or tcp,self");
+    cmd->add_option("--transport-options", a->transport_options,
+                    "backend options as JSON; with --transport auto keyed by backend, e.g. "
+                    "'{\"cuda_ipc\": {\"streams\": 8}}'");
     cmd->add_flag("--json", a->json_out, "end with one JSON line of results");
     cmd->add_flag("--no-verify", a->no_verify, "skip the byte-for-byte check (benchmarking)");
     cmd->add_flag("--staging", a->staging,

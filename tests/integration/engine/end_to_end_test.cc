@@ -101,6 +101,15 @@ TEST(EndToEnd, BadShapeExitsWithClearMessage) {
     const DemoResult r = runDemo("--trainer-ranks 3 --trainer-ep 3");
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.output.find("not divisible"), std::string::npos) << r.output;
+    const DemoResult bad_options = runDemo("--transport-options '[1]'");
+    EXPECT_NE(bad_options.exit_code, 0);
+    EXPECT_NE(bad_options.output.find("must be a JSON object"), std::string::npos)
+        << bad_options.output;
+}
+
+TEST(EndToEnd, TransportOptionsReachTheBackends) {
+    // The same tcp job as --ucx-tls, spelt as backend options of an auto job.
+    expectVerified(R"(--transport-options '{"ucx": {"transports": "tcp,self"}}')", 1);
 }
 
 }  // namespace
