@@ -22,6 +22,10 @@ PlanStats planStats(const Plan &plan) {
         s.writes_total += static_cast<int64_t>(rp.writes.size());
         s.writes_per_trainer_rank_max =
             std::max(s.writes_per_trainer_rank_max, static_cast<int64_t>(rp.writes.size()));
+        if (!rp.ops.empty()) {
+            s.stages_per_trainer_rank_max =
+                std::max<int64_t>(s.stages_per_trainer_rank_max, rp.ops.back().stage + int64_t{1});
+        }
         s.slot_bytes_per_trainer_rank_max =
             std::max(s.slot_bytes_per_trainer_rank_max, rp.arena_bytes);
         s.gathered_sources_per_rank_max =
@@ -49,6 +53,7 @@ nlohmann::json statsJson(const PlanStats &s) {
                  : 1.0},
             {"writes_total", s.writes_total},
             {"writes_per_trainer_rank_max", s.writes_per_trainer_rank_max},
+            {"stages_per_trainer_rank_max", s.stages_per_trainer_rank_max},
             {"inference_recv_bytes_max", s.inference_recv_bytes_max},
             {"slot_bytes_per_trainer_rank_max", s.slot_bytes_per_trainer_rank_max},
             {"gathered_sources_per_rank_max", s.gathered_sources_per_rank_max},

@@ -19,6 +19,7 @@ struct PlanStats {
     int64_t inference_recv_bytes_max = 0;
     int64_t slot_bytes_per_trainer_rank_max = 0;
     int64_t gathered_sources_per_rank_max = 0;
+    int64_t stages_per_trainer_rank_max = 0;  // pipeline stages (see PlannerOptions::stage_bytes)
     /// Seconds for the busiest link (a trainer's send or an inference rank's receive) at rate.
     [[nodiscard]] double predictedSeconds(double bytes_per_second) const;
 };
