@@ -4,6 +4,7 @@
 // consecutive columns of a row (one 128-column scale block), CTAs in y stride over rows.
 
 #include "convert/cuda/convert_cuda_launch.h"
+#include "kernels/convert/bf16_device.cuh"
 
 #include <algorithm>
 
@@ -31,15 +32,7 @@ __device__ __forceinline__ float element(uint64_t row_key, int64_t c, float scal
     return __fmul_rn(__fsub_rn(__fmul_rn(2.0f, u), 1.0f), scale);
 }
 
-// Same bits as weightsync::f32ToBf16Bits (common/dtype.h).
-__device__ __forceinline__ uint16_t toBf16(float x) {
-    uint32_t bits = __float_as_uint(x);
-    if ((bits & 0x7f800000U) == 0x7f800000U && (bits & 0x007fffffU) != 0) {
-        return static_cast<uint16_t>((bits >> 16) | 0x0040U);
-    }
-    bits += 0x7fffU + ((bits >> 16) & 1U);
-    return static_cast<uint16_t>(bits >> 16);
-}
+using kernels::toBf16;
 
 template <bool kBf16, bool kVec>
 __global__ void __launch_bounds__(kThreads) syntheticFillKernel(SyntheticFillDesc d) {

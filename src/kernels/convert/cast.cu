@@ -1,6 +1,7 @@
 // fp32 <-> bf16 conversion kernel: each thread converts 8-element chunks of one column range,
 // CTAs in y stride over rows. 16-byte accesses when rows are aligned, scalar otherwise.
 
+#include "kernels/convert/bf16_device.cuh"
 #include "kernels/convert/cast_launch.h"
 
 #include <algorithm>
@@ -14,16 +15,6 @@ constexpr int kThreads = 256;
 constexpr int kChunk = 8;  // elements per thread
 constexpr int64_t kMaxGridY = 65535;
 constexpr int64_t kTargetCtas = 8192;  // enough to fill any GPU several times over
-
-// Same bits as weightsync::f32ToBf16Bits (dtype.h): RNE, NaN kept quiet.
-__device__ __forceinline__ uint16_t toBf16(float x) {
-    uint32_t bits = __float_as_uint(x);
-    if ((bits & 0x7f800000U) == 0x7f800000U && (bits & 0x007fffffU) != 0) {
-        return static_cast<uint16_t>((bits >> 16) | 0x0040U);
-    }
-    bits += 0x7fffU + ((bits >> 16) & 1U);
-    return static_cast<uint16_t>(bits >> 16);
-}
 
 __device__ __forceinline__ uint32_t pack(float lo, float hi) {
     return static_cast<uint32_t>(toBf16(lo)) | (static_cast<uint32_t>(toBf16(hi)) << 16);

@@ -1,3 +1,4 @@
+#include "kernels/convert/bf16_device.cuh"
 #include "kernels/mla/mla_absorb.cuh"
 
 #include <algorithm>
@@ -17,16 +18,6 @@ __device__ __forceinline__ float decodeE4m3(uint8_t bits) {
         return sign != 0 ? -mag : mag;
     }
     return __uint_as_float(sign | ((exp + 120U) << 23) | (man << 20));
-}
-
-// fp32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN (as f32ToBf16Bits).
-__device__ __forceinline__ uint16_t toBf16(float value) {
-    uint32_t bits = __float_as_uint(value);
-    if ((bits & 0x7f800000U) == 0x7f800000U && (bits & 0x007fffffU) != 0) {
-        return static_cast<uint16_t>((bits >> 16) | 0x0040U);
-    }
-    bits += 0x7fffU + ((bits >> 16) & 1U);
-    return static_cast<uint16_t>(bits >> 16);
 }
 
 __global__ void mlaAbsorbKernel(const uint8_t *__restrict__ weight,
