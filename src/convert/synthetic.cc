@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace weightsync::convert {
 
@@ -28,10 +29,23 @@ inline float blockScale(uint64_t key, int64_t g, int64_t rb, int64_t cb) {
 
 }  // namespace
 
+void copyFromWholeTensor(const layout::Layout &layout, uint32_t index, const std::byte *tensor,
+                         int64_t g0, int64_t groups, int64_t r0, int64_t rows, void *out) {
+    const layout::SourceTensor &s = layout.sources()[index];
+    const layout::Extent3 e = layout::sourceExtent(s);
+    const size_t row_bytes = static_cast<size_t>(e.c) * dtypeSize(s.dtype);
+    auto *to = static_cast<std::byte *>(out);
+    for (int64_t g = g0; g < g0 + groups; ++g) {
+        std::memcpy(to, tensor + static_cast<size_t>(g * e.r + r0) * row_bytes,
+                    static_cast<size_t>(rows) * row_bytes);
+        to += static_cast<size_t>(rows) * row_bytes;
+    }
+}
+
 void syntheticFill(const layout::Layout &layout, uint32_t index, uint64_t seed, uint64_t step,
                    int64_t g0, int64_t groups, int64_t r0, int64_t rows, void *out) {
     const layout::SourceTensor &s = layout.sources()[index];
-    const layout::Extent3 e = layout::canonicalExtent(s.shape, s.expert_dim == 0);
+    const layout::Extent3 e = layout::sourceExtent(s);
     check(g0 >= 0 && g0 + groups <= e.g && r0 >= 0 && r0 + rows <= e.r, Errc::kInvalidArgument,
           "synthetic box outside '{}'", s.name);
     const uint64_t key = mix(seed ^ mix(index + 1));
@@ -65,7 +79,7 @@ ShardBox trainerShardBox(const layout::Layout &layout, uint32_t index,
                          const planner::TrainerMesh &mesh, int rank) {
     const layout::SourceTensor &s = layout.sources()[index];
     const bool expert = s.expert_dim == 0;
-    const layout::Extent3 e = layout::canonicalExtent(s.shape, expert);
+    const layout::Extent3 e = layout::sourceExtent(s);
     if (expert) {
         const int64_t per = e.g % mesh.fsdp == 0 ? e.g / mesh.fsdp : 0;
         return {per > 0 ? mesh.firstExpert(rank, e.g) : 0, per, 0, e.r};
@@ -85,7 +99,7 @@ SyntheticWeights::SyntheticWeights(const layout::Layout &layout, const planner::
     fulls_.resize(n);
     for (uint32_t i = 0; i < n; ++i) {
         const layout::SourceTensor &s = layout.sources()[i];
-        const layout::Extent3 e = layout::canonicalExtent(s.shape, s.expert_dim == 0);
+        const layout::Extent3 e = layout::sourceExtent(s);
         const int64_t elem = static_cast<int64_t>(dtypeSize(s.dtype));
         Held &h = shards_[i];
         h.box = trainerShardBox(layout, i, mesh, rank);
@@ -96,7 +110,7 @@ SyntheticWeights::SyntheticWeights(const layout::Layout &layout, const planner::
     for (uint32_t i : full_sources) {
         check(i < n, Errc::kInvalidArgument, "gathered source index {} out of range", i);
         const layout::SourceTensor &s = layout.sources()[i];
-        const layout::Extent3 e = layout::canonicalExtent(s.shape, s.expert_dim == 0);
+        const layout::Extent3 e = layout::sourceExtent(s);
         const int64_t bytes = e.numel() * static_cast<int64_t>(dtypeSize(s.dtype));
         fulls_[i].box = {0, e.g, 0, e.r};
         fulls_[i].data = std::make_unique<std::byte[]>(static_cast<size_t>(bytes));
@@ -119,7 +133,7 @@ namespace {
 SourceShard view(const layout::Layout &layout, uint32_t index, const ShardBox &box,
                  const std::byte *data) {
     const layout::SourceTensor &s = layout.sources()[index];
-    const int64_t cols = layout::canonicalExtent(s.shape, s.expert_dim == 0).c;
+    const int64_t cols = layout::sourceExtent(s).c;
     return {data, s.dtype, box.g0, box.groups, box.r0, box.rows, cols, cols};
 }
 }  // namespace

@@ -28,6 +28,11 @@ class SourceGenerator {
                       void *out) const = 0;
 };
 
+/// The fill of a generator that holds source `index` whole and dense at `tensor`: copies experts
+/// [g0, g0 + groups) x rows [r0, r0 + rows), all columns, densely into out.
+void copyFromWholeTensor(const layout::Layout &layout, uint32_t index, const std::byte *tensor,
+                         int64_t g0, int64_t groups, int64_t r0, int64_t rows, void *out);
+
 class SyntheticGenerator : public SourceGenerator {
   public:
     SyntheticGenerator(const layout::Layout &layout, uint64_t seed, uint64_t step)

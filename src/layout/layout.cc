@@ -28,6 +28,10 @@ Extent3 canonicalExtent(const Shape &shape, bool expert) {
     }
 }
 
+Extent3 sourceExtent(const SourceTensor &source) {
+    return canonicalExtent(source.shape, source.expert_dim == 0);
+}
+
 Shape scaleShape(const Shape &shape, bool expert) {
     const Extent3 e = canonicalExtent(shape, expert);
     constexpr int64_t kBlock = 128;

@@ -59,6 +59,8 @@ struct Extent3 {
 };
 
 Extent3 canonicalExtent(const Shape &shape, bool expert);
+/// Canonical extents of a source tensor (its expert dim, if any, leads).
+Extent3 sourceExtent(const SourceTensor &source);
 /// Shape of the fp32 scale tensor for a quantized tensor of this shape.
 Shape scaleShape(const Shape &shape, bool expert);
 int64_t ceilDiv(int64_t a, int64_t b);

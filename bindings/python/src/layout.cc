@@ -209,7 +209,7 @@ void registerLayout(py::module_ &m) {
         [](const Layout &layout, const std::string &name, uint64_t seed, uint64_t version) {
             const uint32_t index = static_cast<uint32_t>(layout.sourceIndex(name));
             const layout::SourceTensor &s = layout.sources()[index];
-            const layout::Extent3 e = layout::canonicalExtent(s.shape, s.expert_dim == 0);
+            const layout::Extent3 e = layout::sourceExtent(s);
             std::vector<std::byte> out(static_cast<size_t>(e.numel()) * dtypeSize(s.dtype));
             convert::syntheticFill(layout, index, seed, version, 0, e.g, 0, e.r, out.data());
             return toBytes(out);

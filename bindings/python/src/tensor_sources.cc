@@ -8,10 +8,6 @@ namespace weightsync::python {
 
 namespace {
 
-layout::Extent3 extentOf(const layout::SourceTensor &s) {
-    return layout::canonicalExtent(s.shape, s.expert_dim == 0);
-}
-
 void checkDtype(const layout::SourceTensor &s, DType dtype) {
     check(dtype == s.dtype, Errc::kInvalidArgument,
           "trainer tensor '{}' is {}, the layout declares it {} (no implicit casts: the FP8 "
@@ -47,7 +43,7 @@ void TensorSources::setShard(const std::string &name, uintptr_t data, DType dtyp
           "trainer tensor '{}': a piece of {} at offset {} does not fit the layout's shape {}",
           name, shape[0], offset, shapeString(s.shape));
     const bool expert = s.expert_dim == 0;
-    const layout::Extent3 e = extentOf(s);
+    const layout::Extent3 e = layout::sourceExtent(s);
     convert::SourceShard sh;
     sh.data = reinterpret_cast<const void *>(data);
     sh.dtype = dtype;
@@ -87,7 +83,7 @@ void TensorSources::setFull(const std::string &name, uintptr_t data, DType dtype
     check(shape == s.shape, Errc::kInvalidArgument,
           "gathered tensor '{}' has shape {}, the layout's is {}", name, shapeString(shape),
           shapeString(s.shape));
-    const layout::Extent3 e = extentOf(s);
+    const layout::Extent3 e = layout::sourceExtent(s);
     fulls_[index] = {reinterpret_cast<const void *>(data), dtype, 0, e.g, 0, e.r, e.c, e.c};
 }
 
@@ -106,7 +102,7 @@ std::vector<std::string> TensorSources::missing() const {
 bool TensorSources::holdsWhole(const std::string &name) const {
     const size_t index = layout_.sourceIndex(name);
     const convert::SourceShard &sh = shards_[index];
-    const layout::Extent3 e = extentOf(layout_.sources()[index]);
+    const layout::Extent3 e = layout::sourceExtent(layout_.sources()[index]);
     return sh.data != nullptr && sh.g0 == 0 && sh.groups == e.g && sh.r0 == 0 && sh.rows == e.r;
 }
 
@@ -152,15 +148,7 @@ void TensorGenerator::checkComplete() const {
 
 void TensorGenerator::fill(uint32_t index, int64_t g0, int64_t groups, int64_t r0, int64_t rows,
                            void *out) const {
-    const layout::SourceTensor &s = layout_.sources()[index];
-    const layout::Extent3 e = extentOf(s);
-    const size_t row_bytes = static_cast<size_t>(e.c) * dtypeSize(s.dtype);
-    auto *to = static_cast<std::byte *>(out);
-    for (int64_t g = g0; g < g0 + groups; ++g) {
-        std::memcpy(to, data_[index] + static_cast<size_t>(g * e.r + r0) * row_bytes,
-                    static_cast<size_t>(rows) * row_bytes);
-        to += static_cast<size_t>(rows) * row_bytes;
-    }
+    convert::copyFromWholeTensor(layout_, index, data_[index], g0, groups, r0, rows, out);
 }
 
 }  // namespace weightsync::python

@@ -17,7 +17,7 @@ int64_t align(int64_t n) {
 
 int64_t boxBytes(const layout::Layout &layout, uint32_t index, const ShardBox &box) {
     const layout::SourceTensor &s = layout.sources()[index];
-    const int64_t cols = layout::canonicalExtent(s.shape, s.expert_dim == 0).c;
+    const int64_t cols = layout::sourceExtent(s).c;
     return box.groups * box.rows * cols * static_cast<int64_t>(dtypeSize(s.dtype));
 }
 
@@ -43,7 +43,7 @@ CudaSyntheticWeights::CudaSyntheticWeights(const layout::Layout &layout,
     for (uint32_t i : full_sources) {
         check(i < n, Errc::kInvalidArgument, "gathered source index {} out of range", i);
         const layout::SourceTensor &s = layout.sources()[i];
-        const layout::Extent3 e = layout::canonicalExtent(s.shape, s.expert_dim == 0);
+        const layout::Extent3 e = layout::sourceExtent(s);
         Held &h = fulls_[i];
         h.box = {0, e.g, 0, e.r};
         const int64_t bytes = boxBytes(layout, i, h.box);
@@ -67,7 +67,7 @@ void CudaSyntheticWeights::generate(uint64_t step, cudaStream_t stream) {
 
 SourceShard CudaSyntheticWeights::view(uint32_t index, const Held &held) const {
     const layout::SourceTensor &s = layout_.sources()[index];
-    const int64_t cols = layout::canonicalExtent(s.shape, s.expert_dim == 0).c;
+    const int64_t cols = layout::sourceExtent(s).c;
     return {buffer_.as<std::byte>() + held.offset,
             s.dtype,
             held.box.g0,

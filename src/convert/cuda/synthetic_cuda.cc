@@ -12,7 +12,7 @@ void syntheticFillCuda(const layout::Layout &layout, uint32_t index, uint64_t se
     check(index < layout.sources().size(), Errc::kInvalidArgument,
           "synthetic source index {} out of range ({} sources)", index, layout.sources().size());
     const layout::SourceTensor &s = layout.sources()[index];
-    const layout::Extent3 e = layout::canonicalExtent(s.shape, s.expert_dim == 0);
+    const layout::Extent3 e = layout::sourceExtent(s);
     check(g0 >= 0 && groups >= 0 && g0 + groups <= e.g && r0 >= 0 && rows >= 0 && r0 + rows <= e.r,
           Errc::kInvalidArgument, "synthetic box outside '{}'", s.name);
     check(s.dtype == DType::kBF16 || s.dtype == DType::kF32, Errc::kInvalidArgument,
