@@ -5,6 +5,7 @@
 #include "convert/reference.h"
 #include "engine/endpoints.h"
 #include "engine/messages.h"
+#include "engine/metrics.h"
 #include "engine/protocol.h"
 #include "layout/registry.h"
 #include "transport/registry.h"
@@ -21,9 +22,6 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 namespace {
-double secondsSince(Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
-}
 constexpr int64_t kAlign = 256;
 }  // namespace
 

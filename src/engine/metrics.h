@@ -4,9 +4,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 
 namespace weightsync::engine {
+
+/// Seconds from `start` until now, on the steady clock every phase is timed with.
+inline double secondsSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 struct PushMetrics {
     uint64_t version = 0;

@@ -17,12 +17,6 @@ namespace weightsync::engine {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-namespace {
-double secondsSince(Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
-}
-}  // namespace
-
 TrainerAgent::TrainerAgent(std::shared_ptr<control::Store> store, int rank)
     : store_(std::move(store)), rank_(rank) {}
 

@@ -163,7 +163,7 @@ int runDemo(const DemoArgs &a) {
                                   code < 0 ? "did not finish in time" : "failed", job.logOf(name));
         }
     }
-    const double wall = std::chrono::duration<double>(Clock::now() - wall_start).count();
+    const double wall = engine::secondsSince(wall_start);
 
     std::vector<StepRow> rows;
     for (uint64_t v = 1; v <= static_cast<uint64_t>(a.steps); ++v) {

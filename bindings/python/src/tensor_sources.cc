@@ -2,8 +2,6 @@
 
 #include "common/error.h"
 
-#include <cstring>
-
 namespace weightsync::python {
 
 namespace {
