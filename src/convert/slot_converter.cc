@@ -33,9 +33,7 @@ void convertOpsCpu(const layout::Layout &layout, std::span<const planner::ConvOp
         const int64_t c = op.c1 - op.c0;
         const kernels::ConstView3 in{src.data,         src.dtype,     g, r, c,
                                      src.group_stride, src.row_stride};
-        const int64_t last = op.offset + ((g - 1) * op.group_stride + (r - 1) * op.row_stride + c) *
-                                             static_cast<int64_t>(dtypeSize(op.dtype));
-        check(op.offset >= 0 && last <= arena_bytes, Errc::kInternal,
+        check(op.offset >= 0 && planner::valuesEnd(op) <= arena_bytes, Errc::kInternal,
               "conversion of '{}' writes past the arena", layout.sources()[op.source].name);
         const kernels::View3 out{arena + op.offset, op.dtype,     g, r, c,
                                  op.group_stride,   op.row_stride};

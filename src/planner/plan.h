@@ -49,6 +49,13 @@ struct ConvOp {
     int64_t scale_group_stride = 0, scale_row_stride = 0;
 };
 
+/// Arena byte just past the last value an op writes (the end of its strided box).
+int64_t valuesEnd(const ConvOp &op);
+/// Arena byte just past the last scale an op writes; -1 for an op without scales.
+int64_t scalesEnd(const ConvOp &op);
+/// Bytes an op writes: its values, and its scales if it quantizes.
+int64_t outputBytes(const ConvOp &op);
+
 /// One one-sided write: arena bytes [src_offset, +bytes) -> peer's destination tensor.
 struct Write {
     uint32_t peer = 0;   // index into Plan::peers

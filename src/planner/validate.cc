@@ -38,21 +38,8 @@ class ReadyStages {
             events.push_back({end, false, stage});
         };
         for (const ConvOp &op : rp.ops) {
-            const int64_t g = op.g1 - op.g0;
-            const int64_t r = op.r1 - op.r0;
-            const int64_t c = op.c1 - op.c0;
-            const auto elem = static_cast<int64_t>(dtypeSize(op.dtype));
-            add(op.offset,
-                op.offset + ((g - 1) * op.group_stride + (r - 1) * op.row_stride + c) * elem,
-                op.stage);
-            if (op.scale_offset >= 0) {
-                const int64_t br = layout::ceilDiv(r, 128);
-                const int64_t bc = layout::ceilDiv(c, 128);
-                add(op.scale_offset,
-                    op.scale_offset +
-                        ((g - 1) * op.scale_group_stride + (br - 1) * op.scale_row_stride + bc) * 4,
-                    op.stage);
-            }
+            add(op.offset, valuesEnd(op), op.stage);
+            if (op.scale_offset >= 0) add(op.scale_offset, scalesEnd(op), op.stage);
         }
         std::sort(events.begin(), events.end(),
                   [](const Event &a, const Event &b) { return a.at < b.at; });
@@ -134,14 +121,7 @@ void validatePlan(const layout::Layout &layout, const Plan &plan) {
             slot_bytes += s.bytes;
         }
         int64_t op_bytes = 0;
-        for (const ConvOp &op : rp.ops) {
-            const int64_t n = (op.g1 - op.g0) * (op.r1 - op.r0) * (op.c1 - op.c0);
-            op_bytes += n * static_cast<int64_t>(dtypeSize(op.dtype));
-            if (op.scale_offset >= 0) {
-                op_bytes += (op.g1 - op.g0) * layout::ceilDiv(op.r1 - op.r0, 128) *
-                            layout::ceilDiv(op.c1 - op.c0, 128) * 4;
-            }
-        }
+        for (const ConvOp &op : rp.ops) op_bytes += outputBytes(op);
         check(op_bytes == slot_bytes, Errc::kInternal,
               "rank {}: conversion ops fill {} bytes of {} slot bytes", rp.rank, op_bytes,
               slot_bytes);

@@ -30,19 +30,14 @@ Prepared prepare(const layout::Layout &layout, const planner::ConvOp &op,
     const int64_t c = op.c1 - op.c0;
     Prepared p{};
     p.in = {src.data, src.dtype, g, r, c, src.group_stride, src.row_stride};
-    const int64_t last = op.offset + ((g - 1) * op.group_stride + (r - 1) * op.row_stride + c) *
-                                         static_cast<int64_t>(dtypeSize(op.dtype));
-    check(op.offset >= 0 && last <= arena_bytes, Errc::kInternal,
+    check(op.offset >= 0 && planner::valuesEnd(op) <= arena_bytes, Errc::kInternal,
           "conversion of '{}' writes past the arena", name);
     p.out = {arena + op.offset, op.dtype, g, r, c, op.group_stride, op.row_stride};
     try {
         if (op.scale_offset >= 0) {
             const int64_t br = layout::ceilDiv(r, 128);
             const int64_t bc = layout::ceilDiv(c, 128);
-            const int64_t scale_last =
-                op.scale_offset +
-                ((g - 1) * op.scale_group_stride + (br - 1) * op.scale_row_stride + bc) * 4;
-            check(scale_last <= arena_bytes, Errc::kInternal,
+            check(planner::scalesEnd(op) <= arena_bytes, Errc::kInternal,
                   "the scales of '{}' are written past the arena", name);
             p.scales = {arena + op.scale_offset, DType::kF32,        g, br, bc,
                         op.scale_group_stride,   op.scale_row_stride};

@@ -101,11 +101,7 @@ TEST(Planner, ExpertWritesCoalesceAcrossExperts) {
 // Slot bytes each stage's ops produce.
 std::map<uint32_t, int64_t> stageBytes(const RankPlan &rp) {
     std::map<uint32_t, int64_t> bytes;
-    for (const ConvOp &op : rp.ops) {
-        const int64_t g = op.g1 - op.g0, r = op.r1 - op.r0, c = op.c1 - op.c0;
-        bytes[op.stage] += g * r * c * static_cast<int64_t>(dtypeSize(op.dtype));
-        if (op.scale_offset >= 0) bytes[op.stage] += g * ((r + 127) / 128) * ((c + 127) / 128) * 4;
-    }
+    for (const ConvOp &op : rp.ops) bytes[op.stage] += outputBytes(op);
     return bytes;
 }
 
