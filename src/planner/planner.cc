@@ -222,7 +222,7 @@ class PlanBuilder {
         const int64_t bcols = layout::ceilDiv(cols, kBlock);
         if (fp8)
             seg.scale_offset = addSlot(rp, c, true, DType::kF32, {groups, seg.block_rows, bcols});
-        chunkSegment(seg, fp8);
+        chunkSegment(seg);
         // One op per (chunk, piece): an op converts whole 128-row blocks of its piece, so its
         // bytes and scales are exactly those the unsplit op would have produced there.
         const auto addOp = [&](const Piece &pc, int64_t ga, int64_t gb, int64_t ra, int64_t rb) {
@@ -279,11 +279,12 @@ class PlanBuilder {
     /// Splits a segment into pipeline chunks of about options_.stage_bytes: by experts when it
     /// has several, else by runs of 128-row blocks of each piece (block-aligned, so a chunk's
     /// scales are its own). Small segments are one chunk; numberStages() merges those.
-    void chunkSegment(Segment &seg, bool fp8) {
+    void chunkSegment(Segment &seg) {
         const int64_t groups = seg.g1 - seg.g0;
         const int64_t cols = seg.c1 - seg.c0;
         const int64_t row_bytes = cols * static_cast<int64_t>(seg.elem);
-        const int64_t scale_row_bytes = fp8 ? layout::ceilDiv(cols, kBlock) * 4 : 0;
+        const int64_t scale_row_bytes =
+            seg.scale_offset >= 0 ? layout::ceilDiv(cols, kBlock) * 4 : 0;
         const auto bytesOf = [&](int64_t g, int64_t rows) {
             return g * (rows * row_bytes + layout::ceilDiv(rows, kBlock) * scale_row_bytes);
         };
@@ -462,11 +463,11 @@ class PlanBuilder {
     void numberStages(RankPlan &rp) const {
         std::vector<uint32_t> used;
         for (const ConvOp &op : rp.ops) used.push_back(op.stage);
-        std::sort(used.begin(), used.end());
+        const auto order = [&](uint32_t a, uint32_t b) {
+            return std::tie(chunks_[a].conversion, a) < std::tie(chunks_[b].conversion, b);
+        };
+        std::sort(used.begin(), used.end(), order);
         used.erase(std::unique(used.begin(), used.end()), used.end());
-        std::stable_sort(used.begin(), used.end(), [&](uint32_t a, uint32_t b) {
-            return chunks_[a].conversion < chunks_[b].conversion;
-        });
         std::map<uint32_t, uint32_t> stage_of;
         const int64_t target = options_.stage_bytes;
         uint32_t stage = 0;
