@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -86,6 +87,20 @@ inline std::vector<uint8_t> randomBytes(size_t n, uint32_t seed) {
         std::memcpy(out.data() + i, &v, std::min<size_t>(8, n - i));
     }
     return out;
+}
+
+/// Connects `sender` to every receiver (as "engine<r>") and imports all their regions, in
+/// receiver order.
+inline std::vector<std::unique_ptr<RemoteRegion>> importAll(
+    TransportBackend &sender, const std::vector<std::unique_ptr<Receiver>> &receivers) {
+    std::vector<std::unique_ptr<RemoteRegion>> remotes;
+    for (size_t r = 0; r < receivers.size(); ++r) {
+        const std::string name = "engine" + std::to_string(r);
+        sender.connect(name, receivers[r]->address());
+        for (const auto &d : receivers[r]->regions())
+            remotes.push_back(sender.importRegion(name, d));
+    }
+    return remotes;
 }
 
 }  // namespace weightsync::transport::test_support

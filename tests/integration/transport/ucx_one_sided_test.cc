@@ -79,16 +79,9 @@ TEST_P(TransportUcxOneSided, ManyUnalignedWritesToTwoReceivers) {
     auto sender = makeUcxBackend(opts);
     auto source = test_support::randomBytes(kRegion, 6);
     auto local = sender->registerMemory(source.data(), source.size(), MemoryKind::kHost, -1);
-    std::vector<std::unique_ptr<RemoteRegion>> remotes;
-    std::vector<std::vector<uint8_t>> expected;
-    for (size_t r = 0; r < receivers.size(); ++r) {
-        const std::string name = "engine" + std::to_string(r);
-        sender->connect(name, receivers[r]->address());
-        for (const auto &d : receivers[r]->regions()) {
-            remotes.push_back(sender->importRegion(name, d));
-            expected.emplace_back(kRegion, kFill);
-        }
-    }
+    const auto remotes = test_support::importAll(*sender, receivers);
+    std::vector<std::vector<uint8_t>> expected(remotes.size(),
+                                               std::vector<uint8_t>(kRegion, kFill));
     std::mt19937 rng(11);
     for (int epoch = 0; epoch < 2; ++epoch) {
         uint64_t writes = 0;

@@ -65,16 +65,9 @@ TEST_P(TransportUcx, ManyWritesWithSmallInflightLimits) {
     auto source = test_support::randomBytes(kRegion, 2);
     auto local = sender->registerMemory(source.data(), source.size(), MemoryKind::kHost, -1);
 
-    std::vector<std::unique_ptr<RemoteRegion>> remotes;
-    std::vector<std::vector<uint8_t>> expected;
-    for (size_t r = 0; r < receivers.size(); ++r) {
-        const std::string name = "engine" + std::to_string(r);
-        sender->connect(name, receivers[r]->address());
-        for (const auto &d : receivers[r]->regions()) {
-            remotes.push_back(sender->importRegion(name, d));
-            expected.emplace_back(kRegion, kFill);
-        }
-    }
+    const auto remotes = test_support::importAll(*sender, receivers);
+    std::vector<std::vector<uint8_t>> expected(remotes.size(),
+                                               std::vector<uint8_t>(kRegion, kFill));
 
     std::mt19937 rng(7);
     for (int epoch = 0; epoch < kEpochs; ++epoch) {
