@@ -103,4 +103,21 @@ inline std::vector<std::unique_ptr<RemoteRegion>> importAll(
     return remotes;
 }
 
+/// Expects each receiver to hold `regions_each` regions and every region (in importAll order)
+/// to hold `expected`'s bytes.
+inline void expectReceiversHold(const std::vector<std::unique_ptr<Receiver>> &receivers,
+                                size_t regions_each,
+                                const std::vector<std::vector<uint8_t>> &expected) {
+    size_t next = 0;
+    for (size_t r = 0; r < receivers.size(); ++r) {
+        const auto hashes = receivers[r]->hashes();
+        ASSERT_EQ(hashes.size(), regions_each);
+        for (size_t i = 0; i < hashes.size(); ++i, ++next) {
+            ASSERT_LT(next, expected.size());
+            EXPECT_EQ(hashes[i], hashOf(expected[next])) << "receiver " << r << " region " << i;
+        }
+    }
+    EXPECT_EQ(next, expected.size());
+}
+
 }  // namespace weightsync::transport::test_support

@@ -95,14 +95,7 @@ TEST_P(TransportUcx, ManyWritesWithSmallInflightLimits) {
         EXPECT_EQ(stats.writes, pieces.size());
         EXPECT_EQ(stats.bytes, bytes);
     }
-    for (size_t r = 0; r < receivers.size(); ++r) {
-        const auto hashes = receivers[r]->hashes();
-        ASSERT_EQ(hashes.size(), 2U);
-        for (size_t i = 0; i < 2; ++i) {
-            EXPECT_EQ(hashes[i], test_support::hashOf(expected[r * 2 + i]))
-                << "receiver " << r << " region " << i;
-        }
-    }
+    test_support::expectReceiversHold(receivers, 2, expected);
 }
 
 TEST_P(TransportUcx, OutOfRangeWriteIsRejectedBeforePosting) {
