@@ -2,8 +2,8 @@
 // reconnecting to a restarted receiver.
 
 #include "integration/transport/receiver.h"
+#include "support/expect_error.h"
 #include "transport/ucx/ucx_backend.h"
-#include "unit/transport/expect_error.h"
 
 #include <gtest/gtest.h>
 
@@ -15,8 +15,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using test_support::Receiver;
-using test_support::Thrown;
 using test_support::TransportCase;
+using weightsync::testing::Thrown;
 
 class TransportUcxFailure : public ::testing::TestWithParam<TransportCase> {};
 
@@ -61,13 +61,13 @@ TEST_P(TransportUcxFailure, ReceiverKilledMidStreamThenRestarted) {
     EXPECT_NE(failure->message.find("engine0"), std::string::npos) << failure->message;
     EXPECT_LT(elapsed, 3 * kTimeout) << "took " << (elapsed / 1ms) << " ms";
     // The peer stays failed until it reconnects.
-    EXPECT_NE(test_support::codeOf([&] { sender->postWrite(*local, 0, *remote, 0, 8); }),
+    EXPECT_NE(weightsync::testing::codeOf([&] { sender->postWrite(*local, 0, *remote, 0, 8); }),
               Errc::kInternal);
 
     // A restarted receiver under the same name: reconnect, re-import, write, verify.
     receiver = std::make_unique<Receiver>(GetParam().transports, 1, kRegion, 0);
     sender->connect("engine0", receiver->address());
-    EXPECT_EQ(test_support::codeOf([&] { sender->postWrite(*local, 0, *remote, 0, 8); }),
+    EXPECT_EQ(weightsync::testing::codeOf([&] { sender->postWrite(*local, 0, *remote, 0, 8); }),
               Errc::kPeerLost);  // the old region belongs to the old incarnation
     remote = sender->importRegion("engine0", receiver->regions().at(0));
     sender->postWrite(*local, 0, *remote, 0, kRegion);
@@ -142,7 +142,7 @@ TEST_P(TransportUcxFailure, ReceiverKilledBeforeFlush) {
 
     receiver.process().kill();
     const auto start = std::chrono::steady_clock::now();
-    const auto thrown = test_support::thrownBy([&] {
+    const auto thrown = weightsync::testing::thrownBy([&] {
         for (size_t offset = 0; offset < kRegion; offset += kRegion / 4) {
             sender->postWrite(*local, offset, *remote, offset, kRegion / 4);
         }

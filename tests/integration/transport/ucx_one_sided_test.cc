@@ -3,8 +3,8 @@
 // This is what makes a push truly one-sided. Registered memory, by contrast, needs the receiver.
 
 #include "integration/transport/receiver.h"
+#include "support/expect_error.h"
 #include "transport/ucx/ucx_backend.h"
-#include "unit/transport/expect_error.h"
 
 #include <gtest/gtest.h>
 
@@ -164,7 +164,7 @@ TEST(TransportUcxOneSidedContrast, RegisteredMemoryNeedsReceiverProgress) {
     sender->connect("engine0", receiver.address());
     auto remote = sender->importRegion("engine0", receiver.regions().at(0));
     sender->postWrite(*local, 0, *remote, 0, kBytes);
-    EXPECT_EQ(test_support::codeOf([&] { sender->flush(1s); }), Errc::kTimeout);
+    EXPECT_EQ(weightsync::testing::codeOf([&] { sender->flush(1s); }), Errc::kTimeout);
 }
 
 TEST(TransportUcxAllocate, SharedMemoryRegionSemantics) {
@@ -187,10 +187,12 @@ TEST(TransportUcxAllocate, SharedMemoryRegionSemantics) {
     EXPECT_FALSE(d.key.empty());
 
     EXPECT_EQ(backend->allocateMemory(4096, MemoryKind::kCuda, 0), nullptr);
-    EXPECT_EQ(test_support::codeOf([&] { backend->allocateMemory(0, MemoryKind::kHost, -1); }),
-              Errc::kInvalidArgument);
-    EXPECT_EQ(test_support::codeOf([&] { backend->allocateMemory(4096, MemoryKind::kHost, 0); }),
-              Errc::kInvalidArgument);
+    EXPECT_EQ(
+        weightsync::testing::codeOf([&] { backend->allocateMemory(0, MemoryKind::kHost, -1); }),
+        Errc::kInvalidArgument);
+    EXPECT_EQ(
+        weightsync::testing::codeOf([&] { backend->allocateMemory(4096, MemoryKind::kHost, 0); }),
+        Errc::kInvalidArgument);
     region.reset();  // frees the segment
 }
 

@@ -1,8 +1,8 @@
 // Writes between two real processes over UCX: the test is the sender, transport_peer receives.
 
 #include "integration/transport/receiver.h"
+#include "support/expect_error.h"
 #include "transport/ucx/ucx_backend.h"
-#include "unit/transport/expect_error.h"
 
 #include <gtest/gtest.h>
 
@@ -107,15 +107,17 @@ TEST_P(TransportUcx, OutOfRangeWriteIsRejectedBeforePosting) {
     sender->connect("engine0", receiver.address());
     auto remote = sender->importRegion("engine0", receiver.regions().at(0));
 
-    const auto past_target =
-        test_support::thrownBy([&] { sender->postWrite(*local, 0, *remote, kBytes - 10, 11); });
+    const auto past_target = weightsync::testing::thrownBy(
+        [&] { sender->postWrite(*local, 0, *remote, kBytes - 10, 11); });
     ASSERT_TRUE(past_target);
     EXPECT_EQ(past_target->code, Errc::kInvalidArgument);
     EXPECT_NE(past_target->message.find("engine0"), std::string::npos) << past_target->message;
-    EXPECT_EQ(test_support::codeOf([&] { sender->postWrite(*local, 2 * kBytes, *remote, 0, 1); }),
-              Errc::kInvalidArgument);
-    EXPECT_EQ(test_support::codeOf([&] { sender->postWrite(*local, 0, *remote, SIZE_MAX, 2); }),
-              Errc::kInvalidArgument);
+    EXPECT_EQ(
+        weightsync::testing::codeOf([&] { sender->postWrite(*local, 2 * kBytes, *remote, 0, 1); }),
+        Errc::kInvalidArgument);
+    EXPECT_EQ(
+        weightsync::testing::codeOf([&] { sender->postWrite(*local, 0, *remote, SIZE_MAX, 2); }),
+        Errc::kInvalidArgument);
     EXPECT_EQ(sender->flush(5s).writes, 0U);
     EXPECT_EQ(receiver.hashes().at(0), test_support::hashOf(std::vector<uint8_t>(kBytes, 0x5a)));
 }
@@ -128,8 +130,8 @@ TEST(TransportUcxBackend, CudaRegistrationIsUnsupportedOnHostOnlyUcx) {
     auto backend = makeUcxBackend(UcxOptions{});
     if (backend->capabilities().cuda_memory) GTEST_SKIP() << "this UCX supports CUDA memory";
     char byte = 0;
-    const auto thrown =
-        test_support::thrownBy([&] { backend->registerMemory(&byte, 1, MemoryKind::kCuda, 0); });
+    const auto thrown = weightsync::testing::thrownBy(
+        [&] { backend->registerMemory(&byte, 1, MemoryKind::kCuda, 0); });
     ASSERT_TRUE(thrown);
     EXPECT_EQ(thrown->code, Errc::kUnsupported);
     EXPECT_NE(thrown->message.find("libucx-cu13"), std::string::npos) << thrown->message;
@@ -140,20 +142,21 @@ TEST(TransportUcxBackend, RejectsForeignRegionsAndBadAddresses) {
     auto b = makeUcxBackend(UcxOptions{});
     std::vector<uint8_t> buffer(4096);
     auto region = b->registerMemory(buffer.data(), buffer.size(), MemoryKind::kHost, -1);
-    EXPECT_EQ(test_support::codeOf([&] { a->connect("x", "inproc:1:1"); }), Errc::kInvalidArgument);
-    EXPECT_EQ(test_support::codeOf([&] { a->importRegion("x", region->describe()); }),
+    EXPECT_EQ(weightsync::testing::codeOf([&] { a->connect("x", "inproc:1:1"); }),
+              Errc::kInvalidArgument);
+    EXPECT_EQ(weightsync::testing::codeOf([&] { a->importRegion("x", region->describe()); }),
               Errc::kNotFound);
-    EXPECT_EQ(test_support::codeOf(
+    EXPECT_EQ(weightsync::testing::codeOf(
                   [&] { a->registerMemory(buffer.data(), buffer.size(), MemoryKind::kHost, 0); }),
               Errc::kInvalidArgument);
     a->connect("b", b->address());
     auto remote = a->importRegion("b", region->describe());
     // The source region belongs to backend b, not a.
-    EXPECT_EQ(test_support::codeOf([&] { a->postWrite(*region, 0, *remote, 0, 1); }),
+    EXPECT_EQ(weightsync::testing::codeOf([&] { a->postWrite(*region, 0, *remote, 0, 1); }),
               Errc::kInvalidArgument);
     auto d = region->describe();
     d.backend = "inproc";
-    EXPECT_EQ(test_support::codeOf([&] { a->importRegion("b", d); }), Errc::kMismatch);
+    EXPECT_EQ(weightsync::testing::codeOf([&] { a->importRegion("b", d); }), Errc::kMismatch);
 }
 
 TEST(TransportUcxBackend, UserEnvironmentWinsOverOptions) {
@@ -163,7 +166,7 @@ TEST(TransportUcxBackend, UserEnvironmentWinsOverOptions) {
     options.transports = "no_such_transport";  // would make ucp_init fail if applied
     EXPECT_NO_THROW(makeUcxBackend(options));
     ::unsetenv("UCX_TLS");
-    EXPECT_EQ(test_support::codeOf([&] { makeUcxBackend(options); }), Errc::kTransport);
+    EXPECT_EQ(weightsync::testing::codeOf([&] { makeUcxBackend(options); }), Errc::kTransport);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "kernels/fp8/block_quant_ref.h"
 #include "common/error.h"
+#include "support/expect_error.h"
 #include "unit/kernels/kernels_test_util.h"
 
 #include <gtest/gtest.h>
@@ -240,13 +241,8 @@ TEST(KernelsBlockQuantRef, RejectsBadViews) {
     HostTensor<uint16_t> x(DType::kBF16, 1, 130, 130);
     HostTensor<uint8_t> q(DType::kF8E4M3, 1, 130, 130);
     auto s = scalesFor(1, 130, 130);
-    const auto expectInvalid = [](auto fn) {
-        try {
-            fn();
-            ADD_FAILURE() << "no error";
-        } catch (const Error &e) {
-            EXPECT_EQ(e.code(), Errc::kInvalidArgument) << e.what();
-        }
+    const auto expectInvalid = [](const std::function<void()> &fn) {
+        weightsync::testing::expectThrows(Errc::kInvalidArgument, fn);
     };
     expectInvalid([&] {  // scales of the wrong block count
         View3 bad = s.view();

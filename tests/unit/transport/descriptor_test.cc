@@ -1,6 +1,6 @@
 #include "common/base64.h"
+#include "support/expect_error.h"
 #include "transport/transport.h"
-#include "unit/transport/expect_error.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -10,7 +10,7 @@
 namespace weightsync::transport {
 namespace {
 
-using test_support::codeOf;
+using weightsync::testing::codeOf;
 
 RemoteDescriptor sample() {
     RemoteDescriptor d;

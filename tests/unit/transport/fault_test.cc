@@ -1,6 +1,6 @@
+#include "support/expect_error.h"
 #include "transport/fault/fault_backend.h"
 #include "transport/inproc/inproc_backend.h"
-#include "unit/transport/expect_error.h"
 
 #include <gtest/gtest.h>
 
@@ -10,8 +10,8 @@ namespace weightsync::transport {
 namespace {
 
 using namespace std::chrono_literals;
-using test_support::codeOf;
-using test_support::thrownBy;
+using weightsync::testing::codeOf;
+using weightsync::testing::thrownBy;
 
 struct Rig {
     FaultInjectingBackend sender;

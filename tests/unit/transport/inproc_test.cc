@@ -1,5 +1,5 @@
+#include "support/expect_error.h"
 #include "transport/inproc/inproc_backend.h"
-#include "unit/transport/expect_error.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 namespace weightsync::transport {
 namespace {
 
-using test_support::codeOf;
-using test_support::thrownBy;
+using weightsync::testing::codeOf;
+using weightsync::testing::thrownBy;
 
 struct Pair {
     InprocBackend sender;

@@ -1,7 +1,7 @@
 #include "transport/registry.h"
+#include "support/expect_error.h"
 #include "transport/fault/fault_backend.h"
 #include "transport/ucx/ucx_backend.h"
-#include "unit/transport/expect_error.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -9,7 +9,7 @@
 namespace weightsync::transport {
 namespace {
 
-using test_support::codeOf;
+using weightsync::testing::codeOf;
 
 TEST(TransportRegistry, MakesKnownBackends) {
     EXPECT_EQ(makeBackend("inproc", nullptr)->capabilities().name, "inproc");

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-namespace weightsync::transport::test_support {
+namespace weightsync::testing {
 
 struct Thrown {
     Errc code = Errc::kInternal;
@@ -32,4 +32,12 @@ inline Errc codeOf(const std::function<void()> &fn) {
     return thrown ? thrown->code : Errc::kInternal;
 }
 
-}  // namespace weightsync::transport::test_support
+/// Expects fn to throw a weightsync::Error with `code` (its message shows on a mismatch).
+inline void expectThrows(Errc code, const std::function<void()> &fn) {
+    const auto thrown = thrownBy(fn);
+    if (thrown) {
+        EXPECT_EQ(thrown->code, code) << thrown->message;
+    }
+}
+
+}  // namespace weightsync::testing
