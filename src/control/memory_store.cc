@@ -2,6 +2,7 @@
 
 #include "control/clock.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace weightsync::control {
@@ -38,16 +39,21 @@ bool MemoryStore::blockUntil(std::unique_lock<std::mutex> &lock, std::chrono::mi
 
 void MemoryStore::writeLocked(const std::string &key, std::string value) {
     auto &entry = entries_[key];
+    if (entry.revision != 0) by_revision_.erase(entry.revision);
     entry.value = std::move(value);
     entry.revision = ++revision_;
+    by_revision_.emplace(entry.revision, key);
     changed_.notify_all();
 }
 
+void MemoryStore::eraseLocked(std::map<std::string, Entry>::iterator it) {
+    by_revision_.erase(it->second.revision);
+    entries_.erase(it);
+}
+
 bool MemoryStore::hasNewerLocked(const std::string &prefix, uint64_t after_revision) const {
-    if (revision_ <= after_revision) return false;  // nothing newer anywhere
-    for (auto it = entries_.lower_bound(prefix); it != entries_.end(); ++it) {
-        if (!hasPrefix(it->first, prefix)) break;
-        if (it->second.revision > after_revision) return true;
+    for (auto it = by_revision_.upper_bound(after_revision); it != by_revision_.end(); ++it) {
+        if (hasPrefix(it->second, prefix)) return true;
     }
     return false;
 }
@@ -55,12 +61,21 @@ bool MemoryStore::hasNewerLocked(const std::string &prefix, uint64_t after_revis
 std::vector<KeyValue> MemoryStore::collectLocked(const std::string &prefix,
                                                  uint64_t after_revision) const {
     std::vector<KeyValue> out;
-    for (auto it = entries_.lower_bound(prefix); it != entries_.end(); ++it) {
-        if (!hasPrefix(it->first, prefix)) break;
-        if (it->second.revision > after_revision) {
+    if (after_revision == 0) {  // a listing: the keys under prefix, in key order
+        for (auto it = entries_.lower_bound(prefix); it != entries_.end(); ++it) {
+            if (!hasPrefix(it->first, prefix)) break;
             out.push_back({it->first, it->second.value, it->second.revision});
         }
+        return out;
     }
+    // What changed since after_revision, whatever the number of unchanged keys.
+    for (auto it = by_revision_.upper_bound(after_revision); it != by_revision_.end(); ++it) {
+        if (!hasPrefix(it->second, prefix)) continue;
+        const Entry &e = entries_.at(it->second);
+        out.push_back({it->second, e.value, e.revision});
+    }
+    std::sort(out.begin(), out.end(),
+              [](const KeyValue &a, const KeyValue &b) { return a.key < b.key; });
     return out;
 }
 
@@ -141,7 +156,35 @@ std::vector<KeyValue> MemoryStore::watchCancellable(const std::string &prefix,
 
 void MemoryStore::erase(const std::string &key) {
     std::lock_guard lock(mutex_);
-    if (entries_.erase(key) != 0) ++revision_;  // erasures wake nobody: watch reports writes
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    eraseLocked(it);
+    ++revision_;  // erasures wake nobody: watch reports writes
+}
+
+size_t MemoryStore::erasePrefix(const std::string &prefix) {
+    std::lock_guard lock(mutex_);
+    size_t erased = 0;
+    for (auto it = entries_.lower_bound(prefix);
+         it != entries_.end() && hasPrefix(it->first, prefix);) {
+        eraseLocked(it++);
+        ++erased;
+    }
+    if (erased != 0) ++revision_;
+    return erased;
+}
+
+namespace {
+class HeldWill : public LastWill {
+  public:
+    [[nodiscard]] bool held() const override { return true; }
+};
+}  // namespace
+
+std::unique_ptr<LastWill> MemoryStore::lastWill(const std::string & /*key*/,
+                                                const std::string & /*value*/,
+                                                std::chrono::milliseconds /*ttl*/) {
+    return std::make_unique<HeldWill>();
 }
 
 uint64_t MemoryStore::revision() const {

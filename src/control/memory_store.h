@@ -26,6 +26,10 @@ class MemoryStore : public Store {
     std::vector<KeyValue> watch(const std::string &prefix, uint64_t after_revision,
                                 std::chrono::milliseconds timeout) override;
     void erase(const std::string &key) override;
+    size_t erasePrefix(const std::string &prefix) override;
+    /// In one process nothing can die apart from the store: the will is held and never executed.
+    std::unique_ptr<LastWill> lastWill(const std::string &key, const std::string &value,
+                                       std::chrono::milliseconds ttl) override;
 
     /// wait/watch that also give up when cancelled() turns true (checked every ~50 ms).
     std::string waitCancellable(const std::string &key, std::chrono::milliseconds timeout,
@@ -48,12 +52,16 @@ class MemoryStore : public Store {
     bool blockUntil(std::unique_lock<std::mutex> &lock, std::chrono::milliseconds timeout,
                     const CancelFn &cancelled, Ready ready);
     void writeLocked(const std::string &key, std::string value);
+    void eraseLocked(std::map<std::string, Entry>::iterator it);
     bool hasNewerLocked(const std::string &prefix, uint64_t after_revision) const;
     std::vector<KeyValue> collectLocked(const std::string &prefix, uint64_t after_revision) const;
 
     mutable std::mutex mutex_;
     std::condition_variable changed_;
     std::map<std::string, Entry> entries_;
+    /// Every key by the revision of its last write: a watch after revision r visits only what
+    /// changed since r, however many keys the store holds.
+    std::map<uint64_t, std::string> by_revision_;
     uint64_t revision_ = 0;
 };
 

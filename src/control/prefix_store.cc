@@ -48,4 +48,13 @@ void PrefixStore::erase(const std::string &key) {
     inner_->erase(full(key));
 }
 
+size_t PrefixStore::erasePrefix(const std::string &prefix) {
+    return inner_->erasePrefix(full(prefix));
+}
+
+std::unique_ptr<LastWill> PrefixStore::lastWill(const std::string &key, const std::string &value,
+                                                std::chrono::milliseconds ttl) {
+    return inner_->lastWill(full(key), value, ttl);
+}
+
 }  // namespace weightsync::control

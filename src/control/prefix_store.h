@@ -23,6 +23,9 @@ class PrefixStore : public Store {
     std::vector<KeyValue> watch(const std::string &prefix, uint64_t after_revision,
                                 std::chrono::milliseconds timeout) override;
     void erase(const std::string &key) override;
+    size_t erasePrefix(const std::string &prefix) override;
+    std::unique_ptr<LastWill> lastWill(const std::string &key, const std::string &value,
+                                       std::chrono::milliseconds ttl) override;
 
     /// "<prefix>/" as applied to keys.
     [[nodiscard]] const std::string &prefix() const { return prefix_; }

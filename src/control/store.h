@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,18 @@ struct KeyValue {
     std::string key;
     std::string value;
     uint64_t revision = 0;  // store-wide revision at which this value was written
+};
+
+/// A process's "last will": while it is held, the store sets the will's key to its value as soon
+/// as the process is gone (its connection to the store closed, or no keep-alive arrived within
+/// the will's ttl: a stopped or hung process). Destroying the object withdraws the will: a clean
+/// exit is not a loss.
+class LastWill {
+  public:
+    virtual ~LastWill() = default;
+    /// False once the store has declared this process gone and executed the will (e.g. after it
+    /// was stopped for longer than the ttl): peers treat it as lost from then on.
+    [[nodiscard]] virtual bool held() const = 0;
 };
 
 class Store {
@@ -40,6 +53,12 @@ class Store {
     virtual std::vector<KeyValue> watch(const std::string &prefix, uint64_t after_revision,
                                         std::chrono::milliseconds timeout) = 0;
     virtual void erase(const std::string &key) = 0;
+    /// Erases every key under prefix; returns how many were erased.
+    virtual size_t erasePrefix(const std::string &prefix) = 0;
+    /// Registers this process's last will (see LastWill). ttl bounds how long the process may go
+    /// without a keep-alive; implementations send keep-alives themselves.
+    virtual std::unique_ptr<LastWill> lastWill(const std::string &key, const std::string &value,
+                                               std::chrono::milliseconds ttl) = 0;
 };
 
 }  // namespace weightsync::control

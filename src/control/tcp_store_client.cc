@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <thread>
 
 namespace weightsync::control {
@@ -19,6 +21,64 @@ constexpr auto kMaxRetryPause = milliseconds(200);
 std::vector<KeyValue> entriesOf(const json &reply) {
     return wire::entriesFromJson(reply.at("entries"));
 }
+
+constexpr auto kMinKeepAlivePeriod = milliseconds(20);
+
+/// A will on a connection of its own, kept alive by a thread of its own.
+class TcpLastWill : public LastWill {
+  public:
+    TcpLastWill(const std::string &host, int port, const std::string &key, const std::string &value,
+                milliseconds ttl)
+        : client_(host, port, std::chrono::seconds(10)),
+          period_(std::max(ttl / 4, kMinKeepAlivePeriod)) {
+        client_.bindWill(key, value, ttl);
+        thread_ = std::thread([this] { run(); });
+    }
+    ~TcpLastWill() override {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+        if (held_.load()) {
+            try {
+                client_.releaseWill();
+            } catch (const Error &) {
+                // The coordinator may be gone: then nobody is left to tell.
+            }
+        }
+    }
+    TcpLastWill(const TcpLastWill &) = delete;
+    TcpLastWill &operator=(const TcpLastWill &) = delete;
+
+    [[nodiscard]] bool held() const override { return held_.load(); }
+
+  private:
+    void run() {
+        std::unique_lock lock(mutex_);
+        while (!wake_.wait_for(lock, period_, [this] { return stop_; })) {
+            lock.unlock();
+            try {
+                client_.keepAlive();
+            } catch (const Error &e) {
+                logger("control")->warn("liveness connection to the coordinator lost: {}",
+                                        e.what());
+                held_.store(false);
+                return;
+            }
+            lock.lock();
+        }
+    }
+
+    TcpStoreClient client_;
+    milliseconds period_;
+    std::atomic<bool> held_{true};
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stop_ = false;
+    std::thread thread_;
+};
 
 }  // namespace
 
@@ -148,6 +208,35 @@ std::vector<KeyValue> TcpStoreClient::watch(const std::string &prefix, uint64_t 
 
 void TcpStoreClient::erase(const std::string &key) {
     call({{"op", "erase"}, {"key", key}}, milliseconds(0));
+}
+
+size_t TcpStoreClient::erasePrefix(const std::string &prefix) {
+    return call({{"op", "erase_prefix"}, {"prefix", prefix}}, milliseconds(0))
+        .at("erased")
+        .get<size_t>();
+}
+
+std::unique_ptr<LastWill> TcpStoreClient::lastWill(const std::string &key, const std::string &value,
+                                                   milliseconds ttl) {
+    check(ttl.count() > 0, Errc::kInvalidArgument, "a last will needs a positive ttl, got {} ms",
+          ttl.count());
+    return std::make_unique<TcpLastWill>(host_, port_, key, value, ttl);
+}
+
+void TcpStoreClient::bindWill(const std::string &key, const std::string &value, milliseconds ttl) {
+    call({{"op", "will"},
+          {"key", key},
+          {"value", wire::base64Encode(value)},
+          {"ttl_ms", ttl.count()}},
+         milliseconds(0));
+}
+
+void TcpStoreClient::keepAlive() {
+    call({{"op", "keep_alive"}}, milliseconds(0));
+}
+
+void TcpStoreClient::releaseWill() {
+    call({{"op", "release_will"}}, milliseconds(0));
 }
 
 }  // namespace weightsync::control

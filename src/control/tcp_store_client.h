@@ -39,6 +39,18 @@ class TcpStoreClient : public Store {
     std::vector<KeyValue> watch(const std::string &prefix, uint64_t after_revision,
                                 std::chrono::milliseconds timeout) override;
     void erase(const std::string &key) override;
+    size_t erasePrefix(const std::string &prefix) override;
+    /// Opens a connection of its own that carries the will and a keep-alive every ttl/4 from a
+    /// thread of its own; the coordinator executes the will when that connection closes or falls
+    /// silent for ttl.
+    std::unique_ptr<LastWill> lastWill(const std::string &key, const std::string &value,
+                                       std::chrono::milliseconds ttl) override;
+
+    /// Connection-scoped liveness requests (what lastWill() sends on its own connection): bind
+    /// a will to this connection, keep it alive, withdraw it.
+    void bindWill(const std::string &key, const std::string &value, std::chrono::milliseconds ttl);
+    void keepAlive();
+    void releaseWill();
 
     [[nodiscard]] const std::string &host() const { return host_; }
     [[nodiscard]] int port() const { return port_; }

@@ -26,8 +26,8 @@ std::string bytes(const json &request, const char *field) {
     return wire::base64Decode(request.at(field).get<std::string>());
 }
 
-std::chrono::milliseconds timeoutOf(const json &request) {
-    return std::chrono::milliseconds(request.at("timeout_ms").get<int64_t>());
+std::chrono::milliseconds timeoutOf(const json &request, const char *field = "timeout_ms") {
+    return std::chrono::milliseconds(request.at(field).get<int64_t>());
 }
 
 }  // namespace
@@ -123,25 +123,42 @@ void TcpStoreServer::acceptLoop() {
 
 void TcpStoreServer::serve(Connection &connection) {
     const int fd = connection.fd.get();
+    std::optional<Will> will;
+    std::string gone = "its connection closed";
     try {
         while (!stopping_) {
-            const json request = wire::parse(recvFrame(fd, kNoDeadline));
-            json reply = handle(request, fd);
+            // A connection with a will must speak (a keep-alive) within the will's ttl.
+            const auto deadline = will ? deadlineAfter(will->ttl) : kNoDeadline;
+            std::string frame;
+            try {
+                frame = recvFrame(fd, deadline);
+            } catch (const Error &e) {
+                if (will && e.code() == Errc::kTimeout) {
+                    gone = fmt::format("no keep-alive within {} ms", will->ttl.count());
+                }
+                throw;
+            }
+            json reply = handle(wire::parse(frame), fd, will);
             sendFrame(fd, wire::dump(reply), deadlineAfter(kReplySendTimeout));
         }
     } catch (const Error &e) {
-        if (e.code() != Errc::kPeerLost && !stopping_) {
+        if (e.code() != Errc::kPeerLost && !stopping_ && !will) {
             logger("control")->warn("store connection dropped: {}", e.what());
         }
     } catch (const std::exception &e) {
         logger("control")->warn("store connection dropped: {}", e.what());
+    }
+    if (will && !stopping_) {
+        logger("control")->warn("client of will '{}' is gone ({}): executing its will", will->key,
+                                gone);
+        store_->set(will->key, will->value);
     }
     std::lock_guard lock(mutex_);
     connection.fd.reset();
     connection.finished = true;
 }
 
-json TcpStoreServer::handle(const json &request, int fd) {
+json TcpStoreServer::handle(const json &request, int fd, std::optional<Will> &will) {
     json reply = json::object();
     reply["id"] = request.value("id", json());
     try {
@@ -177,6 +194,16 @@ json TcpStoreServer::handle(const json &request, int fd) {
                 timeoutOf(request), cancelled));
         } else if (op == "erase") {
             store_->erase(str(request, "key"));
+        } else if (op == "erase_prefix") {
+            reply["erased"] = store_->erasePrefix(str(request, "prefix"));
+        } else if (op == "will") {
+            const auto ttl = timeoutOf(request, "ttl_ms");
+            check(ttl.count() > 0, Errc::kInvalidArgument, "a will needs a positive ttl_ms");
+            will = Will{str(request, "key"), bytes(request, "value"), ttl};
+        } else if (op == "keep_alive") {
+            check(will.has_value(), Errc::kProtocol, "keep_alive on a connection without a will");
+        } else if (op == "release_will") {
+            will.reset();
         } else {
             fail(Errc::kProtocol, "unknown store op '{}'", op);
         }

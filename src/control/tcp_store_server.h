@@ -1,7 +1,9 @@
 #pragma once
 // Serves a MemoryStore over TCP: length-prefixed JSON requests, one thread per connection, so a
-// client blocked in wait/watch never delays another client. stop() (and the destructor) closes
-// the listener and every connection promptly; blocked clients then see EOF (Errc::kPeerLost).
+// client blocked in wait/watch never delays another client. A connection may carry its client's
+// last will: when it closes, or stays silent past the will's ttl, the server sets the will's key.
+// stop() (and the destructor) closes the listener and every connection promptly; blocked clients
+// then see EOF (Errc::kPeerLost).
 
 #include "control/memory_store.h"
 #include "control/socket.h"
@@ -9,9 +11,11 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -44,9 +48,16 @@ class TcpStoreServer {
         std::atomic<bool> finished{false};
     };
 
+    /// A client's last will, bound to its connection (see control::LastWill).
+    struct Will {
+        std::string key;
+        std::string value;
+        std::chrono::milliseconds ttl{0};
+    };
+
     void acceptLoop();
     void serve(Connection &connection);
-    nlohmann::json handle(const nlohmann::json &request, int fd);
+    nlohmann::json handle(const nlohmann::json &request, int fd, std::optional<Will> &will);
     void reapFinishedLocked();
 
     std::string host_;

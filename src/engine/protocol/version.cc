@@ -1,0 +1,230 @@
+#include "engine/protocol/version.h"
+
+#include "common/log.h"
+#include "control/wire.h"
+
+#include <fmt/format.h>
+
+#include <exception>
+#include <vector>
+
+namespace weightsync::engine::protocol {
+
+namespace {
+
+/// The error in flight as (code, message); anything not a weightsync::Error is kInternal.
+std::pair<Errc, std::string> currentError() {
+    try {
+        throw;
+    } catch (const Error &e) {
+        return {e.code(), std::string(control::wire::bareMessage(e))};
+    } catch (const std::exception &e) {
+        return {Errc::kInternal, e.what()};
+    } catch (...) {
+        return {Errc::kInternal, "unknown error"};
+    }
+}
+
+/// Proposes abort with our own cause; returns the version's outcome (ours, or an earlier one).
+/// Without a reachable store the outcome is unknown.
+std::optional<Outcome> proposeAbort(Session &s, uint64_t version, Errc code,
+                                    const std::string &cause) {
+    try {
+        return s.decide({version, false, s.self(), code, cause});
+    } catch (const Error &e) {
+        logger("protocol")->error("{}: cannot reach the store to abort version {}: {}", s.self(),
+                                  version, e.what());
+        return std::nullopt;
+    }
+}
+
+/// The error to throw for an aborted version: its first cause, and ours when it differs.
+[[noreturn]] void throwAborted(const Session &s, uint64_t version, const Outcome &o,
+                               const std::string &ours) {
+    if (o.by == s.self() || ours.find(o.reason) != std::string::npos) throw Error(o.code, ours);
+    fail(o.code, "{}: version {} was aborted by {}: {} (here: {})", s.self(), version, o.by,
+         o.reason, ours);
+}
+
+constexpr std::pair<Point, std::string_view> kPoints[] = {
+    {Point::kBeforeRequest, "before-request"}, {Point::kPaused, "paused"},
+    {Point::kConverting, "converting"},        {Point::kWriting, "writing"},
+    {Point::kDone, "done"},                    {Point::kLanded, "landed"},
+    {Point::kApplying, "applying"},            {Point::kPrepared, "prepared"},
+    {Point::kResuming, "resuming"},
+};
+
+}  // namespace
+
+std::string_view pointName(Point point) {
+    for (const auto &[p, name] : kPoints) {
+        if (p == point) return name;
+    }
+    return "unknown";
+}
+
+Point parsePoint(std::string_view name) {
+    std::vector<std::string_view> names;
+    for (const auto &[p, n] : kPoints) {
+        if (n == name) return p;
+        names.push_back(n);
+    }
+    fail(Errc::kInvalidArgument, "unknown protocol point '{}' (known: {})", name,
+         fmt::join(names, ", "));
+}
+
+PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_t version,
+                              TrainerWork &work) {
+    PushMetrics m;
+    m.version = version;
+    m.rank = rank;
+    const AbortOn on{.version = version};
+    bool committed = false;
+    try {
+        work.at(Point::kBeforeRequest, version);
+        if (rank == 0) {
+            // The previous version is checked everywhere before the next may overwrite it.
+            if (spec.verify && version > 1) {
+                (void)s.await(s.forPeers(keys::verified, version - 1),
+                              Clock::now() + spec.step_timeout, on,
+                              fmt::format("version {}: waiting for the verification of {}",
+                                          version, version - 1));
+            }
+            s.publish(keys::request(version), Request{version});
+            s.store().set(keys::latest(), std::to_string(version));
+        } else {
+            (void)s.await({keys::request(version)}, Clock::now() + spec.step_timeout, on,
+                          fmt::format("version {}: waiting for the request", version));
+        }
+        // From the request on, the whole version must end within the step timeout.
+        const auto start = Clock::now();
+        const auto deadline = start + spec.step_timeout;
+        const auto paused = s.awaitAll<Paused>(
+            s.forPeers(keys::paused, version), version, deadline, on,
+            fmt::format("version {}: waiting for every inference rank to pause", version));
+        for (size_t q = 0; q < paused.size(); ++q) {
+            check(paused[q].held == version - 1, Errc::kProtocol,
+                  "version {}: inference rank {} holds version {}, expected {}", version,
+                  s.roster().peers[q], paused[q].held, version - 1);
+        }
+        m.pause_seconds = secondsSince(start);
+
+        work.transfer(version, m);
+        s.publish(keys::done(version, rank), Done{version, m.wire_bytes, m.writes});
+        work.at(Point::kDone, version);
+
+        const auto t0 = Clock::now();
+        (void)s.await({keys::outcome(version)}, deadline, on,
+                      fmt::format("version {}: waiting for its outcome", version));
+        committed = true;  // the await throws for an abort
+        work.at(Point::kResuming, version);
+        (void)s.await(s.forPeers(keys::resumed, version), deadline, AbortOn{},
+                      fmt::format("version {} (committed): waiting for every inference rank to "
+                                  "resume",
+                                  version));
+        m.barrier_seconds = secondsSince(t0);
+        m.total_seconds = secondsSince(start);
+        s.publish(keys::metrics(version, rank), m);
+    } catch (...) {
+        const auto [code, what] = currentError();
+        if (committed) throw;  // the version stands; a receiver was lost after it
+        const std::optional<Outcome> o = proposeAbort(s, version, code, what);
+        try {
+            s.publish(keys::aborted(version, trainerName(rank)),
+                      Aborted{version, version - 1, false, false, -1, what});
+        } catch (const Error &) {
+            // The coordinator itself may be gone.
+        }
+        if (o && o->commit) {
+            fail(Errc::kInternal, "{}: version {} was committed without this rank: {}", s.self(),
+                 version, what);
+        }
+        if (o) throwAborted(s, version, *o, what);
+        throw;
+    }
+    s.finish(version, /*collect=*/rank == 0 && !spec.launcher_collects);
+    return m;
+}
+
+InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std::string &peer,
+                                     uint64_t version, uint64_t held, InferenceWork &work,
+                                     const std::atomic<bool> *cancelled) {
+    const std::string who = inferenceName(peer);
+    work.at(Point::kBeforeRequest, version);
+    // Between versions: the request may be a training step away.
+    (void)s.await({keys::request(version)}, Clock::now() + spec.step_timeout,
+                  AbortOn{.version = version, .newer_request = true, .cancelled = cancelled},
+                  fmt::format("{}: waiting for the request of version {}", who, version));
+    const auto deadline = Clock::now() + spec.step_timeout;
+    const AbortOn on{.version = version};
+    InferenceVersion r;
+    bool applied = false;
+    work.pause();
+    try {
+        s.publish(keys::paused(version, peer), Paused{version, held});
+        work.at(Point::kPaused, version);
+        auto t0 = Clock::now();
+        (void)s.await(s.forTrainers(keys::done, version), deadline, on,
+                      fmt::format("{}: version {}: waiting for every trainer's writes", who,
+                                  version));
+        // Every byte of every rank is in place before anybody changes its live weights.
+        s.publish(keys::landed(version, peer), Landed{version});
+        work.at(Point::kLanded, version);
+        (void)s.await(s.forPeers(keys::landed, version), deadline, on,
+                      fmt::format("{}: version {}: waiting for every inference rank to land", who,
+                                  version));
+        r.wait_seconds = secondsSince(t0);
+        t0 = Clock::now();
+        applied = true;
+        work.apply(version);
+        r.hook_seconds = secondsSince(t0);
+        s.publish(keys::prepared(version, peer), Prepared{version, r.wait_seconds, r.hook_seconds});
+        work.at(Point::kPrepared, version);
+        (void)s.await(s.forPeers(keys::prepared, version), deadline, on,
+                      fmt::format("{}: version {}: waiting for every inference rank to apply it",
+                                  who, version));
+        const Outcome o = s.decide({version, true, who, Errc::kInternal, ""});
+        if (!o.commit) {
+            fail(o.code, "{}: version {} was aborted by {}: {}", who, version, o.by, o.reason);
+        }
+    } catch (...) {
+        const auto [code, what] = currentError();
+        const std::optional<Outcome> o = proposeAbort(s, version, code, what);
+        // Committed after all: every rank prepared before a late error of ours (e.g. our own
+        // wait timed out just as the last rank prepared). We applied it too: serve it.
+        const bool commit = o && o->commit && applied;
+        if (!commit) {
+            // Serve the held version again only if the live weights hold it exactly, and never
+            // when we applied N and do not know the outcome: the others may serve N.
+            InferenceWork::Restored restored;
+            try {
+                restored = work.restore(held, applied);
+            } catch (const std::exception &e) {
+                logger("protocol")->error("{}: restoring version {} failed: {}", who, held,
+                                          e.what());
+            }
+            const bool intact = restored.intact;
+            const bool serving = intact && (o.has_value() || !applied);
+            if (serving) work.resume();
+            try {
+                s.publish(keys::aborted(version, who), Aborted{version, held, intact, serving,
+                                                               restored.mismatched_bytes, what});
+            } catch (const Error &) {
+                // The coordinator itself may be gone.
+            }
+            logger("protocol")
+                ->warn("{}: version {} failed; holds version {} ({}), {}", who, version, held,
+                       intact ? "intact" : "not intact", serving ? "serving it" : "paused");
+            if (o) throwAborted(s, version, *o, what);
+            throw;
+        }
+    }
+    r.committed = true;
+    work.at(Point::kResuming, version);
+    work.resume();
+    s.publish(keys::resumed(version, peer), Resumed{version, r.wait_seconds, r.hook_seconds, 0});
+    s.finish(version, /*collect=*/false);
+    return r;
+}
+
+}  // namespace weightsync::engine::protocol

@@ -1,0 +1,103 @@
+#pragma once
+// One weight version, from trainer rank 0's request until every inference rank serves it, as
+// each side lives it. This file and version.cc are the whole step protocol:
+//
+//   trainer t                                 inference rank p
+//   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1)
+//   wait: every paused  <--------------------
+//   convert, write, flush; done(t)  -------->  wait: every done; landed(p)
+//                                              wait: every landed
+//                                              apply N: staging -> live, hooks; prepared(p)
+//                                              wait: every prepared; propose commit
+//   wait: outcome  <-------------------------  outcome: the first proposal wins
+//   wait: every resumed  <-------------------  commit: serve N, resumed(p)
+//                                              abort: serve N-1 again if the live weights hold
+//                                              it (untouched, or swapped back from staging),
+//                                              else stay paused
+//
+// Invariant: no inference rank serves N while another serves N-1 or an aborted N. A rank serves
+// N only once the outcome of N is commit; commit is proposed only by a rank that saw every
+// inference rank prepared (hooks included), and the outcome is one key written once
+// (compare-and-set), so it is the same for everybody. Any failure anywhere before that (an error,
+// a participant lost, a deadline) proposes abort with its cause, and the first proposal wins. A
+// rank that applied N and cannot learn the outcome (the coordinator is gone) never resumes.
+
+#include "engine/job.h"
+#include "engine/metrics.h"
+#include "engine/protocol/session.h"
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace weightsync::engine::protocol {
+
+/// Points of a version where an observer is called (tests inject faults there; see sim/).
+enum class Point {
+    kBeforeRequest,  // trainer rank 0 before requesting; other participants waiting for it
+    kPaused,         // inference: paused, its memory about to be written
+    kConverting,     // trainer: the first stage converted
+    kWriting,        // trainer: half of its writes posted
+    kDone,           // trainer: done published, waiting for the outcome
+    kLanded,         // inference: landed, in the landed barrier
+    kApplying,       // inference: staging swapped in, before the hooks
+    kPrepared,       // inference: prepared, waiting for the outcome
+    kResuming,       // the outcome is commit, before serving / before the resume barrier
+};
+std::string_view pointName(Point point);
+/// Parses pointName()'s names; Errc::kInvalidArgument naming the valid ones otherwise.
+Point parsePoint(std::string_view name);
+
+/// What a trainer rank does with its data during a version.
+class TrainerWork {
+  public:
+    virtual ~TrainerWork() = default;
+    /// Called at each point of the version (no-op by default).
+    virtual void at(Point /*point*/, uint64_t /*version*/) {}
+    /// Converts and writes the version into every receiver; returns once every write is
+    /// complete at its target (fills the metrics' convert/post/drain/bytes/writes).
+    virtual void transfer(uint64_t version, PushMetrics &metrics) = 0;
+};
+
+/// What an inference rank does with its memory during a version.
+class InferenceWork {
+  public:
+    virtual ~InferenceWork() = default;
+    /// Stops / restarts reading the weights (the engine's forward passes).
+    virtual void pause() = 0;
+    virtual void resume() = 0;
+    /// Called at each point of the version (no-op by default).
+    virtual void at(Point /*point*/, uint64_t /*version*/) {}
+    /// Makes the landed version live: staging -> live, post-update hooks. Throws on failure.
+    virtual void apply(uint64_t version) = 0;
+    /// After a failed version: restores version `held` in the live weights where it can (with
+    /// staging: swaps back and re-runs the hooks) and says whether the live weights now hold
+    /// exactly `held`. `applied`: apply() was called (and may have changed the live weights).
+    struct Restored {
+        bool intact = false;
+        int64_t mismatched_bytes = -1;  // against `held`, when verification checked it
+    };
+    virtual Restored restore(uint64_t held, bool applied) = 0;
+};
+
+/// Trainer rank `rank` pushes `version` (every trainer rank calls this for every version).
+/// Returns its metrics once every inference rank serves the version. Throws the version's
+/// cause when it was aborted (by this rank or anybody).
+PushMetrics runTrainerVersion(Session &session, const JobSpec &spec, int rank, uint64_t version,
+                              TrainerWork &work);
+
+struct InferenceVersion {
+    bool committed = false;
+    double wait_seconds = 0;  // paused until every writer was done and every rank landed
+    double hook_seconds = 0;  // applying (staging copy and hooks)
+};
+
+/// Inference rank `peer` receives `version` while serving `held`. Returns once it serves the
+/// version; throws the version's cause when it was aborted, after restoring (and resuming)
+/// what it can. `cancelled` (optional) ends the wait for the request.
+InferenceVersion runInferenceVersion(Session &session, const JobSpec &spec,
+                                     const std::string &peer, uint64_t version, uint64_t held,
+                                     InferenceWork &work,
+                                     const std::atomic<bool> *cancelled = nullptr);
+
+}  // namespace weightsync::engine::protocol
