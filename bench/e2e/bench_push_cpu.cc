@@ -7,7 +7,7 @@
 #include "common/subprocess.h"
 #include "engine/local_job.h"
 #include "engine/metrics.h"
-#include "engine/protocol.h"
+#include "engine/protocol/keys.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -84,6 +84,7 @@ int main(int argc, char **argv) {
         o.spec.fleet.engines = c.engines;
         o.spec.steps = steps;
         o.spec.verify = false;
+        o.spec.launcher_collects = true;  // keep every version's metrics: read after the run
         o.spec.transport_options = {{"transports", "posix,sysv,self"}};
         o.executable = std::filesystem::weakly_canonical(bin).string();
         o.job_id = "bench";
@@ -103,8 +104,8 @@ int main(int argc, char **argv) {
             int64_t bytes = 0;
             double write = 0, total = 0, convert = 0;
             for (int t = 0; t < c.mesh.ranks(); ++t) {
-                const auto m = engine::PushMetrics::fromJson(nlohmann::json::parse(
-                    job.store().wait(engine::keys::metrics(v, t), std::chrono::seconds(5))));
+                const auto m = engine::PushMetrics::fromJson(nlohmann::json::parse(job.store().wait(
+                    engine::protocol::keys::metrics(v, t), std::chrono::seconds(5))));
                 bytes += m.wire_bytes;
                 write = std::max(write, m.post_seconds + m.drain_seconds);
                 total = std::max(total, m.total_seconds);

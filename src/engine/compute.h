@@ -42,8 +42,11 @@ class ReceiverMemory {
     [[nodiscard]] virtual Arena &live() = 0;
     /// The arena writers target: the staging copy when staging, else the live one.
     [[nodiscard]] virtual Arena &target() = 0;
-    /// Copies staging -> live (no-op without staging).
+    /// Makes the staged version live: staging and live trade contents (no-op without staging),
+    /// so that rollback() can bring the previous version back.
     virtual void commit() = 0;
+    /// Undoes commit(): live holds the previous version again (no-op without staging).
+    virtual void rollback() = 0;
     /// Host copy of `bytes` at `offset` of the live arena (hooks read derived-tensor inputs).
     virtual void readLive(size_t offset, size_t bytes, std::byte *out) = 0;
     /// Mismatched bytes of the live tensors against version `version` of the synthetic weights;

@@ -7,7 +7,9 @@
 #include "convert/synthetic.h"
 #include "engine/compute.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace weightsync::engine {
 
@@ -58,6 +60,20 @@ class CpuTrainerCompute : public TrainerCompute {
     uint64_t fence_ = 0;
 };
 
+/// Exchanges the contents of two equally sized host arenas through a cache-sized buffer.
+void swapArenas(Arena &a, Arena &b) {
+    check(a.size() == b.size(), Errc::kInternal, "swapping arenas of {} and {} bytes", a.size(),
+          b.size());
+    constexpr size_t kChunk = size_t{1} << 20;
+    std::vector<std::byte> tmp(std::min(kChunk, a.size()));
+    for (size_t at = 0; at < a.size(); at += kChunk) {
+        const size_t n = std::min(kChunk, a.size() - at);
+        std::memcpy(tmp.data(), a.data() + at, n);
+        std::memcpy(a.data() + at, b.data() + at, n);
+        std::memcpy(b.data() + at, tmp.data(), n);
+    }
+}
+
 class CpuReceiverMemory : public ReceiverMemory {
   public:
     CpuReceiverMemory(const JobSpec &spec, const layout::Layout &layout, size_t bytes,
@@ -73,7 +89,10 @@ class CpuReceiverMemory : public ReceiverMemory {
     Arena &live() override { return *live_; }
     Arena &target() override { return staging_ ? *staging_ : *live_; }
     void commit() override {
-        if (staging_) std::memcpy(live_->data(), staging_->data(), live_->size());
+        if (staging_) swapArenas(*live_, *staging_);
+    }
+    void rollback() override {
+        if (staging_) swapArenas(*live_, *staging_);
     }
     void readLive(size_t offset, size_t bytes, std::byte *out) override {
         check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");

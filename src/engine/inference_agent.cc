@@ -6,7 +6,7 @@
 #include "engine/endpoints.h"
 #include "engine/messages.h"
 #include "engine/metrics.h"
-#include "engine/protocol.h"
+#include "engine/protocol/version.h"
 #include "layout/registry.h"
 #include "transport/registry.h"
 
@@ -20,6 +20,7 @@ namespace weightsync::engine {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+namespace keys = protocol::keys;
 
 namespace {
 constexpr int64_t kAlign = 256;
@@ -123,8 +124,7 @@ void InferenceAgent::adoptExternalTensors() {
     } catch (const Error &e) {
         // Nobody else can see this failure: fail init for every agent rather than let them wait.
         try {
-            (void)store_->compareSet(keys::initFailed(), std::nullopt,
-                                     fmt::format("inference {}: {}", peer_.name, e.what()));
+            session_->failInit(e.code(), fmt::format("inference {}: {}", peer_.name, e.what()));
         } catch (const Error &) {
         }
         throw;
@@ -143,6 +143,11 @@ void InferenceAgent::init() {
     check(it != peers.end(), Errc::kInvalidArgument,
           "inference engine {} rank {} is not part of the job's fleet", engine_, rank_);
     peer_ = *it;
+    protocol::Roster roster{spec_.mesh.ranks(), {}};
+    for (const planner::PeerSpec &p : peers) roster.peers.push_back(p.name);
+    session_ = std::make_unique<protocol::Session>(store_, protocol::inferenceName(peer_.name),
+                                                   std::move(roster), spec_.retain_versions);
+    session_->holdLiveness(spec_.liveness_ttl);
 
     // Destination tensors, allocated once in one arena and registered once (B4), or the
     // caller's tensors, each registered once where it lives.
@@ -225,53 +230,13 @@ void InferenceAgent::init() {
 
     std::vector<std::string> ready;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
-    (void)awaitKeys(*store_, ready, keys::initFailed(), spec_.init_timeout,
-                    "inference " + peer_.name + ": waiting for the trainers");
+    (void)session_->await(ready, Clock::now() + spec_.init_timeout, protocol::AbortOn{.init = true},
+                          "inference " + peer_.name + ": waiting for the trainers");
     if (memory_ && !on_device) {
         reader_ = std::make_unique<ReadLoop>(memory_->live().data(), memory_->live().size());
     }
     logger("inference")
         ->info("{}: ready, {} tensors, {} bytes", peer_.name, weights_.tensors.size(), total);
-}
-
-void InferenceAgent::waitForRequest(uint64_t version) {
-    // Any request for another version than the next one is a protocol error, never a
-    // silent mis-pairing (B11).
-    const auto deadline = Clock::now() + spec_.step_timeout;
-    uint64_t revision = 0;
-    for (;;) {
-        check(!cancelled_.load(), Errc::kTimeout,
-              "inference {}: cancelled while waiting for the request of version {}", peer_.name,
-              version);
-        std::optional<std::string> failed;
-        for (const control::KeyValue &kv : store_->list("step/")) {
-            revision = std::max(revision, kv.revision);
-            if (kv.key.starts_with(keys::stepPrefix(version) + "failed/")) failed = kv.value;
-            if (!kv.key.ends_with("/request")) continue;
-            const uint64_t v = json::parse(kv.value).at("version").get<uint64_t>();
-            if (v == version) return;
-            check(v < version, Errc::kProtocol,
-                  "inference {}: holds version {} but version {} was requested", peer_.name,
-                  version_, v);
-        }
-        // A writer failed this version before requesting it (e.g. it refused a tensor).
-        if (failed) {
-            fail(Errc::kPeerLost, "inference {}: version {} failed before it was requested: {}",
-                 peer_.name, version, *failed);
-        }
-        const auto now = Clock::now();
-        check(now < deadline, Errc::kTimeout,
-              "inference {}: no request for version {} within {} ms", peer_.name, version,
-              spec_.step_timeout.count());
-        try {
-            (void)store_->watch(
-                "step/", revision,
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::min<Clock::duration>(deadline - now, std::chrono::seconds(1))));
-        } catch (const Error &e) {
-            if (e.code() != Errc::kTimeout) throw;
-        }
-    }
 }
 
 int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) const {
@@ -324,130 +289,97 @@ LocalWeights InferenceAgent::hookWeights(std::vector<std::vector<std::byte>> &st
     return host;
 }
 
-StepResult InferenceAgent::serveStep(uint64_t version) {
-    check(version == version_ + 1, Errc::kProtocol,
-          "inference {}: asked to serve version {} after version {}", peer_.name, version,
-          version_);
-    StepResult r;
-    r.version = version;
-    waitForRequest(version);
-    if (reader_) reader_->pause();
-    store_->set(keys::paused(version, peer_.name), json{{"version", version_}}.dump());
-    if (faults_.die_at_version == version) {
-        logger("inference")
-            ->warn("{}: fault injection: dying in the middle of version {}", peer_.name, version);
-        std::raise(SIGKILL);
+/// The rank's side of one version: parks and restarts the stand-in reader, applies and restores
+/// the weights; the protocol decides when.
+class InferenceAgent::Work : public protocol::InferenceWork {
+  public:
+    explicit Work(InferenceAgent &agent) : agent_(agent) {}
+    void pause() override {
+        if (agent_.reader_) agent_.reader_->pause();
     }
-    auto t0 = Clock::now();
-    std::vector<std::string> done;
-    for (int t = 0; t < spec_.mesh.ranks(); ++t) done.push_back(keys::done(version, t));
-    std::vector<std::string> landed;
-    for (const planner::PeerSpec &p :
-         planner::fleetPeers(spec_.fleet, planner::layoutExperts(*layout_))) {
-        landed.push_back(keys::landed(version, p.name));
+    void resume() override {
+        if (agent_.reader_) agent_.reader_->resume();
     }
-    try {
-        const std::string failed = keys::stepPrefix(version) + "failed/";
-        (void)awaitKeys(*store_, done, failed, spec_.step_timeout,
-                        fmt::format("inference {}: version {}", peer_.name, version));
-        // Commit all or nothing: a version is switched to only once every inference rank has
-        // all of its bytes, so a rank lost mid-push leaves every other rank on the old version.
-        store_->set(keys::landed(version, peer_.name), "1");
-        (void)awaitKeys(*store_, landed, failed, spec_.step_timeout,
-                        fmt::format("inference {}: version {}: waiting for every rank to land",
-                                    peer_.name, version));
-    } catch (const Error &e) {
-        // The push failed: keep the previous version. With staging, the live weights were never
-        // touched; in place, they may be torn and must not be served.
-        int64_t checked = 0;
-        int64_t mismatched = -1;
-        if (spec_.verify && version_ > 0) mismatched = verify(version_, checked);
-        const bool intact = spec_.staging || mismatched == 0;
-        try {
-            store_->set(keys::aborted(version, peer_.name),
-                        json{{"version", version_},
-                             {"intact", intact},
-                             {"mismatched_bytes_vs_previous", mismatched},
-                             {"error", e.what()}}
-                            .dump());
-        } catch (const Error &) {
+    void at(protocol::Point point, uint64_t version) override {
+        if (point == protocol::Point::kPaused && agent_.faults_.die_at_version == version) {
+            logger("inference")
+                ->warn("{}: fault injection: dying in the middle of version {}", agent_.peer_.name,
+                       version);
+            std::raise(SIGKILL);
         }
-        if (intact && reader_) reader_->resume();
-        // Stay reachable until every trainer has given up on this version, so that their errors
-        // name the peer that failed rather than the survivors going away.
-        try {
-            const auto deadline = Clock::now() + spec_.step_timeout;
-            for (int t = 0; t < spec_.mesh.ranks() && Clock::now() < deadline; ++t) {
-                while (!store_->get(keys::done(version, t)) &&
-                       !store_->get(keys::failed(version, fmt::format("trainer{}", t))) &&
-                       Clock::now() < deadline) {
-                    (void)store_->watch(keys::stepPrefix(version), 0,
-                                        std::chrono::milliseconds(200));
-                }
-            }
-        } catch (const Error &) {
-            // Best effort: the coordinator may be gone too.
-        }
-        throw;
+        if (agent_.on_point_) agent_.on_point_(point, version);
     }
-    r.wait_seconds = secondsSince(t0);
-    if (memory_) memory_->commit();
-    t0 = Clock::now();
+    void apply(uint64_t version) override { agent_.apply(version); }
+    Restored restore(uint64_t held, bool applied) override { return agent_.restore(held, applied); }
+
+  private:
+    InferenceAgent &agent_;
+};
+
+void InferenceAgent::runHooks(uint64_t version) {
     if (!hooks_.empty()) {
         std::vector<std::vector<std::byte>> storage;
         const LocalWeights inputs = hookWeights(storage);
         for (const auto &hook : hooks_) hook->afterUpdate(version, inputs);
     }
-    if (after_update_) {
-        try {
-            after_update_(version);
-        } catch (...) {
-            // The new bytes are in place but what derives from them is not: never resume on them.
-            std::string what = "unknown error";
-            try {
-                throw;
-            } catch (const std::exception &e) {
-                what = e.what();
-            } catch (...) {
-            }
-            try {
-                const std::string msg =
-                    fmt::format("inference {}: post-update callback of version {} failed: {}",
-                                peer_.name, version, what);
-                store_->set(keys::failed(version, "inference-" + peer_.name), msg);
-                store_->set(keys::aborted(version, peer_.name),
-                            json{{"version", version_}, {"intact", false}, {"error", msg}}.dump());
-            } catch (const Error &) {
-            }
-            throw;
+    if (after_update_) after_update_(version);
+}
+
+void InferenceAgent::apply(uint64_t version) {
+    if (memory_) memory_->commit();  // with staging: staging and live trade places
+    if (on_point_) on_point_(protocol::Point::kApplying, version);
+    runHooks(version);
+}
+
+protocol::InferenceWork::Restored InferenceAgent::restore(uint64_t held, bool applied) {
+    protocol::InferenceWork::Restored r;
+    if (memory_ && spec_.staging) {
+        if (applied) {
+            memory_->rollback();  // live holds `held` again, staging the failed version
+            if (held > 0) runHooks(held);
         }
+        r.intact = true;  // unapplied, every write went to staging: live is untouched
     }
-    r.hook_seconds = secondsSince(t0);
+    // Verification tells whether the live weights hold `held` (the only way to know in place).
+    if (spec_.verify && held > 0) {
+        int64_t checked = 0;
+        r.mismatched_bytes = verify(held, checked);
+        r.intact = r.mismatched_bytes == 0;
+    }
+    return r;
+}
+
+StepResult InferenceAgent::serveStep(uint64_t version) {
+    check(session_ != nullptr, Errc::kProtocol, "inference {}: serveStep() before init()",
+          peer_.name);
+    check(version == version_ + 1, Errc::kProtocol,
+          "inference {}: asked to serve version {} after version {}", peer_.name, version,
+          version_);
+    StepResult r;
+    r.version = version;
+    Work work(*this);
+    const protocol::InferenceVersion v = protocol::runInferenceVersion(
+        *session_, spec_, peer_.name, version, version_, work, &cancelled_);
     version_ = version;
-    r.committed = true;
-    if (reader_) reader_->resume();
-    store_->set(keys::resumed(version, peer_.name),
-                json{{"version", version},
-                     {"wait_s", r.wait_seconds},
-                     {"hook_s", r.hook_seconds},
-                     {"reads", reader_ ? reader_->reads() : uint64_t{0}}}
-                    .dump());
+    r.committed = v.committed;
+    r.wait_seconds = v.wait_seconds;
+    r.hook_seconds = v.hook_seconds;
     // Verification reads the weights like any forward pass does, after resuming, so it is not
     // part of the update's pause.
     if (spec_.verify) {
-        t0 = Clock::now();
+        const auto t0 = Clock::now();
         r.mismatched_bytes = verify(version, r.checked_bytes);
         r.verified = r.mismatched_bytes == 0;
         r.verify_seconds = secondsSince(t0);
-        store_->set(keys::verified(version, peer_.name),
-                    json{{"version", version},
-                         {"verified", r.verified},
-                         {"checked_bytes", r.checked_bytes},
-                         {"mismatched_bytes", r.mismatched_bytes},
-                         {"verify_s", r.verify_seconds}}
-                        .dump());
+        session_->publish(keys::verified(version, peer_.name),
+                          protocol::Verified{version, r.verified, r.checked_bytes,
+                                             r.mismatched_bytes, r.verify_seconds});
     }
     return r;
+}
+
+void InferenceAgent::leave() {
+    if (session_) session_->leave();
 }
 
 }  // namespace weightsync::engine

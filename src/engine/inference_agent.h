@@ -8,6 +8,7 @@
 #include "engine/compute.h"
 #include "engine/hooks.h"
 #include "engine/job.h"
+#include "engine/protocol/version.h"
 #include "layout/layout.h"
 #include "planner/geometry.h"
 #include "transport/transport.h"
@@ -83,8 +84,8 @@ struct InferenceOptions {
     /// allocates and registers one arena of its own.
     std::vector<ExternalTensor> tensors;
     /// Runs after a version landed and the built-in hooks ran, before the rank resumes (e.g. to
-    /// recompute derived tensors). If it throws, the version fails (step/<v>/failed/ and
-    /// step/<v>/aborted/ are published, the rank stays paused) and serveStep rethrows.
+    /// recompute derived tensors). If it throws, the version fails on every rank (see
+    /// engine/protocol/version.h) and serveStep rethrows.
     std::function<void(uint64_t version)> after_update;
 };
 
@@ -97,8 +98,15 @@ class InferenceAgent {
     ~InferenceAgent();
 
     void init();
-    /// Serves one update; throws after publishing step/<version>/aborted when the push failed.
+    /// Serves one update (engine/protocol/version.h); throws the version's cause when it failed
+    /// anywhere, after restoring what it can (it then serves the previous version again only if
+    /// its live weights hold it exactly).
     StepResult serveStep(uint64_t version);
+    /// Announces that this rank is done with the job (its exit is then not a loss).
+    void leave();
+    /// Observer of the protocol points of every version (tests inject faults through it).
+    using PointObserver = std::function<void(protocol::Point, uint64_t version)>;
+    void observePoints(PointObserver observer) { on_point_ = std::move(observer); }
     /// Thread-safe: a serveStep() waiting for its version's request gives up within about a
     /// second with Errc::kTimeout, and so does every later one. A version already being received
     /// runs to its end.
@@ -109,7 +117,10 @@ class InferenceAgent {
     [[nodiscard]] uint64_t version() const { return version_; }
 
   private:
-    void waitForRequest(uint64_t version);
+    class Work;                       // the rank's side of one version (protocol::InferenceWork)
+    void apply(uint64_t version);     // staging -> live, hooks
+    void runHooks(uint64_t version);  // built-in hooks, then the caller's
+    protocol::InferenceWork::Restored restore(uint64_t held, bool applied);  // after a failure
     void adoptExternalTensors();  // checks the caller's tensors against the layout
     int64_t verify(uint64_t version, int64_t &checked) const;
 
@@ -120,6 +131,8 @@ class InferenceAgent {
     std::function<void(uint64_t)> after_update_;
     std::atomic<bool> cancelled_{false};
     JobSpec spec_;
+    std::unique_ptr<protocol::Session> session_;
+    PointObserver on_point_;
     std::optional<layout::Layout> layout_;
     planner::PeerSpec peer_;
     LocalWeights weights_;

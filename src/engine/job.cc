@@ -28,7 +28,10 @@ json JobSpec::toJson() const {
               {"trainer_gpus", trainer_gpus},
               {"inference_gpus", inference_gpus},
               {"init_timeout_ms", init_timeout.count()},
-              {"step_timeout_ms", step_timeout.count()}};
+              {"step_timeout_ms", step_timeout.count()},
+              {"liveness_ttl_ms", liveness_ttl.count()},
+              {"retain_versions", retain_versions},
+              {"launcher_collects", launcher_collects}};
     if (layers) j["layers"] = *layers;
     return j;
 }
@@ -63,6 +66,14 @@ JobSpec JobSpec::fromJson(const json &j) {
               "job needs at least one trainer GPU and one inference GPU");
         s.init_timeout = std::chrono::milliseconds(j.at("init_timeout_ms").get<int64_t>());
         s.step_timeout = std::chrono::milliseconds(j.at("step_timeout_ms").get<int64_t>());
+        s.liveness_ttl =
+            std::chrono::milliseconds(j.value("liveness_ttl_ms", s.liveness_ttl.count()));
+        s.retain_versions = j.value("retain_versions", s.retain_versions);
+        s.launcher_collects = j.value("launcher_collects", false);
+        check(s.liveness_ttl.count() > 0, Errc::kInvalidArgument,
+              "job liveness_ttl_ms must be positive, got {}", s.liveness_ttl.count());
+        check(s.retain_versions >= 1, Errc::kInvalidArgument,
+              "job retain_versions must be at least 1");
         s.mesh.validate();
         s.fleet.validate();
         return s;

@@ -33,6 +33,14 @@ struct JobSpec {
     std::vector<int> inference_gpus{0};  // cuda: inference peer p uses inference_gpus[p % size]
     std::chrono::milliseconds init_timeout{120'000};
     std::chrono::milliseconds step_timeout{300'000};
+    /// A participant that stops answering the coordinator for this long (dead, stopped, hung)
+    /// is declared lost and fails the version in flight on every survivor.
+    std::chrono::milliseconds liveness_ttl{1'500};
+    /// Finished versions whose keys stay in the store for diagnosis (older ones are erased).
+    uint64_t retain_versions = 4;
+    /// Who erases finished versions' keys: trainer rank 0, or the job's launcher (which reads
+    /// every version's results first, as `weightsync demo` does).
+    bool launcher_collects = false;
 
     [[nodiscard]] nlohmann::json toJson() const;
     static JobSpec fromJson(const nlohmann::json &json);

@@ -3,7 +3,7 @@
 #include "common/error.h"
 #include "control/prefix_store.h"
 #include "control/tcp_store_client.h"
-#include "engine/protocol.h"
+#include "engine/protocol/session.h"
 #include "layout/registry.h"
 #include "planner/geometry.h"
 
@@ -15,22 +15,36 @@
 #include <fstream>
 #include <thread>
 
+#include <unistd.h>
+
 namespace weightsync::engine {
 
 namespace fs = std::filesystem;
+namespace keys = protocol::keys;
 
 LocalJob::LocalJob(LocalJobOptions options) : options_(std::move(options)) {
     if (options_.log_dir.empty()) {
         std::string tmpl = (fs::temp_directory_path() / "weightsync-job-XXXXXX").string();
         check(::mkdtemp(tmpl.data()) != nullptr, Errc::kIo, "cannot create a log directory");
         options_.log_dir = tmpl;
+        remove_logs_ = true;
     }
-    fs::create_directories(options_.log_dir);
+    std::error_code ec;
+    fs::create_directories(options_.log_dir, ec);
+    check(!ec && fs::is_directory(options_.log_dir), Errc::kIo,
+          "cannot create the log directory '{}': {}", options_.log_dir,
+          ec ? ec.message() : "not a directory");
 }
 
 LocalJob::~LocalJob() {
     for (auto &[name, child] : agents_) child.kill(SIGKILL);
+    for (auto &[name, child] : agents_) (void)child.wait(std::chrono::seconds(5));
     coordinator_.kill(SIGTERM);
+    (void)coordinator_.wait(std::chrono::seconds(5));
+    if (remove_logs_) {
+        std::error_code ec;
+        fs::remove_all(options_.log_dir, ec);
+    }
 }
 
 std::string LocalJob::logOf(const std::string &name) const {
@@ -40,8 +54,10 @@ std::string LocalJob::logOf(const std::string &name) const {
 void LocalJob::start() {
     const std::string port_file = (fs::path(options_.log_dir) / "coordinator.port").string();
     fs::remove(port_file);
+    // Every process of the job ends with the launcher (--parent-pid).
+    const std::string parent = std::to_string(::getpid());
     coordinator_ = Child({options_.executable, "coordinator", "--host", "127.0.0.1", "--port", "0",
-                          "--port-file", port_file},
+                          "--port-file", port_file, "--parent-pid", parent},
                          logOf("coordinator"));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!fs::exists(port_file)) {
@@ -61,8 +77,8 @@ void LocalJob::start() {
     const std::string coordinator = fmt::format("127.0.0.1:{}", port_);
     const auto spawn = [&](const std::string &name, std::vector<std::string> args) {
         args.insert(args.begin(), options_.executable);
-        for (const std::string &a :
-             std::vector<std::string>{"--coordinator", coordinator, "--job", options_.job_id}) {
+        for (const std::string &a : std::vector<std::string>{
+                 "--coordinator", coordinator, "--job", options_.job_id, "--parent-pid", parent}) {
             args.push_back(a);
         }
         if (options_.verbose) args.emplace_back("--verbose");
@@ -131,15 +147,15 @@ std::map<std::string, int> LocalJob::supervise(std::chrono::milliseconds timeout
                 code > 128 ? fmt::format("signal {}", code - 128) : fmt::format("code {}", code),
                 logOf(name), lastLine(logOf(name)));
             try {
-                uint64_t in_flight = 0;
-                for (const control::KeyValue &kv : store_->list("step/")) {
-                    if (kv.key.ends_with("/request")) {
-                        in_flight = std::max<uint64_t>(
-                            in_flight, std::stoull(kv.key.substr(5, kv.key.find('/', 5) - 5)));
-                    }
+                // The version in flight, if any, fails now with this cause (a version that already
+                // has an outcome keeps it); a job still starting fails its start-up.
+                protocol::Session session(store_, protocol::kLauncher, {});
+                session.failInit(Errc::kPeerLost, failure_);
+                if (const auto latest = store_->get(keys::latest())) {
+                    const uint64_t v = std::stoull(*latest);
+                    (void)session.decide(
+                        {v, false, protocol::kLauncher, Errc::kPeerLost, failure_});
                 }
-                (void)store_->compareSet(keys::initFailed(), std::nullopt, failure_);
-                if (in_flight > 0) store_->set(keys::failed(in_flight, "launcher"), failure_);
             } catch (const Error &) {
                 // The coordinator may be what died.
             }

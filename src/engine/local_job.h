@@ -20,7 +20,9 @@ struct LocalJobOptions {
     JobSpec spec;
     std::string executable;  // path of the weightsync tool
     std::string job_id = "demo";
-    std::string log_dir;  // one log file per process; empty = a fresh temporary directory
+    /// One log file per process; empty = a fresh temporary directory, removed when the job is
+    /// destroyed unless keepLogs() was called (e.g. because it failed).
+    std::string log_dir;
     /// Extra arguments by process name ("trainer0", "inference-e0r1"), e.g. fault injection.
     std::map<std::string, std::vector<std::string>> extra_args;
     bool verbose = false;
@@ -43,9 +45,9 @@ class LocalJob {
     /// Exit code of any agent that has already ended.
     std::map<std::string, int> ended();
     /// Waits for every agent like wait(), and supervises: the first agent that ends with a
-    /// non-zero code is reported to the others at once (init/failed, and step/<v>/failed/launcher
-    /// for the version in flight), so they abort instead of waiting out their timeouts.
-    /// on_tick runs about every 20 ms (progress output).
+    /// non-zero code is reported to the others at once (init/failed, and an abort of the version
+    /// in flight), so they stop instead of waiting out their timeouts. on_tick runs about every
+    /// 20 ms (progress output).
     std::map<std::string, int> supervise(std::chrono::milliseconds timeout,
                                          const std::function<void()> &on_tick = {});
     /// The first failure supervise() saw ("" if none).
@@ -53,6 +55,8 @@ class LocalJob {
     void killCoordinator();
     void killAgent(const std::string &name, int signal);
     [[nodiscard]] const std::string &logDir() const { return options_.log_dir; }
+    /// Keeps a temporary log directory when the job is destroyed.
+    void keepLogs() { remove_logs_ = false; }
     [[nodiscard]] std::string logOf(const std::string &name) const;
     [[nodiscard]] int coordinatorPort() const { return port_; }
 
@@ -64,6 +68,7 @@ class LocalJob {
     std::map<std::string, Child> agents_;
     std::map<std::string, int> exit_codes_;
     std::string failure_;
+    bool remove_logs_ = false;  // the log directory is a temporary one of ours
 };
 
 }  // namespace weightsync::engine

@@ -4,7 +4,7 @@
 #include "common/log.h"
 #include "engine/endpoints.h"
 #include "engine/messages.h"
-#include "engine/protocol.h"
+#include "engine/protocol/version.h"
 #include "layout/registry.h"
 #include "planner/geometry.h"
 #include "transport/registry.h"
@@ -16,6 +16,7 @@ namespace weightsync::engine {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+namespace keys = protocol::keys;
 
 TrainerAgent::TrainerAgent(std::shared_ptr<control::Store> store, int rank)
     : store_(std::move(store)), rank_(rank) {}
@@ -40,10 +41,9 @@ TrainerAgent::Link &TrainerAgent::link(const std::string &name) {
 TrainerAgent::~TrainerAgent() = default;
 
 void TrainerAgent::failInit(const Error &e) {
-    // First failure wins; later ones keep the original cause visible.
+    // The first failure wins; later ones keep the original cause visible.
     try {
-        store_->compareSet(keys::initFailed(), std::nullopt,
-                           fmt::format("trainer rank {}: {}", rank_, e.what()));
+        session_->failInit(e.code(), fmt::format("trainer rank {}: {}", rank_, e.what()));
     } catch (const Error &) {
         // The coordinator may be the thing that failed.
     }
@@ -54,21 +54,27 @@ void TrainerAgent::init() {
     spec_ = JobSpec::fromJson(json::parse(store_->wait(keys::spec(), std::chrono::seconds(60))));
     check(rank_ >= 0 && rank_ < spec_.mesh.ranks(), Errc::kInvalidArgument,
           "trainer rank {} outside the job's {} ranks", rank_, spec_.mesh.ranks());
+    layout_.emplace(layout::resolveLayout(spec_.model, spec_.layers));
+    protocol::Roster roster{spec_.mesh.ranks(), {}};
+    for (const planner::PeerSpec &p :
+         planner::fleetPeers(spec_.fleet, planner::layoutExperts(*layout_))) {
+        roster.peers.push_back(p.name);
+    }
+    session_ = std::make_unique<protocol::Session>(store_, protocol::trainerName(rank_),
+                                                   std::move(roster), spec_.retain_versions);
+    session_->holdLiveness(spec_.liveness_ttl);
     try {
         rendezvous();
         connectPeers();
     } catch (const Error &e) {
-        if (e.code() == Errc::kPeerLost &&
-            std::string(e.what()).find("aborted") != std::string::npos) {
-            throw;  // another agent already failed init
-        }
         failInit(e);
     }
 }
 
 void TrainerAgent::rendezvous() {
-    layout_.emplace(layout::resolveLayout(spec_.model, spec_.layers));
     const layout::Layout &layout = *layout_;
+    const auto deadline = Clock::now() + spec_.init_timeout;
+    const protocol::AbortOn on{.init = true};
     store_->set(keys::trainerHello(rank_),
                 json{{"fingerprint", layout.fingerprint()},
                      {"mesh", {spec_.mesh.replicas, spec_.mesh.fsdp, spec_.mesh.ep}}}
@@ -77,8 +83,7 @@ void TrainerAgent::rendezvous() {
     // Round 1: every trainer agrees on the layout and mesh; every inference rank's hello matches.
     std::vector<std::string> trainer_keys;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) trainer_keys.push_back(keys::trainerHello(t));
-    const auto trainers = awaitKeys(*store_, trainer_keys, keys::initFailed(), spec_.init_timeout,
-                                    "waiting for trainer hellos");
+    const auto trainers = session_->await(trainer_keys, deadline, on, "waiting for trainer hellos");
     for (int t = 0; t < spec_.mesh.ranks(); ++t) {
         const json h = json::parse(trainers[static_cast<size_t>(t)]);
         check(h.at("fingerprint").get<std::string>() == layout.fingerprint(), Errc::kMismatch,
@@ -90,8 +95,7 @@ void TrainerAgent::rendezvous() {
     const std::vector<planner::PeerSpec> planned = planner::fleetPeers(fleet, experts);
     std::vector<std::string> hello_keys;
     for (const planner::PeerSpec &p : planned) hello_keys.push_back(keys::inferenceHello(p.name));
-    const auto hellos = awaitKeys(*store_, hello_keys, keys::initFailed(), spec_.init_timeout,
-                                  "waiting for inference hellos");
+    const auto hellos = session_->await(hello_keys, deadline, on, "waiting for inference hellos");
     for (size_t i = 0; i < planned.size(); ++i) {
         validateHello(layout, InferenceHello::fromJson(json::parse(hellos[i])), planned[i]);
     }
@@ -108,8 +112,10 @@ void TrainerAgent::connectPeers() {
     for (const planner::Write &w : rp.writes) writes_to[w.peer] = true;
     std::vector<std::string> memory_keys;
     for (const planner::PeerSpec &p : plan_->peers) memory_keys.push_back(keys::memory(p.name));
-    const auto records = awaitKeys(*store_, memory_keys, keys::initFailed(), spec_.init_timeout,
-                                   "waiting for inference memory descriptors");
+    const auto deadline = Clock::now() + spec_.init_timeout;
+    const protocol::AbortOn on{.init = true};
+    const auto records =
+        session_->await(memory_keys, deadline, on, "waiting for inference memory descriptors");
     targets_.assign(plan_->peers.size(), {});
     const std::string host = hostIdentity();
     for (size_t q = 0; q < plan_->peers.size(); ++q) {
@@ -138,8 +144,7 @@ void TrainerAgent::connectPeers() {
     store_->set(keys::trainerReady(rank_), "1");
     std::vector<std::string> ready;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
-    (void)awaitKeys(*store_, ready, keys::initFailed(), spec_.init_timeout,
-                    "waiting for every trainer to be ready");
+    (void)session_->await(ready, deadline, on, "waiting for every trainer to be ready");
     logger("trainer")->info("rank {}: ready, {} slots ({} bytes), {} writes per push", rank_,
                             rp.slots.size(), rp.arena_bytes, rp.writes.size());
 }
@@ -159,106 +164,84 @@ void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m
     m.post_seconds += secondsSince(start);
 }
 
+/// The data work of one version: convert stage by stage and post each stage's writes as soon as
+/// its slots are filled (on a GPU the next stage converts while the previous one's writes fly;
+/// without pipelining, every stage converts first and every write follows), then flush.
+class TrainerAgent::Transfer : public protocol::TrainerWork {
+  public:
+    explicit Transfer(TrainerAgent &agent) : agent_(agent) {}
+    void transfer(uint64_t version, PushMetrics &m) override { agent_.transfer(version, m); }
+    void at(protocol::Point point, uint64_t version) override { agent_.at(point, version); }
+
+  private:
+    TrainerAgent &agent_;
+};
+
+void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
+    const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
+    size_t next_op = 0;
+    size_t next_write = 0;
+    std::optional<std::pair<uint32_t, uint64_t>> pending;  // (stage, fence) not yet posted
+    auto t0 = Clock::now();
+    const auto drainPending = [&] {
+        if (!pending) return;
+        t0 = Clock::now();
+        compute_->waitFence(pending->second);
+        m.convert_seconds += secondsSince(t0);
+        if (spec_.pipeline) writeStage(next_write, pending->first, m);
+        pending.reset();
+    };
+    while (next_op < rp.ops.size()) {
+        const uint32_t stage = rp.ops[next_op].stage;
+        size_t end = next_op;
+        while (end < rp.ops.size() && rp.ops[end].stage == stage) ++end;
+        t0 = Clock::now();
+        const uint64_t fence = compute_->convert(std::span(rp.ops).subspan(next_op, end - next_op));
+        m.convert_seconds += secondsSince(t0);
+        next_op = end;
+        if (spec_.pipeline) drainPending();
+        pending.emplace(stage, fence);
+        if (stage == rp.ops.front().stage) at(protocol::Point::kConverting, version);
+    }
+    drainPending();
+    at(protocol::Point::kWriting, version);  // some stages' writes posted, none flushed
+    writeStage(next_write, UINT32_MAX, m);
+    t0 = Clock::now();
+    for (auto &[name, l] : links_) (void)l.backend->flush(spec_.step_timeout);
+    m.drain_seconds = secondsSince(t0);
+}
+
 PushMetrics TrainerAgent::push(uint64_t version) {
+    check(session_ != nullptr, Errc::kProtocol, "trainer rank {}: push() before init()", rank_);
+    check(!failed_, Errc::kProtocol,
+          "trainer rank {}: an earlier version failed; a job does not go on after a failed "
+          "version (start a new job)",
+          rank_);
     check(version == version_ + 1, Errc::kProtocol,
           "trainer rank {}: asked to push version {} after version {}", rank_, version, version_);
-    PushMetrics m;
-    m.version = version;
-    m.rank = rank_;
-    const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
-    const std::string step_failed = keys::stepPrefix(version) + "failed/";
+    // The optimizer step: new weights in place (not part of the update's cost).
+    const auto t0 = Clock::now();
+    compute_->generate(version);  // the caller's weights are already in place
+    const double generate_seconds = secondsSince(t0);
+    Transfer work(*this);
     try {
-        // The optimizer step: new weights in place (not part of the update's cost).
-        auto t0 = Clock::now();
-        compute_->generate(version);  // the caller's weights are already in place
-        m.generate_seconds = secondsSince(t0);
-
-        if (rank_ == 0) {
-            // The previous version is checked everywhere before the next one may overwrite it.
-            if (spec_.verify && version > 1) {
-                std::vector<std::string> verified;
-                for (const planner::PeerSpec &p : plan_->peers) {
-                    verified.push_back(keys::verified(version - 1, p.name));
-                }
-                (void)awaitKeys(*store_, verified, keys::stepPrefix(version - 1) + "failed/",
-                                spec_.step_timeout,
-                                fmt::format("version {}: waiting for verification", version - 1));
-            }
-            store_->set(keys::request(version), json{{"version", version}}.dump());
-        } else {
-            // The update starts with rank 0's request; time it from there on every rank.
-            (void)awaitKeys(*store_, {keys::request(version)}, step_failed, spec_.step_timeout,
-                            fmt::format("version {}: waiting for the request", version));
-        }
-        const auto start = Clock::now();
-        std::vector<std::string> paused;
-        for (const planner::PeerSpec &p : plan_->peers)
-            paused.push_back(keys::paused(version, p.name));
-        const auto acks =
-            awaitKeys(*store_, paused, step_failed, spec_.step_timeout,
-                      fmt::format("version {}: waiting for receivers to pause", version));
-        for (size_t q = 0; q < acks.size(); ++q) {
-            const uint64_t theirs = json::parse(acks[q]).at("version").get<uint64_t>();
-            check(theirs == version - 1, Errc::kProtocol,
-                  "version {}: inference rank {} holds version {}, expected {}", version,
-                  plan_->peers[q].name, theirs, version - 1);
-        }
-        m.pause_seconds = secondsSince(start);
-
-        // Convert stage by stage and post each stage's writes as soon as its slots are filled;
-        // on a GPU the next stage converts while the previous one's writes are in flight.
-        // Without pipelining, every stage converts first and every write follows.
-        size_t next_op = 0;
-        size_t next_write = 0;
-        std::optional<std::pair<uint32_t, uint64_t>> pending;  // (stage, fence) not yet posted
-        const auto drainPending = [&] {
-            if (!pending) return;
-            t0 = Clock::now();
-            compute_->waitFence(pending->second);
-            m.convert_seconds += secondsSince(t0);
-            if (spec_.pipeline) writeStage(next_write, pending->first, m);
-            pending.reset();
-        };
-        while (next_op < rp.ops.size()) {
-            const uint32_t stage = rp.ops[next_op].stage;
-            size_t end = next_op;
-            while (end < rp.ops.size() && rp.ops[end].stage == stage) ++end;
-            t0 = Clock::now();
-            const uint64_t fence =
-                compute_->convert(std::span(rp.ops).subspan(next_op, end - next_op));
-            m.convert_seconds += secondsSince(t0);
-            next_op = end;
-            if (spec_.pipeline) drainPending();
-            pending.emplace(stage, fence);
-        }
-        drainPending();
-        writeStage(next_write, UINT32_MAX, m);
-        t0 = Clock::now();
-        for (auto &[name, l] : links_) (void)l.backend->flush(spec_.step_timeout);
-        m.drain_seconds = secondsSince(t0);
-        store_->set(keys::done(version, rank_),
-                    json{{"bytes", m.wire_bytes}, {"writes", m.writes}}.dump());
-
-        t0 = Clock::now();
-        std::vector<std::string> resumed;
-        for (const planner::PeerSpec &p : plan_->peers)
-            resumed.push_back(keys::resumed(version, p.name));
-        (void)awaitKeys(*store_, resumed, step_failed, spec_.step_timeout,
-                        fmt::format("version {}: waiting for receivers to resume", version));
-        m.barrier_seconds = secondsSince(t0);
-        m.total_seconds = secondsSince(start);
-        store_->set(keys::metrics(version, rank_), m.toJson().dump());
-    } catch (const Error &e) {
+        PushMetrics m = protocol::runTrainerVersion(*session_, spec_, rank_, version, work);
+        m.generate_seconds = generate_seconds;
+        version_ = version;
+        return m;
+    } catch (const Error &) {
+        failed_ = true;
         try {
-            store_->set(keys::failed(version, fmt::format("trainer{}", rank_)),
-                        fmt::format("trainer rank {}: {}", rank_, e.what()));
+            const auto o = session_->outcome(version);
+            if (o && o->commit) version_ = version;  // it stands: a receiver was lost after it
         } catch (const Error &) {
-            // The coordinator itself may be gone.
         }
         throw;
     }
-    version_ = version;
-    return m;
+}
+
+void TrainerAgent::leave() {
+    if (session_) session_->leave();
 }
 
 }  // namespace weightsync::engine

@@ -8,10 +8,12 @@
 #include "engine/compute.h"
 #include "engine/job.h"
 #include "engine/metrics.h"
+#include "engine/protocol/version.h"
 #include "layout/layout.h"
 #include "planner/plan.h"
 #include "transport/transport.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,10 +35,15 @@ class TrainerAgent {
     /// arena, connects to the peers and validates every descriptor. Any mismatch fails init on
     /// every agent (init/failed) and throws.
     void init();
-    /// Pushes weight version `version` (1, 2, ...): waits for every receiver to pause, converts,
-    /// writes, reports done, waits until every receiver resumed. Throws on any failure after
-    /// publishing it under step/<version>/failed/.
+    /// Pushes weight version `version` (1, 2, ...) as engine/protocol/version.h describes: waits
+    /// for every receiver to pause, converts, writes, and returns once every receiver serves the
+    /// version. Throws the version's cause when it fails anywhere; a failed version is final.
     PushMetrics push(uint64_t version);
+    /// Announces that this rank is done with the job (its exit is then not a loss).
+    void leave();
+    /// Observer of the protocol points of every version (tests inject faults through it).
+    using PointObserver = std::function<void(protocol::Point, uint64_t version)>;
+    void observePoints(PointObserver observer) { on_point_ = std::move(observer); }
 
     [[nodiscard]] const JobSpec &spec() const { return spec_; }
     [[nodiscard]] const planner::Plan &plan() const { return *plan_; }
@@ -48,6 +55,11 @@ class TrainerAgent {
   private:
     void rendezvous();
     void connectPeers();
+    class Transfer;  // the data work of one version (protocol::TrainerWork)
+    void transfer(uint64_t version, PushMetrics &m);
+    void at(protocol::Point point, uint64_t version) {
+        if (on_point_) on_point_(point, version);
+    }
     void writeStage(size_t &next_write, uint32_t stage, PushMetrics &m);
     [[noreturn]] void failInit(const Error &e);
     /// The backend named `name`, created on first use with the slot arena registered once.
@@ -60,6 +72,8 @@ class TrainerAgent {
     std::shared_ptr<control::Store> store_;
     int rank_;
     JobSpec spec_;
+    std::unique_ptr<protocol::Session> session_;
+    PointObserver on_point_;
     std::optional<layout::Layout> layout_;
     std::optional<planner::Plan> plan_;
     std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights, if any
@@ -74,6 +88,7 @@ class TrainerAgent {
     std::vector<std::vector<Target>> targets_;
     std::vector<std::unique_ptr<transport::RemoteRegion>> imported_;
     uint64_t version_ = 0;
+    bool failed_ = false;  // a version failed: the job cannot go on
 };
 
 }  // namespace weightsync::engine

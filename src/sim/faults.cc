@@ -18,8 +18,8 @@ namespace {
 uint64_t parseVersion(std::string_view text, std::string_view whole) {
     uint64_t v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    check(ec == std::errc() && end == text.data() + text.size() && v > 0,
-          Errc::kInvalidArgument, "fault '{}': '{}' is not a version (1, 2, ...)", whole, text);
+    check(ec == std::errc() && end == text.data() + text.size() && v > 0, Errc::kInvalidArgument,
+          "fault '{}': '{}' is not a version (1, 2, ...)", whole, text);
     return v;
 }
 

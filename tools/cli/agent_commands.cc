@@ -9,9 +9,13 @@
 #include "control/tcp_store_client.h"
 #include "engine/inference_agent.h"
 #include "engine/trainer_agent.h"
+#include "sim/faults.h"
 #include "tools/cli/commands.h"
 
 #include <fmt/format.h>
+
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
@@ -31,7 +35,29 @@ struct AgentArgs {
     int engine = 0;
     engine::InferenceFaults faults;
     bool verbose = false;
+    int parent_pid = 0;
+    std::vector<std::string> fault_specs;  // testing: sim::Fault specs
 };
+
+/// The protocol-point observer that injects --fault (nullptr without faults).
+std::function<void(engine::protocol::Point, uint64_t)> faultObserver(
+    const AgentArgs &a, const std::shared_ptr<control::Store> &store, const std::string &who) {
+    if (a.fault_specs.empty()) return nullptr;
+    std::vector<sim::Fault> faults;
+    for (const std::string &f : a.fault_specs) faults.push_back(sim::Fault::parse(f));
+    return sim::FaultInjector(store, who, std::move(faults));
+}
+
+/// --parent-pid: this process ends with `signal` when its launcher ends (also when the
+/// launcher is already gone by the time we get here).
+void exitWithParent(int parent_pid, int signal) {
+    if (parent_pid <= 0) return;
+    check(::prctl(PR_SET_PDEATHSIG, signal) == 0, Errc::kIo, "prctl(PR_SET_PDEATHSIG) failed");
+    if (::getppid() != parent_pid) {
+        std::fprintf(stderr, "weightsync: the launcher (pid %d) is gone; exiting\n", parent_pid);
+        std::_Exit(3);
+    }
+}
 
 std::shared_ptr<control::Store> connectStore(const AgentArgs &a) {
     const size_t colon = a.coordinator.rfind(':');
@@ -47,6 +73,10 @@ void addCommon(CLI::App *cmd, AgentArgs &a) {
     cmd->add_option("--coordinator", a.coordinator, "coordinator host:port")->capture_default_str();
     cmd->add_option("--job", a.job, "job id (namespace in the coordinator)")->capture_default_str();
     cmd->add_flag("-v,--verbose", a.verbose, "log progress to stderr");
+    cmd->add_option("--parent-pid", a.parent_pid,
+                    "end this process when the process of this pid (its launcher) ends");
+    cmd->add_option("--fault", a.fault_specs,
+                    "testing: <point>@<version>:<kill|stop|stall=S|error>, e.g. landed@2:stop");
 }
 
 }  // namespace
@@ -56,13 +86,17 @@ void addAgentCommands(CLI::App &app) {
         auto host = std::make_shared<std::string>("127.0.0.1");
         auto port = std::make_shared<int>(29600);
         auto port_file = std::make_shared<std::string>();
+        auto parent_pid = std::make_shared<int>(0);
         CLI::App *cmd = app.add_subcommand("coordinator", "serve the control-plane store");
         cmd->add_option("--host", *host, "address to bind")->capture_default_str();
         cmd->add_option("--port", *port, "port (0 = any free port)")->capture_default_str();
         cmd->add_option("--port-file", *port_file, "write the bound port to this file");
-        cmd->callback([host, port, port_file] {
+        cmd->add_option("--parent-pid", *parent_pid,
+                        "stop serving when the process of this pid (its launcher) ends");
+        cmd->callback([host, port, port_file, parent_pid] {
             std::signal(SIGTERM, [](int) { g_stop = true; });
             std::signal(SIGINT, [](int) { g_stop = true; });
+            exitWithParent(*parent_pid, SIGTERM);
             control::runCoordinator(*host, *port, g_stop, [&](int bound) {
                 if (!port_file->empty()) {
                     const std::string tmp = *port_file + ".tmp";
@@ -79,13 +113,17 @@ void addAgentCommands(CLI::App &app) {
         addCommon(cmd, *a);
         cmd->add_option("--rank", a->rank, "trainer rank")->required();
         cmd->callback([a] {
+            exitWithParent(a->parent_pid, SIGKILL);
             if (a->verbose) setLogLevel(spdlog::level::info);
-            engine::TrainerAgent agent(connectStore(*a), a->rank);
+            const auto store = connectStore(*a);
+            engine::TrainerAgent agent(store, a->rank);
+            agent.observePoints(faultObserver(*a, store, engine::protocol::trainerName(a->rank)));
             agent.init();
             for (int v = 1; v <= agent.spec().steps; ++v) {
                 const engine::PushMetrics m = agent.push(static_cast<uint64_t>(v));
                 logger("trainer")->info("rank {} version {}: {}", a->rank, v, m.toJson().dump());
             }
+            agent.leave();
         });
     }
     {
@@ -101,12 +139,18 @@ void addAgentCommands(CLI::App &app) {
         cmd->add_option("--fault-shrink-tensor", a->faults.shrink_tensor,
                         "testing: publish this tensor's descriptor one byte short");
         cmd->callback([a] {
+            exitWithParent(a->parent_pid, SIGKILL);
             if (a->verbose) setLogLevel(spdlog::level::info);
-            engine::InferenceAgent agent(connectStore(*a), a->engine, a->rank, a->faults);
+            const auto store = connectStore(*a);
+            engine::InferenceAgent agent(store, a->engine, a->rank, a->faults);
+            agent.observePoints(faultObserver(
+                *a, store,
+                engine::protocol::inferenceName(fmt::format("e{}r{}", a->engine, a->rank))));
             agent.init();
             for (int v = 1; v <= agent.spec().steps; ++v) {
                 (void)agent.serveStep(static_cast<uint64_t>(v));
             }
+            agent.leave();
         });
     }
 }

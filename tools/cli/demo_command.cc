@@ -7,7 +7,9 @@
 #include "common/subprocess.h"
 #include "engine/local_job.h"
 #include "engine/metrics.h"
-#include "engine/protocol.h"
+#include "engine/protocol/keys.h"
+#include "engine/protocol/messages.h"
+#include "planner/geometry.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/topology_options.h"
 
@@ -54,13 +56,34 @@ struct StepRow {
     bool verified = false;
 };
 
-StepRow collectStep(control::Store &store, uint64_t v, int trainers, bool verify) {
+namespace keys = engine::protocol::keys;
+namespace protocol = engine::protocol;
+
+/// Version v's row, once every inference rank resumed it (and verified it, when verifying);
+/// nullopt before. Versions' keys are erased a few versions later, so rows are read as they end.
+std::optional<StepRow> collectStep(control::Store &store, uint64_t v, int trainers,
+                                   const std::vector<std::string> &peers, bool verify) {
     StepRow row;
     row.version = v;
+    row.verified = verify;
+    for (const std::string &p : peers) {
+        const auto resumed = store.get(keys::resumed(v, p));
+        if (!resumed) return std::nullopt;
+        row.hook = std::max(
+            row.hook,
+            protocol::decode<protocol::Resumed>(*resumed, v, keys::resumed(v, p)).hook_seconds);
+        if (!verify) continue;
+        const auto verified = store.get(keys::verified(v, p));
+        if (!verified) return std::nullopt;
+        const auto j = protocol::decode<protocol::Verified>(*verified, v, keys::verified(v, p));
+        row.checked += j.checked_bytes;
+        row.mismatched += j.mismatched_bytes;
+        row.verified = row.verified && j.verified;
+    }
     for (int t = 0; t < trainers; ++t) {
-        const auto raw = store.get(engine::keys::metrics(v, t));
-        if (!raw) continue;
-        const engine::PushMetrics m = engine::PushMetrics::fromJson(json::parse(*raw));
+        const auto raw = store.get(keys::metrics(v, t));
+        if (!raw) return std::nullopt;
+        const auto m = protocol::decode<engine::PushMetrics>(*raw, v, keys::metrics(v, t));
         row.convert = std::max(row.convert, m.convert_seconds);
         row.write = std::max(row.write, m.post_seconds + m.drain_seconds);
         row.pause = std::max(row.pause, m.pause_seconds);
@@ -71,20 +94,6 @@ StepRow collectStep(control::Store &store, uint64_t v, int trainers, bool verify
         row.wire_bytes += m.wire_bytes;
         row.writes += m.writes;
     }
-    for (const control::KeyValue &kv : store.list(engine::keys::stepPrefix(v) + "resumed/")) {
-        row.hook = std::max(row.hook, json::parse(kv.value).value("hook_s", 0.0));
-    }
-    row.verified = verify;
-    const std::string prefix = engine::keys::stepPrefix(v) + "verified/";
-    size_t seen = 0;
-    for (const control::KeyValue &kv : store.list(prefix)) {
-        const json j = json::parse(kv.value);
-        row.checked += j.at("checked_bytes").get<int64_t>();
-        row.mismatched += j.at("mismatched_bytes").get<int64_t>();
-        row.verified = row.verified && j.at("verified").get<bool>();
-        ++seen;
-    }
-    if (seen == 0) row.verified = false;
     return row;
 }
 
@@ -114,6 +123,7 @@ int runDemo(const DemoArgs &a) {
     o.spec.verify = !a.no_verify;
     o.spec.staging = a.staging;
     o.spec.pipeline = !a.no_pipeline;
+    o.spec.launcher_collects = true;  // it reads every version's results, then erases them
     o.spec.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
     o.spec.init_timeout = o.spec.step_timeout;
     o.executable = selfExecutable();
@@ -135,27 +145,36 @@ int runDemo(const DemoArgs &a) {
     engine::LocalJob job(o);
     const auto wall_start = Clock::now();
     job.start();
-    fmt::print(stderr, "  started coordinator on port {} and {} agents (logs in {})\n",
-               job.coordinatorPort(), trainers + peers, job.logDir());
+    fmt::print(stderr, "  started coordinator on port {} and {} agents (logs in {}{})\n",
+               job.coordinatorPort(), trainers + peers, job.logDir(),
+               a.log_dir.empty() ? ", removed unless the job fails" : "");
 
     // Progress; the job supervises its processes (a process that dies is reported to the others).
-    uint64_t shown = 0;
+    std::vector<std::string> peer_names;
+    for (const planner::PeerSpec &p :
+         planner::fleetPeers(o.spec.fleet, planner::layoutExperts(a.topo.layout()))) {
+        peer_names.push_back(p.name);
+    }
+    std::vector<StepRow> rows;
     const auto tick = [&] {
-        for (uint64_t v = shown + 1; v <= static_cast<uint64_t>(a.steps); ++v) {
-            const auto resumed = job.store().list(engine::keys::stepPrefix(v) + "resumed/");
-            if (static_cast<int>(resumed.size()) < peers) break;
-            const auto verified = job.store().list(engine::keys::stepPrefix(v) + "verified/");
-            if (o.spec.verify && static_cast<int>(verified.size()) < peers) break;
-            const StepRow row = collectStep(job.store(), v, trainers, o.spec.verify);
+        for (uint64_t v = rows.size() + 1; v <= static_cast<uint64_t>(a.steps); ++v) {
+            const auto row = collectStep(job.store(), v, trainers, peer_names, o.spec.verify);
+            if (!row) break;
             fmt::print(
                 stderr, "  version {}/{}: {:.3f} s, {:.1f} MB in {} writes{}\n", v, a.steps,
-                row.total, row.wire_bytes / 1e6, row.writes,
-                o.spec.verify ? (row.verified ? ", verified on every rank" : ", MISMATCH") : "");
-            shown = v;
+                row->total, row->wire_bytes / 1e6, row->writes,
+                o.spec.verify ? (row->verified ? ", verified on every rank" : ", MISMATCH") : "");
+            rows.push_back(*row);
+            // The launcher erases what it has read (the job says so): the store stays bounded.
+            if (v > o.spec.retain_versions) {
+                (void)job.store().erasePrefix(keys::versionPrefix(v - o.spec.retain_versions));
+            }
         }
     };
+    // Each version must end within the timeout; the job as a whole gets that per version.
     const auto codes = job.supervise(
         std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000 * (a.steps + 2))), tick);
+    tick();
     std::string failure = job.failure();
     for (const auto &[name, code] : codes) {
         if (code != 0 && failure.empty()) {
@@ -163,12 +182,14 @@ int runDemo(const DemoArgs &a) {
                                   code < 0 ? "did not finish in time" : "failed", job.logOf(name));
         }
     }
+    if (failure.empty() && rows.size() < static_cast<size_t>(a.steps)) {
+        failure = fmt::format(
+            "the results of version {} were erased before the launcher read them (raise the "
+            "job's retain_versions)",
+            rows.size() + 1);
+    }
     const double wall = engine::secondsSince(wall_start);
 
-    std::vector<StepRow> rows;
-    for (uint64_t v = 1; v <= static_cast<uint64_t>(a.steps); ++v) {
-        rows.push_back(collectStep(job.store(), v, trainers, o.spec.verify));
-    }
     bool verified = o.spec.verify && failure.empty();
     int64_t mismatched = 0, wire = 0, checked = 0;
     double seconds = 0;
@@ -202,7 +223,11 @@ int runDemo(const DemoArgs &a) {
                             {"verified", r.verified},
                             {"gbps", gbps}});
     }
-    if (!failure.empty()) fmt::print(stderr, "weightsync demo: FAILED: {}\n", failure);
+    if (!failure.empty() || (o.spec.verify && !verified)) job.keepLogs();
+    if (!failure.empty()) {
+        fmt::print(stderr, "weightsync demo: FAILED: {} (logs kept in {})\n", failure,
+                   job.logDir());
+    }
     if (a.json_out) {
         const json out = {{"steps", a.steps},
                           {"verified", verified},

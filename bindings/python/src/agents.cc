@@ -74,6 +74,7 @@ void registerAgents(py::module_ &m) {
                const Shape &shape) { s.setFull(name, data, parseDType(dtype), shape); },
             py::arg("name"), py::arg("data"), py::arg("dtype"), py::arg("shape"))
         .def("clear_fulls", &TensorSources::clearFulls)
+        .def("unset", &TensorSources::unset, py::arg("name"))
         .def("missing", &TensorSources::missing)
         .def("holds_whole", &TensorSources::holdsWhole, py::arg("name"));
 

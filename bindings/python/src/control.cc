@@ -7,8 +7,9 @@
 #include "control/prefix_store.h"
 #include "control/tcp_store_client.h"
 #include "control/tcp_store_server.h"
+#include "control/wire.h"
 #include "engine/job.h"
-#include "engine/protocol.h"
+#include "engine/protocol/session.h"
 
 #include <pybind11/stl.h>
 
@@ -177,45 +178,46 @@ void registerControl(py::module_ &m) {
         "publish_job",
         [](control::Store &store, const JobSpec &spec) {
             (void)JobSpec::fromJson(spec.toJson());
-            store.set(engine::keys::spec(), spec.toJson().dump());
+            store.set(engine::protocol::keys::spec(), spec.toJson().dump());
         },
         py::arg("store"), py::arg("spec"), py::call_guard<py::gil_scoped_release>(),
         "Publishes the job spec (the launcher's job; done once per job).");
     m.def(
         "read_job",
         [](control::Store &store, double timeout_s) {
-            return JobSpec::fromJson(
-                nlohmann::json::parse(store.wait(engine::keys::spec(), toMillis(timeout_s))));
+            return JobSpec::fromJson(nlohmann::json::parse(
+                store.wait(engine::protocol::keys::spec(), toMillis(timeout_s))));
         },
         py::arg("store"), py::arg("timeout"), py::call_guard<py::gil_scoped_release>(),
         "Waits for the job spec and returns it.");
     m.def(
-        "publish_init_failure",
-        [](control::Store &store, const std::string &message) {
-            (void)store.compareSet(engine::keys::initFailed(), std::nullopt, message);
+        "publish_init_refusal",
+        [](control::Store &store, const std::string &who, const std::string &message) {
+            store.set(engine::protocol::keys::initRefused(who), message);
         },
-        py::arg("store"), py::arg("message"), py::call_guard<py::gil_scoped_release>(),
-        "Fails the job's init for every agent (the first failure wins), e.g. when a tensor given "
-        "to this agent is refused before it could join.");
-    m.def(
-        "publish_trainer_failure",
-        [](control::Store &store, uint64_t version, int rank, const std::string &message) {
-            store.set(engine::keys::failed(version, fmt::format("trainer{}", rank)),
-                      fmt::format("trainer rank {}: {}", rank, message));
-        },
-        py::arg("store"), py::arg("version"), py::arg("rank"), py::arg("message"),
+        py::arg("store"), py::arg("who"), py::arg("message"),
         py::call_guard<py::gil_scoped_release>(),
-        "Fails version `version` for every agent, as a trainer whose push failed does.");
+        "Records that participant `who` refused its own input before joining (it may retry); "
+        "peers that time out waiting for it name this cause.");
     m.def(
-        "publish_inference_failure",
-        [](control::Store &store, uint64_t version, const std::string &peer,
-           const std::string &message) {
-            store.set(engine::keys::failed(version, "inference-" + peer),
-                      fmt::format("inference {}: {}", peer, message));
+        "clear_init_refusal",
+        [](control::Store &store, const std::string &who) {
+            store.erase(engine::protocol::keys::initRefused(who));
         },
-        py::arg("store"), py::arg("version"), py::arg("peer"), py::arg("message"),
-        py::call_guard<py::gil_scoped_release>(),
-        "Fails version `version` for every agent, as an inference rank that cannot take it.");
+        py::arg("store"), py::arg("who"), py::call_guard<py::gil_scoped_release>());
+    m.def(
+        "abort_version",
+        [](std::shared_ptr<control::Store> store, uint64_t version, const std::string &who,
+           const std::string &message, const std::string &code) {
+            engine::protocol::Session session(std::move(store), who, {});
+            (void)session.decide({version, false, who, control::wire::parseCode(code), message});
+        },
+        py::arg("store"), py::arg("version"), py::arg("who"), py::arg("message"),
+        py::arg("code") = "invalid argument", py::call_guard<py::gil_scoped_release>(),
+        "Fails version `version` for every participant (the first cause wins), as a participant "
+        "that cannot take part in it does.");
+    m.def("trainer_name", &engine::protocol::trainerName, py::arg("rank"));
+    m.def("inference_name", &engine::protocol::inferenceName, py::arg("peer"));
 }
 
 }  // namespace weightsync::python

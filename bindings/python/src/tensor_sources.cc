@@ -85,6 +85,10 @@ void TensorSources::setFull(const std::string &name, uintptr_t data, DType dtype
     fulls_[index] = {reinterpret_cast<const void *>(data), dtype, 0, e.g, 0, e.r, e.c, e.c};
 }
 
+void TensorSources::unset(const std::string &name) {
+    shards_[layout_.sourceIndex(name)] = convert::SourceShard{};
+}
+
 void TensorSources::clearFulls() {
     for (convert::SourceShard &f : fulls_) f = convert::SourceShard{};
 }

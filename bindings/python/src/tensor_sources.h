@@ -28,6 +28,8 @@ class TensorSources : public convert::SourceProvider {
     /// A whole copy of a sharded source (the result of FSDP's full_tensor()) for this push.
     void setFull(const std::string &name, uintptr_t data, DType dtype, const Shape &shape);
     void clearFulls();
+    /// Forgets the shard registered for `name` (a registration that was refused as a whole).
+    void unset(const std::string &name);
     /// Sources without a registered piece (layout order).
     [[nodiscard]] std::vector<std::string> missing() const;
     /// Whether the registered piece of `name` is the whole tensor.

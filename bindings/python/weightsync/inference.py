@@ -130,6 +130,7 @@ class WeightReceiver:
             raise InvalidArgumentError("register() (or allocate()) the destination tensors first")
         agent = _core.InferenceAgent(self._store, self.engine, self.rank,
                                      [r.as_core_tuple() for r in self._refs], self._after_update)
+        _core.clear_init_refusal(self._store, _core.inference_name(self.peer.name))
         agent.init()
         self._agent = agent
 
@@ -217,7 +218,9 @@ class WeightReceiver:
         try:
             self._check_unchanged()
         except WeightsyncError as e:
-            _core.publish_inference_failure(self._store, version, self.peer.name, str(e))
+            _core.abort_version(self._store, version, _core.inference_name(self.peer.name),
+                                f"inference {self.peer.name}: {e}",
+                                getattr(e, "code", None) or "invalid argument")
             raise
         result = self._agent.serve_step(version)
         self._last = result
@@ -251,7 +254,10 @@ class WeightReceiver:
             check_unchanged(ref, current.get(ref.name) if current is not None else ref.tensor)
 
     def _fail_init(self, error: Exception) -> None:
+        # This rank refused its own input: it may still retry, so the job is not failed; peers
+        # waiting for it name this cause when they time out.
         try:
-            _core.publish_init_failure(self._store, f"inference {self.peer.name}: {error}")
+            _core.publish_init_refusal(self._store, _core.inference_name(self.peer.name),
+                                       f"inference {self.peer.name}: {error}")
         except WeightsyncError:
             pass

@@ -92,6 +92,7 @@ class WeightSender:
         if self._agent is not None:
             raise InvalidArgumentError("register() must come before connect() and the first push()")
         unknown = []
+        added: dict[str, _Registration] = {}
         try:
             for name, value, is_buffer in named_items(tensors):
                 target = rename(name) if rename is not None else name
@@ -101,9 +102,9 @@ class WeightSender:
                     if not is_buffer:
                         unknown.append(name)
                     continue
-                if target in self._regs:
+                if target in self._regs or target in added:
                     raise InvalidArgumentError(f"trainer tensor '{target}' registered twice")
-                self._regs[target] = self._register_one(target, value)
+                added[target] = self._register_one(target, value)
             if unknown and strict:
                 raise InvalidArgumentError(
                     f"trainer rank {self.rank}: {len(unknown)} tensors are not in layout "
@@ -111,8 +112,13 @@ class WeightSender:
                     f"{' ...' if len(unknown) > 8 else ''} (pass rename= to map names, or "
                     "strict=False to skip them)")
         except WeightsyncError as e:
+            # All or nothing: a refused call registers none of its tensors, so a corrected
+            # retry can register them again.
+            for name in added:
+                self._sources.unset(name)
             self._fail_init(e)
             raise
+        self._regs.update(added)
 
     def _register_one(self, name: str, value: Any) -> _Registration:
         source = self.layout.source(name)
@@ -177,6 +183,7 @@ class WeightSender:
             self._fail_init(e)
             raise
         agent = _core.TrainerAgent(self._store, self.rank, self._sources)
+        _core.clear_init_refusal(self._store, _core.trainer_name(self.rank))
         agent.init()
         self._agent = agent
 
@@ -202,7 +209,9 @@ class WeightSender:
                     held.append(whole)
                     self._set_full(name, whole)
         except Exception as e:
-            _core.publish_trainer_failure(self._store, version, self.rank, str(e))
+            _core.abort_version(self._store, version, _core.trainer_name(self.rank),
+                                f"trainer rank {self.rank}: {e}",
+                                getattr(e, "code", None) or "invalid argument")
             self._sources.clear_fulls()
             raise
         try:
@@ -245,7 +254,10 @@ class WeightSender:
         return self._agent is not None
 
     def _fail_init(self, error: Exception) -> None:
+        # This rank refused its own input: it may still retry, so the job is not failed; peers
+        # waiting for it name this cause when they time out.
         try:
-            _core.publish_init_failure(self._store, f"trainer rank {self.rank}: {error}")
+            _core.publish_init_refusal(self._store, _core.trainer_name(self.rank),
+                                       f"trainer rank {self.rank}: {error}")
         except WeightsyncError:
             pass

@@ -92,13 +92,8 @@ class CudaReceiverMemory : public ReceiverMemory {
     }
     Arena &live() override { return *live_; }
     Arena &target() override { return staging_ ? *staging_ : *live_; }
-    void commit() override {
-        if (!staging_) return;
-        platform::cudaCheck(cudaMemcpyAsync(live_->data(), staging_->data(), live_->size(),
-                                            cudaMemcpyDeviceToDevice, stream_.get()),
-                            "staging commit");
-        stream_.synchronize();
-    }
+    void commit() override { swapLiveAndStaging("staging commit"); }
+    void rollback() override { swapLiveAndStaging("staging rollback"); }
     void readLive(size_t offset, size_t bytes, std::byte *out) override {
         check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");
         platform::cudaCheck(cudaMemcpy(out, live_->data() + offset, bytes, cudaMemcpyDeviceToHost),
@@ -119,9 +114,32 @@ class CudaReceiverMemory : public ReceiverMemory {
     }
 
   private:
+    /// live <-> staging through a device buffer of kSwapChunk bytes (three copies per chunk).
+    void swapLiveAndStaging(const char *what) {
+        if (!staging_) return;
+        constexpr size_t kSwapChunk = size_t{256} << 20;
+        const size_t total = live_->size();
+        if (!swap_buffer_)
+            swap_buffer_ = platform::makeCudaArena(std::min(kSwapChunk, total), gpu_);
+        std::byte *tmp = swap_buffer_->data();
+        for (size_t at = 0; at < total; at += kSwapChunk) {
+            const size_t n = std::min(kSwapChunk, total - at);
+            std::byte *live = live_->data() + at;
+            std::byte *staged = staging_->data() + at;
+            platform::cudaCheck(
+                cudaMemcpyAsync(tmp, live, n, cudaMemcpyDeviceToDevice, stream_.get()), what);
+            platform::cudaCheck(
+                cudaMemcpyAsync(live, staged, n, cudaMemcpyDeviceToDevice, stream_.get()), what);
+            platform::cudaCheck(
+                cudaMemcpyAsync(staged, tmp, n, cudaMemcpyDeviceToDevice, stream_.get()), what);
+        }
+        stream_.synchronize();
+    }
+
     int gpu_;
     platform::DeviceGuard guard_;
     const layout::Layout &layout_;
+    std::unique_ptr<Arena> swap_buffer_;
     std::unique_ptr<Arena> live_;
     std::unique_ptr<Arena> staging_;
     platform::Stream stream_;

@@ -77,13 +77,12 @@ Message decode(const std::string &text, uint64_t version, const std::string &key
         fail(Errc::kProtocol, "malformed message at '{}': {}", key, e.what());
     }
     check(versionOf(m) == version, Errc::kProtocol,
-          "message at '{}' belongs to version {}, expected version {}", key, versionOf(m),
-          version);
+          "message at '{}' belongs to version {}, expected version {}", key, versionOf(m), version);
     return m;
 }
 
-#define WEIGHTSYNC_PROTOCOL_MESSAGE(Message)                                   \
-    template std::string encode<Message>(const Message &);                     \
+#define WEIGHTSYNC_PROTOCOL_MESSAGE(Message)               \
+    template std::string encode<Message>(const Message &); \
     template Message decode<Message>(const std::string &, uint64_t, const std::string &);
 
 WEIGHTSYNC_PROTOCOL_MESSAGE(Request)

@@ -61,9 +61,9 @@ struct Resumed {
 /// A participant gave up on the version: what it holds now and whether it serves again.
 struct Aborted {
     uint64_t version = 0;
-    uint64_t held = 0;     // the version its weights hold (inference ranks)
-    bool intact = false;   // its weights are exactly version `held`
-    bool serving = false;  // it resumed serving `held`
+    uint64_t held = 0;                      // the version its weights hold (inference ranks)
+    bool intact = false;                    // its weights are exactly version `held`
+    bool serving = false;                   // it resumed serving `held`
     int64_t mismatched_bytes_vs_held = -1;  // when verification checked it, else -1
     std::string error;
 };

@@ -63,8 +63,8 @@ void Session::refresh(Clock::time_point until) {
              "ttl (stopped or hung), and its peers have given up on it",
              self_);
     }
-    const auto left = std::clamp<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(1),
-                                                   kMaxWatch);
+    const auto left =
+        std::clamp<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(1), kMaxWatch);
     std::vector<control::KeyValue> changed;
     try {
         changed = store_->watch("", revision_,
@@ -108,17 +108,17 @@ void Session::throwIfAborted(const AbortOn &abort, const std::vector<std::string
             if (!needed_here && seen_.contains(keys::left(who))) continue;
             const std::string cause =
                 who == self_ ? fmt::format("{} itself was declared lost by the coordinator", who)
-                             : fmt::format("{} is gone (its process ended, or it stopped "
-                                           "answering the coordinator)",
-                                           who);
+                             : fmt::format(
+                                   "{} is gone (its process ended, or it stopped "
+                                   "answering the coordinator)",
+                                   who);
             if (abort.version != 0) {
                 // Everybody reports the same root cause: the first survivor to see it aborts
                 // the version in its name.
-                const Outcome o =
-                    decide({abort.version, false, self_, Errc::kPeerLost, cause});
+                const Outcome o = decide({abort.version, false, self_, Errc::kPeerLost, cause});
                 if (!o.commit) {
-                    fail(o.code, "{}: version {} was aborted by {}: {}", what, abort.version,
-                         o.by, o.reason);
+                    fail(o.code, "{}: version {} was aborted by {}: {}", what, abort.version, o.by,
+                         o.reason);
                 }
             }
             fail(Errc::kPeerLost, "{}: {}", what, cause);
@@ -155,9 +155,16 @@ std::vector<std::string> Session::await(const std::vector<std::string> &keys,
         if (listed_ && Clock::now() >= deadline) {
             std::set<std::string> who(needed.begin(), needed.end());
             who.erase("");
-            fail(Errc::kTimeout, "{}: timed out after {:.1f} s; still missing {} key(s){}{}", what,
-                 std::chrono::duration<double>(Clock::now() - start).count(), missing.size(),
-                 who.empty() ? "" : " from ", fmt::join(who, ", "));
+            // A participant that refused its own input says why it is not there.
+            std::string refusals;
+            for (const std::string &w : who) {
+                if (auto it = seen_.find(keys::initRefused(w)); it != seen_.end()) {
+                    refusals += fmt::format("; {} refused its input: {}", w, it->second);
+                }
+            }
+            fail(Errc::kTimeout, "{}: timed out after {:.1f} s; still missing {} key(s){}{}{}",
+                 what, std::chrono::duration<double>(Clock::now() - start).count(), missing.size(),
+                 who.empty() ? "" : " from ", fmt::join(who, ", "), refusals);
         }
         refresh(deadline);
     }
@@ -174,8 +181,8 @@ Outcome Session::decide(const Outcome &proposal) {
     }
     seen_[key] = encode(proposal);
     if (!proposal.commit) {
-        logger("protocol")->warn("{}: aborts version {}: {}", self_, proposal.version,
-                                 proposal.reason);
+        logger("protocol")
+            ->warn("{}: aborts version {}: {}", self_, proposal.version, proposal.reason);
     }
     return proposal;
 }

@@ -62,9 +62,8 @@ class Session {
     /// per `abort` (kPeerLost naming the lost participant, or the aborted version's own error
     /// code and cause; kProtocol for a newer request) and at the deadline (kTimeout naming what
     /// is still missing). Never spins: each round blocks on the store's revision.
-    std::vector<std::string> await(const std::vector<std::string> &keys,
-                                   Clock::time_point deadline, const AbortOn &abort,
-                                   const std::string &what);
+    std::vector<std::string> await(const std::vector<std::string> &keys, Clock::time_point deadline,
+                                   const AbortOn &abort, const std::string &what);
 
     template <typename Message>
     void publish(const std::string &key, const Message &message) {
@@ -99,8 +98,9 @@ class Session {
     /// The keys of one kind for every participant of that kind.
     [[nodiscard]] std::vector<std::string> forTrainers(std::string (*key)(uint64_t, int),
                                                        uint64_t version) const;
-    [[nodiscard]] std::vector<std::string> forPeers(
-        std::string (*key)(uint64_t, const std::string &), uint64_t version) const;
+    [[nodiscard]] std::vector<std::string> forPeers(std::string (*key)(uint64_t,
+                                                                       const std::string &),
+                                                    uint64_t version) const;
 
   private:
     void refresh(Clock::time_point until);

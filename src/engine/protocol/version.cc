@@ -32,8 +32,9 @@ std::optional<Outcome> proposeAbort(Session &s, uint64_t version, Errc code,
     try {
         return s.decide({version, false, s.self(), code, cause});
     } catch (const Error &e) {
-        logger("protocol")->error("{}: cannot reach the store to abort version {}: {}", s.self(),
-                                  version, e.what());
+        logger("protocol")
+            ->error("{}: cannot reach the store to abort version {}: {}", s.self(), version,
+                    e.what());
         return std::nullopt;
     }
 }
@@ -47,10 +48,14 @@ std::optional<Outcome> proposeAbort(Session &s, uint64_t version, Errc code,
 }
 
 constexpr std::pair<Point, std::string_view> kPoints[] = {
-    {Point::kBeforeRequest, "before-request"}, {Point::kPaused, "paused"},
-    {Point::kConverting, "converting"},        {Point::kWriting, "writing"},
-    {Point::kDone, "done"},                    {Point::kLanded, "landed"},
-    {Point::kApplying, "applying"},            {Point::kPrepared, "prepared"},
+    {Point::kBeforeRequest, "before-request"},
+    {Point::kPaused, "paused"},
+    {Point::kConverting, "converting"},
+    {Point::kWriting, "writing"},
+    {Point::kDone, "done"},
+    {Point::kLanded, "landed"},
+    {Point::kApplying, "applying"},
+    {Point::kPrepared, "prepared"},
     {Point::kResuming, "resuming"},
 };
 
@@ -87,8 +92,8 @@ PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_
             if (spec.verify && version > 1) {
                 (void)s.await(s.forPeers(keys::verified, version - 1),
                               Clock::now() + spec.step_timeout, on,
-                              fmt::format("version {}: waiting for the verification of {}",
-                                          version, version - 1));
+                              fmt::format("version {}: waiting for the verification of {}", version,
+                                          version - 1));
             }
             s.publish(keys::request(version), Request{version});
             s.store().set(keys::latest(), std::to_string(version));
@@ -164,15 +169,15 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
         s.publish(keys::paused(version, peer), Paused{version, held});
         work.at(Point::kPaused, version);
         auto t0 = Clock::now();
-        (void)s.await(s.forTrainers(keys::done, version), deadline, on,
-                      fmt::format("{}: version {}: waiting for every trainer's writes", who,
-                                  version));
+        (void)s.await(
+            s.forTrainers(keys::done, version), deadline, on,
+            fmt::format("{}: version {}: waiting for every trainer's writes", who, version));
         // Every byte of every rank is in place before anybody changes its live weights.
         s.publish(keys::landed(version, peer), Landed{version});
         work.at(Point::kLanded, version);
-        (void)s.await(s.forPeers(keys::landed, version), deadline, on,
-                      fmt::format("{}: version {}: waiting for every inference rank to land", who,
-                                  version));
+        (void)s.await(
+            s.forPeers(keys::landed, version), deadline, on,
+            fmt::format("{}: version {}: waiting for every inference rank to land", who, version));
         r.wait_seconds = secondsSince(t0);
         t0 = Clock::now();
         applied = true;
@@ -200,15 +205,15 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
             try {
                 restored = work.restore(held, applied);
             } catch (const std::exception &e) {
-                logger("protocol")->error("{}: restoring version {} failed: {}", who, held,
-                                          e.what());
+                logger("protocol")
+                    ->error("{}: restoring version {} failed: {}", who, held, e.what());
             }
             const bool intact = restored.intact;
             const bool serving = intact && (o.has_value() || !applied);
             if (serving) work.resume();
             try {
-                s.publish(keys::aborted(version, who), Aborted{version, held, intact, serving,
-                                                               restored.mismatched_bytes, what});
+                s.publish(keys::aborted(version, who),
+                          Aborted{version, held, intact, serving, restored.mismatched_bytes, what});
             } catch (const Error &) {
                 // The coordinator itself may be gone.
             }

@@ -95,9 +95,8 @@ struct InferenceVersion {
 /// Inference rank `peer` receives `version` while serving `held`. Returns once it serves the
 /// version; throws the version's cause when it was aborted, after restoring (and resuming)
 /// what it can. `cancelled` (optional) ends the wait for the request.
-InferenceVersion runInferenceVersion(Session &session, const JobSpec &spec,
-                                     const std::string &peer, uint64_t version, uint64_t held,
-                                     InferenceWork &work,
+InferenceVersion runInferenceVersion(Session &session, const JobSpec &spec, const std::string &peer,
+                                     uint64_t version, uint64_t held, InferenceWork &work,
                                      const std::atomic<bool> *cancelled = nullptr);
 
 }  // namespace weightsync::engine::protocol

@@ -3,7 +3,8 @@
 // cause.
 
 #include "engine/local_job.h"
-#include "engine/protocol.h"
+#include "engine/protocol/keys.h"
+#include "engine/protocol/messages.h"
 #include "support/weightsync_bin.h"
 
 #include <nlohmann/json.hpp>
@@ -18,7 +19,9 @@ namespace weightsync::engine {
 namespace {
 
 using nlohmann::json;
+using protocol::inferenceName;
 using namespace std::chrono_literals;
+namespace keys = protocol::keys;
 
 LocalJobOptions smallJob(int steps) {
     LocalJobOptions o;
@@ -78,12 +81,13 @@ TEST(Failure, ReceiverKilledMidPush) {
         ASSERT_TRUE(v1);
         EXPECT_TRUE(json::parse(*v1).at("verified").get<bool>());
         EXPECT_FALSE(job.store().get(keys::resumed(2, peer)));
-        const auto aborted = job.store().get(keys::aborted(2, peer));
+        const auto aborted = job.store().get(keys::aborted(2, inferenceName(peer)));
         ASSERT_TRUE(aborted) << "survivor did not report";
-        const json a = json::parse(*aborted);
-        EXPECT_EQ(a.at("version").get<uint64_t>(), 1u);
-        EXPECT_TRUE(a.at("intact").get<bool>());
-        EXPECT_EQ(a.at("mismatched_bytes_vs_previous").get<int64_t>(), 0);
+        const auto a = protocol::decode<protocol::Aborted>(*aborted, 2, "aborted");
+        EXPECT_EQ(a.held, 1u);
+        EXPECT_TRUE(a.intact);
+        EXPECT_TRUE(a.serving);
+        EXPECT_EQ(a.mismatched_bytes_vs_held, 0);
         EXPECT_NE(codes.at("inference-" + peer), -1) << "hung";
     }
 }
@@ -100,7 +104,8 @@ void expectInitFailure(LocalJobOptions o, const std::string &needle) {
     ASSERT_TRUE(why);
     EXPECT_NE(why->find(needle), std::string::npos) << *why;
     // Nothing was written: no version was ever requested, paused for or pushed.
-    EXPECT_TRUE(job.store().list("step/").empty());
+    EXPECT_TRUE(job.store().list("v/").empty());
+    EXPECT_FALSE(job.store().get(keys::latest()));
 }
 
 TEST(Failure, LayoutMismatchAtInit) {
@@ -119,6 +124,7 @@ TEST(Failure, DescriptorSizeMismatchAtInit) {
 TEST(Failure, CoordinatorDisappears) {
     LocalJobOptions o = smallJob(1'000'000);
     o.spec.verify = false;
+    o.spec.launcher_collects = true;  // version 3's keys stay for the wait below
     LocalJob job(o);
     job.start();
     // Let a few versions go through, then take the coordinator away.

@@ -54,8 +54,9 @@ TEST(ProtocolMessages, RoundTripEveryMessage) {
 TEST(ProtocolMessages, RefusesAnotherVersionsMessage) {
     // A message can never pair with another version's step.
     expectThrows(Errc::kProtocol, [] { (void)decode<Paused>(encode(Paused{3, 2}), 4, "k"); });
-    expectThrows(Errc::kProtocol,
-                 [] { (void)decode<Outcome>(encode(Outcome{3, true, "x", Errc::kInternal, ""}), 2, "k"); });
+    expectThrows(Errc::kProtocol, [] {
+        (void)decode<Outcome>(encode(Outcome{3, true, "x", Errc::kInternal, ""}), 2, "k");
+    });
 }
 
 TEST(ProtocolMessages, RefusesMalformedAndIncompletePayloads) {
@@ -64,7 +65,8 @@ TEST(ProtocolMessages, RefusesMalformedAndIncompletePayloads) {
     expectThrows(Errc::kProtocol, [] { (void)decode<Done>(R"({"version":1})", 1, "k"); });
     expectThrows(Errc::kProtocol,
                  [] { (void)decode<Done>(R"({"version":1,"bytes":"x","writes":1})", 1, "k"); });
-    expectThrows(Errc::kProtocol, [] { (void)decode<Paused>(R"({"version":-1,"held":0})", 1, "k"); });
+    expectThrows(Errc::kProtocol,
+                 [] { (void)decode<Paused>(R"({"version":-1,"held":0})", 1, "k"); });
     // The error names the key it was read from.
     try {
         (void)decode<Landed>("nope", 1, "v/1/landed/e0r0");
@@ -86,20 +88,19 @@ TEST(ProtocolKeys, NamesAndTheirWriters) {
     EXPECT_EQ(participantOf(keys::memory("e0r1")), "inference-e0r1");
     EXPECT_EQ(participantOf(keys::outcome(2)), "");
     // Every version's keys share one prefix, so a finished version is erased in one call.
-    for (const std::string &k : {keys::request(5), keys::paused(5, "e0r0"), keys::done(5, 0),
-                                 keys::landed(5, "e0r0"), keys::prepared(5, "e0r0"),
-                                 keys::outcome(5), keys::resumed(5, "e0r0"),
-                                 keys::aborted(5, "trainer0"), keys::verified(5, "e0r0"),
-                                 keys::metrics(5, 0)}) {
+    for (const std::string &k :
+         {keys::request(5), keys::paused(5, "e0r0"), keys::done(5, 0), keys::landed(5, "e0r0"),
+          keys::prepared(5, "e0r0"), keys::outcome(5), keys::resumed(5, "e0r0"),
+          keys::aborted(5, "trainer0"), keys::verified(5, "e0r0"), keys::metrics(5, 0)}) {
         EXPECT_TRUE(k.starts_with(keys::versionPrefix(5))) << k;
         EXPECT_FALSE(k.starts_with(keys::versionPrefix(50))) << k;
     }
 }
 
 TEST(ProtocolPoints, NamesRoundTripAndUnknownIsRefused) {
-    for (Point p : {Point::kBeforeRequest, Point::kPaused, Point::kConverting, Point::kWriting,
-                    Point::kDone, Point::kLanded, Point::kApplying, Point::kPrepared,
-                    Point::kResuming}) {
+    for (Point p :
+         {Point::kBeforeRequest, Point::kPaused, Point::kConverting, Point::kWriting, Point::kDone,
+          Point::kLanded, Point::kApplying, Point::kPrepared, Point::kResuming}) {
         EXPECT_EQ(parsePoint(pointName(p)), p);
     }
     expectThrows(Errc::kInvalidArgument, [] { (void)parsePoint("nowhere"); });

@@ -2,11 +2,11 @@
 // spinning), the single outcome of a version, liveness through the coordinator's last wills, and
 // the erasure of finished versions.
 
+#include "engine/protocol/session.h"
 #include "control/memory_store.h"
 #include "control/prefix_store.h"
 #include "control/tcp_store_client.h"
 #include "control/tcp_store_server.h"
-#include "engine/protocol/session.h"
 #include "support/expect_error.h"
 
 #include <gtest/gtest.h>
@@ -179,9 +179,8 @@ TEST(ProtocolSession, InitFailureEndsInitWaitsWithItsCode) {
     Session b(store, trainerName(1), kRoster);
     a.failInit(Errc::kMismatch, "trainer rank 0: layouts differ");
     b.failInit(Errc::kTimeout, "later failure");  // the first one wins
-    const auto thrown = thrownBy([&] {
-        (void)b.await({keys::trainerReady(0)}, in(10s), AbortOn{.init = true}, "ready");
-    });
+    const auto thrown = thrownBy(
+        [&] { (void)b.await({keys::trainerReady(0)}, in(10s), AbortOn{.init = true}, "ready"); });
     ASSERT_TRUE(thrown);
     EXPECT_EQ(thrown->code, Errc::kMismatch);
     EXPECT_NE(thrown->message.find("layouts differ"), std::string::npos) << thrown->message;
