@@ -173,6 +173,10 @@ void LocalJob::killCoordinator() {
 }
 
 void LocalJob::killAgent(const std::string &name, int signal) {
+    if (name == "coordinator") {
+        coordinator_.kill(signal);
+        return;
+    }
     auto it = agents_.find(name);
     check(it != agents_.end(), Errc::kNotFound, "no process named '{}'", name);
     it->second.kill(signal);

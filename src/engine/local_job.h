@@ -53,6 +53,7 @@ class LocalJob {
     /// The first failure supervise() saw ("" if none).
     [[nodiscard]] const std::string &failure() const { return failure_; }
     void killCoordinator();
+    /// Sends `signal` to the process `name` ("trainer0", "inference-e0r1", "coordinator").
     void killAgent(const std::string &name, int signal);
     [[nodiscard]] const std::string &logDir() const { return options_.log_dir; }
     /// Keeps a temporary log directory when the job is destroyed.

@@ -157,9 +157,23 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
     const std::string who = inferenceName(peer);
     work.at(Point::kBeforeRequest, version);
     // Between versions: the request may be a training step away.
-    (void)s.await({keys::request(version)}, Clock::now() + spec.step_timeout,
-                  AbortOn{.version = version, .newer_request = true, .cancelled = cancelled},
-                  fmt::format("{}: waiting for the request of version {}", who, version));
+    try {
+        (void)s.await({keys::request(version)}, Clock::now() + spec.step_timeout,
+                      AbortOn{.version = version, .newer_request = true, .cancelled = cancelled},
+                      fmt::format("{}: waiting for the request of version {}", who, version));
+    } catch (...) {
+        if (cancelled != nullptr && cancelled->load()) throw;  // the caller stops: no failure
+        // The version fails before it started here: this rank never paused and serves `held`.
+        const auto [code, what] = currentError();
+        const std::optional<Outcome> o = proposeAbort(s, version, code, what);
+        try {
+            s.publish(keys::aborted(version, who), Aborted{version, held, true, true, -1, what});
+        } catch (const Error &) {
+            // The coordinator itself may be gone.
+        }
+        if (o && !o->commit) throwAborted(s, version, *o, what);
+        throw;
+    }
     const auto deadline = Clock::now() + spec.step_timeout;
     const AbortOn on{.version = version};
     InferenceVersion r;
