@@ -14,6 +14,7 @@
 
 #include <sys/mman.h>
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -47,6 +48,13 @@ double memcpyGbps(size_t bytes) {
     return best;
 }
 
+constexpr const char *kUsage =
+    "Usage: bench_push_cpu [--steps N] [--model NAME] [--json-out FILE] [--bin WEIGHTSYNC]\n"
+    "  Pushes NAME (default glm5-medium) N times (default 3) between real processes over UCX\n"
+    "  shared memory in two topologies, next to a memcpy of the same bytes; prints a table and\n"
+    "  writes the figures with the command to FILE. WEIGHTSYNC: the weightsync tool (default\n"
+    "  ../../weightsync from this binary).\n";
+
 struct Config {
     std::string name;
     planner::TrainerMesh mesh;
@@ -63,10 +71,29 @@ int main(int argc, char **argv) {
     int steps = 3;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--model" && i + 1 < argc) model = argv[++i];
-        if (a == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
-        if (a == "--json-out" && i + 1 < argc) json_out = argv[++i];
-        if (a == "--bin" && i + 1 < argc) bin = argv[++i];
+        if (a == "-h" || a == "--help") {
+            fmt::print("{}", kUsage);
+            return 0;
+        }
+        if (i + 1 >= argc ||
+            (a != "--model" && a != "--steps" && a != "--json-out" && a != "--bin")) {
+            fmt::print(stderr, "bench_push_cpu: unknown option or missing value: '{}'\n{}", a,
+                       kUsage);
+            return 2;
+        }
+        const std::string value = argv[++i];
+        if (a == "--model") model = value;
+        if (a == "--json-out") json_out = value;
+        if (a == "--bin") bin = value;
+        if (a == "--steps") {
+            const auto [end, ec] =
+                std::from_chars(value.data(), value.data() + value.size(), steps);
+            if (ec != std::errc() || end != value.data() + value.size() || steps < 1) {
+                fmt::print(stderr, "bench_push_cpu: --steps must be an integer >= 1, got '{}'\n",
+                           value);
+                return 2;
+            }
+        }
     }
     const std::vector<Config> configs = {
         {"1 trainer -> 1 inference rank", {1, 1, 1}, {{1, 1, 1, {}}}},

@@ -132,7 +132,7 @@ void InferenceAgent::adoptExternalTensors() {
 }
 
 void InferenceAgent::init() {
-    spec_ = JobSpec::fromJson(json::parse(store_->wait(keys::spec(), std::chrono::seconds(60))));
+    spec_ = JobSpec::parse(store_->wait(keys::spec(), std::chrono::seconds(60)));
     layout_.emplace(faults_.model.empty() ? layout::resolveLayout(spec_.model, spec_.layers)
                                           : layout::resolveLayout(faults_.model));
     const layout::Layout &layout = *layout_;

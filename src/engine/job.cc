@@ -1,10 +1,61 @@
 #include "engine/job.h"
 
 #include "common/error.h"
+#include "layout/json_fields.h"
+#include "layout/limits.h"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <string_view>
 
 namespace weightsync::engine {
 
 using nlohmann::json;
+
+namespace {
+
+constexpr std::array<std::string_view, 4> kTransports{"auto", "ucx", "cuda_ipc", "inproc"};
+constexpr int64_t kMaxTimeoutMs = static_cast<int64_t>(limits::kMaxTimeoutSeconds * 1000);
+constexpr int64_t kMaxBytes = std::numeric_limits<int64_t>::max();
+constexpr int64_t kMaxModelLength = 4096;
+constexpr int64_t kMaxRetainVersions = 1 << 20;
+
+std::vector<int> gpuList(const jsonfields::Fields &f, std::string_view key) {
+    if (!f.has(key)) return {0};
+    const json &list = f.array(key, limits::kMaxGpuOrdinal + 1);
+    std::vector<int> out;
+    for (size_t i = 0; i < list.size(); ++i) {
+        out.push_back(static_cast<int>(jsonfields::integer(
+            list[i], fmt::format("{}[{}]", f.name(key), i), 0, limits::kMaxGpuOrdinal)));
+    }
+    return out;
+}
+
+planner::EngineSpec engineSpec(const json &j, size_t index) {
+    const jsonfields::Fields f(j, fmt::format("job spec: engines[{}]", index));
+    planner::EngineSpec e;
+    e.ranks = static_cast<int>(f.integer("ranks", 1, limits::kMaxInferenceRanks));
+    e.tp = static_cast<int>(f.integer("tp", 1, limits::kMaxInferenceRanks));
+    e.ep = static_cast<int>(f.integer("ep", 1, limits::kMaxInferenceRanks));
+    if (!f.has("expert_maps")) return e;
+    const json &maps = f.array("expert_maps", e.ranks);
+    for (size_t r = 0; r < maps.size(); ++r) {
+        const std::string where = fmt::format("{}[{}]", f.name("expert_maps"), r);
+        check(maps[r].is_array() && static_cast<int64_t>(maps[r].size()) <= limits::kMaxExperts,
+              Errc::kInvalidArgument, "{} must be a list of at most {} expert ids", where,
+              limits::kMaxExperts);
+        std::vector<int64_t> map;
+        for (size_t i = 0; i < maps[r].size(); ++i) {
+            map.push_back(jsonfields::integer(maps[r][i], fmt::format("{}[{}]", where, i), 0,
+                                              limits::kMaxExperts - 1));
+        }
+        e.expert_maps.push_back(std::move(map));
+    }
+    return e;
+}
+
+}  // namespace
 
 json JobSpec::toJson() const {
     json engines = json::array();
@@ -36,50 +87,95 @@ json JobSpec::toJson() const {
     return j;
 }
 
-JobSpec JobSpec::fromJson(const json &j) {
-    try {
-        JobSpec s;
-        s.model = j.at("model").get<std::string>();
-        if (j.contains("layers")) s.layers = j.at("layers").get<int64_t>();
-        const json &m = j.at("mesh");
-        s.mesh = {m.at("replicas").get<int>(), m.at("fsdp").get<int>(), m.at("ep").get<int>()};
-        for (const json &e : j.at("engines")) {
-            s.fleet.engines.push_back(
-                {e.at("ranks").get<int>(), e.at("tp").get<int>(), e.at("ep").get<int>(),
-                 e.value("expert_maps", std::vector<std::vector<int64_t>>{})});
-        }
-        s.planner.gather_threshold_bytes = j.at("gather_threshold_bytes").get<int64_t>();
-        s.planner.stage_bytes = j.value("stage_bytes", s.planner.stage_bytes);
-        s.pipeline = j.value("pipeline", true);
-        s.seed = j.at("seed").get<uint64_t>();
-        s.steps = j.at("steps").get<int>();
-        s.transport = j.at("transport").get<std::string>();
-        s.transport_options = j.value("transport_options", json());
-        s.verify = j.at("verify").get<bool>();
-        s.staging = j.value("staging", false);
-        s.device = j.value("device", std::string("cpu"));
-        s.trainer_gpus = j.value("trainer_gpus", std::vector<int>{0});
-        s.inference_gpus = j.value("inference_gpus", std::vector<int>{0});
-        check(s.device == "cpu" || s.device == "cuda", Errc::kInvalidArgument,
-              "job device must be cpu or cuda, got '{}'", s.device);
-        check(!s.trainer_gpus.empty() && !s.inference_gpus.empty(), Errc::kInvalidArgument,
-              "job needs at least one trainer GPU and one inference GPU");
-        s.init_timeout = std::chrono::milliseconds(j.at("init_timeout_ms").get<int64_t>());
-        s.step_timeout = std::chrono::milliseconds(j.at("step_timeout_ms").get<int64_t>());
-        s.liveness_ttl =
-            std::chrono::milliseconds(j.value("liveness_ttl_ms", s.liveness_ttl.count()));
-        s.retain_versions = j.value("retain_versions", s.retain_versions);
-        s.launcher_collects = j.value("launcher_collects", false);
-        check(s.liveness_ttl.count() > 0, Errc::kInvalidArgument,
-              "job liveness_ttl_ms must be positive, got {}", s.liveness_ttl.count());
-        check(s.retain_versions >= 1, Errc::kInvalidArgument,
-              "job retain_versions must be at least 1");
-        s.mesh.validate();
-        s.fleet.validate();
-        return s;
-    } catch (const json::exception &e) {
-        fail(Errc::kProtocol, "malformed job spec: {}", e.what());
+void JobSpec::validate() const {
+    check(!model.empty() && static_cast<int64_t>(model.size()) <= kMaxModelLength,
+          Errc::kInvalidArgument,
+          "job spec: 'model' must be a model name or layout file of 1 to {} "
+          "characters",
+          kMaxModelLength);
+    if (layers) {
+        check(*layers >= 1 && *layers <= limits::kMaxLayers, Errc::kInvalidArgument,
+              "job spec: 'layers' must be in [1, {}], got {}", limits::kMaxLayers, *layers);
     }
+    try {
+        mesh.validate();
+        fleet.validate();
+    } catch (const Error &e) {
+        throw jsonfields::inContext(e, "job spec");
+    }
+    check(planner.gather_threshold_bytes >= 0, Errc::kInvalidArgument,
+          "job spec: 'gather_threshold_bytes' must be >= 0, got {}",
+          planner.gather_threshold_bytes);
+    check(planner.stage_bytes >= 0, Errc::kInvalidArgument,
+          "job spec: 'stage_bytes' must be >= 0, got {}", planner.stage_bytes);
+    check(steps >= 1 && steps <= limits::kMaxSteps, Errc::kInvalidArgument,
+          "job spec: 'steps' must be in [1, {}], got {}", limits::kMaxSteps, steps);
+    check(std::find(kTransports.begin(), kTransports.end(), transport) != kTransports.end(),
+          Errc::kInvalidArgument, "job spec: 'transport' must be one of {}, got '{}'",
+          fmt::join(kTransports, ", "), transport);
+    check(transport_options.is_null() || transport_options.is_object(), Errc::kInvalidArgument,
+          "job spec: 'transport_options' must be a JSON object, got {}",
+          jsonfields::brief(transport_options));
+    check(device == "cpu" || device == "cuda", Errc::kInvalidArgument,
+          "job spec: 'device' must be cpu or cuda, got '{}'", device);
+    for (const auto &[name, gpus] :
+         {std::pair{"trainer_gpus", &trainer_gpus}, std::pair{"inference_gpus", &inference_gpus}}) {
+        check(!gpus->empty() && static_cast<int64_t>(gpus->size()) <= limits::kMaxGpuOrdinal + 1,
+              Errc::kInvalidArgument, "job spec: '{}' must list 1 to {} GPUs", name,
+              limits::kMaxGpuOrdinal + 1);
+        for (const int g : *gpus) {
+            check(g >= 0 && g <= limits::kMaxGpuOrdinal, Errc::kInvalidArgument,
+                  "job spec: '{}' has GPU {}, outside [0, {}]", name, g, limits::kMaxGpuOrdinal);
+        }
+    }
+    for (const auto &[name, timeout] :
+         {std::pair{"init_timeout_ms", init_timeout}, std::pair{"step_timeout_ms", step_timeout},
+          std::pair{"liveness_ttl_ms", liveness_ttl}}) {
+        check(timeout.count() >= 1 && timeout.count() <= kMaxTimeoutMs, Errc::kInvalidArgument,
+              "job spec: '{}' must be in [1, {}] ms, got {}", name, kMaxTimeoutMs, timeout.count());
+    }
+    check(retain_versions >= 1 && retain_versions <= kMaxRetainVersions, Errc::kInvalidArgument,
+          "job spec: 'retain_versions' must be in [1, {}], got {}", kMaxRetainVersions,
+          retain_versions);
+}
+
+JobSpec JobSpec::fromJson(const json &j) {
+    const jsonfields::Fields f(j, "job spec");
+    JobSpec s;
+    s.model = f.string("model", kMaxModelLength);
+    if (f.has("layers")) s.layers = f.integer("layers", 1, limits::kMaxLayers);
+    const jsonfields::Fields m(f.at("mesh"), "job spec: mesh");
+    s.mesh.replicas = static_cast<int>(m.integer("replicas", 1, limits::kMaxTrainerRanks));
+    s.mesh.fsdp = static_cast<int>(m.integer("fsdp", 1, limits::kMaxTrainerRanks));
+    s.mesh.ep = static_cast<int>(m.integer("ep", 1, limits::kMaxTrainerRanks));
+    const json &engines = f.array("engines", limits::kMaxInferenceRanks);
+    for (size_t i = 0; i < engines.size(); ++i)
+        s.fleet.engines.push_back(engineSpec(engines[i], i));
+    s.planner.gather_threshold_bytes = f.integer("gather_threshold_bytes", 0, kMaxBytes);
+    s.planner.stage_bytes = f.integer("stage_bytes", 0, kMaxBytes, s.planner.stage_bytes);
+    s.pipeline = f.boolean("pipeline", true);
+    s.seed = f.unsignedInteger("seed");
+    s.steps = static_cast<int>(f.integer("steps", 1, limits::kMaxSteps));
+    s.transport = f.string("transport", 64);
+    if (f.has("transport_options")) s.transport_options = f.at("transport_options");
+    s.verify = f.boolean("verify");
+    s.staging = f.boolean("staging", false);
+    s.device = f.string("device", "cpu", 64);
+    s.trainer_gpus = gpuList(f, "trainer_gpus");
+    s.inference_gpus = gpuList(f, "inference_gpus");
+    s.init_timeout = std::chrono::milliseconds(f.integer("init_timeout_ms", 1, kMaxTimeoutMs));
+    s.step_timeout = std::chrono::milliseconds(f.integer("step_timeout_ms", 1, kMaxTimeoutMs));
+    s.liveness_ttl = std::chrono::milliseconds(
+        f.integer("liveness_ttl_ms", 1, kMaxTimeoutMs, s.liveness_ttl.count()));
+    s.retain_versions = static_cast<uint64_t>(
+        f.integer("retain_versions", 1, kMaxRetainVersions, static_cast<int64_t>(s.retain_versions)));
+    s.launcher_collects = f.boolean("launcher_collects", false);
+    s.validate();
+    return s;
+}
+
+JobSpec JobSpec::parse(const std::string &text) {
+    return fromJson(jsonfields::parse(text, "job spec"));
 }
 
 }  // namespace weightsync::engine

@@ -43,7 +43,15 @@ struct JobSpec {
     bool launcher_collects = false;
 
     [[nodiscard]] nlohmann::json toJson() const;
+    /// Reads a spec strictly (integers exact and in range, known fields of the right type) and
+    /// validates it; throws Error(kInvalidArgument) naming the field.
     static JobSpec fromJson(const nlohmann::json &json);
+    /// fromJson of a JSON text as the store holds it (bad JSON is Error(kInvalidArgument) too).
+    static JobSpec parse(const std::string &text);
+    /// Checks every value against its range (layout/limits.h): timeouts > 0, a known transport
+    /// and device, a valid mesh and fleet, ... Throws Error(kInvalidArgument) naming the field.
+    /// Does not resolve the model: buildPlan(resolveLayout(model, layers), ...) does that.
+    void validate() const;
 };
 
 }  // namespace weightsync::engine

@@ -51,7 +51,7 @@ void TrainerAgent::failInit(const Error &e) {
 }
 
 void TrainerAgent::init() {
-    spec_ = JobSpec::fromJson(json::parse(store_->wait(keys::spec(), std::chrono::seconds(60))));
+    spec_ = JobSpec::parse(store_->wait(keys::spec(), std::chrono::seconds(60)));
     check(rank_ >= 0 && rank_ < spec_.mesh.ranks(), Errc::kInvalidArgument,
           "trainer rank {} outside the job's {} ranks", rank_, spec_.mesh.ranks());
     layout_.emplace(layout::resolveLayout(spec_.model, spec_.layers));

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "layout/builder.h"
+#include "layout/limits.h"
 
 #include <fmt/format.h>
 
@@ -26,8 +27,9 @@ DenseConfig denseConfig(std::string_view variant) {
 }
 
 Layout denseLayout(const DenseConfig &c) {
-    check(c.layers > 0 && c.heads % c.kv_heads == 0, Errc::kInvalidArgument,
-          "dense config '{}': bad layers or head counts", c.name);
+    check(c.layers > 0 && c.layers <= limits::kMaxLayers && c.kv_heads > 0 &&
+              c.heads % c.kv_heads == 0,
+          Errc::kInvalidArgument, "dense config '{}': bad layers or head counts", c.name);
     LayoutBuilder b(c.name);
     const DType bf16 = DType::kBF16;
     b.same("model.embed_tokens.weight", {c.vocab, c.hidden}, bf16, bf16, TpSplit::kRows);

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "layout/builder.h"
+#include "layout/limits.h"
 
 #include <fmt/format.h>
 
@@ -136,8 +137,10 @@ void addSparseMlp(LayoutBuilder &b, const Glm5Config &c, const std::string &p) {
 }  // namespace
 
 Layout glm5Layout(const Glm5Config &c) {
-    check(c.layers > 0 && c.first_dense >= 0 && c.first_dense <= c.layers, Errc::kInvalidArgument,
-          "GLM-5 config '{}': bad layer counts", c.name);
+    check(c.layers > 0 && c.layers <= limits::kMaxLayers && c.first_dense >= 0 &&
+              c.first_dense <= c.layers,
+          Errc::kInvalidArgument, "GLM-5 config '{}': bad layer counts ({} layers, {} dense)",
+          c.name, c.layers, c.first_dense);
     LayoutBuilder b(c.name);
     const DType bf16 = DType::kBF16;
     b.same("model.embed_tokens.weight", {c.vocab, c.hidden}, bf16, bf16, TpSplit::kRows);

@@ -1,8 +1,15 @@
 #include "layout/json_layout.h"
 
 #include "common/error.h"
+#include "layout/json_fields.h"
+#include "layout/limits.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 
 namespace weightsync::layout {
 
@@ -22,6 +29,8 @@ std::string_view convKindName(ConvKind kind) {
 }
 
 namespace {
+
+using jsonfields::Fields;
 
 constexpr std::string_view kFormat = "weightsync-layout/1";
 
@@ -48,104 +57,210 @@ std::string substitute(std::string text, int64_t layer) {
     return text;
 }
 
-// Calls fn(layer) once per layer the entry covers (once with -1 for untemplated entries).
-template <typename Fn>
-void forEachLayer(const json &entry, const std::string &name, int64_t num_layers,
-                  const std::string &where, Fn &&fn) {
-    if (name.find("{i}") == std::string::npos) {
-        check(!entry.contains("layers"), Errc::kInvalidArgument,
-              "{} '{}': 'layers' given but the name has no {{i}}", where, name);
-        fn(-1);
-        return;
-    }
-    int64_t begin = 0;
-    int64_t end = num_layers;
-    if (entry.contains("layers")) {
-        const json &range = entry.at("layers");
-        check(range.is_array() && range.size() == 2, Errc::kInvalidArgument,
-              "{} '{}': 'layers' must be [begin, end)", where, name);
-        begin = range[0].get<int64_t>();
-        end = range[1].get<int64_t>();
-    }
-    check(0 <= begin && begin <= end, Errc::kInvalidArgument, "{} '{}': bad layer range [{}, {})",
-          where, name, begin, end);
-    check(end > 0 || begin == end, Errc::kInvalidArgument,
-          "{} '{}': templated entry needs num_layers or layers", where, name);
-    for (int64_t i = begin; i < end; ++i) fn(i);
-}
-
 std::string nameAt(const std::string &name, int64_t layer) {
     return layer < 0 ? name : substitute(name, layer);
 }
 
+/// One entry of a section before expansion: its fields, its name template and the layers it
+/// covers ([-1, 0) for an untemplated entry: expanded once, with layer -1).
+struct Entry {
+    Fields fields;
+    std::string name;
+    int64_t begin = -1, end = 0;
+
+    [[nodiscard]] int64_t count() const { return end - begin; }
+};
+
+/// A section of the document: its key, the key naming an entry, and what an entry is called.
+struct Section {
+    std::string_view key, name_key, noun;
+};
+constexpr Section kSources{"sources", "name", "source"};
+constexpr Section kDestinations{"destinations", "name", "destination"};
+constexpr Section kRules{"rules", "dest", "rule for"};
+
+Entry readEntry(const nlohmann::json &e, const Section &section, size_t index,
+                std::optional<int64_t> num_layers) {
+    const Fields raw(e, fmt::format("{}[{}]", section.key, index));
+    const std::string name = raw.string(section.name_key, limits::kMaxNameLength);
+    Entry entry{Fields(e, fmt::format("{} '{}'", section.noun, name)), name};
+    const Fields &f = entry.fields;
+    if (name.find("{i}") == std::string::npos) {
+        check(!f.has("layers"), Errc::kInvalidArgument,
+              "{}: 'layers' given but the name has no {{i}}", f.where());
+        return entry;
+    }
+    check(num_layers || f.has("layers"), Errc::kInvalidArgument,
+          "{}: templated entry needs num_layers or layers", f.where());
+    entry.begin = 0;
+    entry.end = num_layers.value_or(0);
+    if (f.has("layers")) {
+        const nlohmann::json &range = f.at("layers");
+        check(range.is_array() && range.size() == 2, Errc::kInvalidArgument,
+              "{}: 'layers' must be [begin, end), got {}", f.where(), jsonfields::brief(range));
+        entry.begin =
+            jsonfields::integer(range[0], f.name("layers") + "[0]", 0, limits::kMaxLayers);
+        entry.end = jsonfields::integer(range[1], f.name("layers") + "[1]", 0, limits::kMaxLayers);
+    }
+    check(entry.begin <= entry.end, Errc::kInvalidArgument, "{}: bad layer range [{}, {})",
+          f.where(), entry.begin, entry.end);
+    return entry;
+}
+
+/// Reads a section's entries and checks, before anything is expanded, that the expansion stays
+/// within limits::kMaxTensors (weighted: a rule counts once per source it names).
+std::vector<Entry> readSection(const Fields &doc, const Section &section,
+                               std::optional<int64_t> num_layers) {
+    const nlohmann::json &list = doc.array(section.key, limits::kMaxTensors);
+    std::vector<Entry> entries;
+    entries.reserve(list.size());
+    int64_t expanded = 0;
+    for (size_t i = 0; i < list.size(); ++i) {
+        entries.push_back(readEntry(list[i], section, i, num_layers));
+        const Entry &e = entries.back();
+        int64_t weight = 1;
+        if (section.key == kRules.key) {
+            weight = std::max<int64_t>(
+                1, static_cast<int64_t>(e.fields.array("sources", limits::kMaxTensors).size()));
+        }
+        expanded += e.count() * weight;
+        check(expanded <= limits::kMaxTensors, Errc::kInvalidArgument,
+              "layout: '{}' expands to more than {} entries (at {}); the limit is documented in "
+              "docs/layout-format.md",
+              section.key, limits::kMaxTensors, e.fields.where());
+    }
+    return entries;
+}
+
+Shape shapeOf(const Fields &f) {
+    const nlohmann::json &dims = f.array("shape", limits::kMaxRank);
+    check(!dims.empty(), Errc::kInvalidArgument, "{} must have 1 to {} dimensions", f.name("shape"),
+          limits::kMaxRank);
+    Shape shape;
+    for (size_t i = 0; i < dims.size(); ++i) {
+        shape.push_back(jsonfields::integer(dims[i], fmt::format("{}[{}]", f.name("shape"), i), 1,
+                                            limits::kMaxDim));
+    }
+    return shape;
+}
+
+DType dtypeOf(const Fields &f) {
+    const std::string name = f.string("dtype", 64);
+    try {
+        return parseDType(name);
+    } catch (const Error &e) {
+        throw jsonfields::inContext(e, f.where());
+    }
+}
+
+std::vector<std::string> namesOf(const Fields &f, std::string_view key) {
+    const nlohmann::json &list = f.array(key, limits::kMaxTensors);
+    check(!list.empty(), Errc::kInvalidArgument, "{} must name at least one tensor", f.name(key));
+    std::vector<std::string> names;
+    for (size_t i = 0; i < list.size(); ++i) {
+        const nlohmann::json &v = list[i];
+        check(v.is_string() && !v.get_ref<const std::string &>().empty() &&
+                  static_cast<int64_t>(v.get_ref<const std::string &>().size()) <=
+                      limits::kMaxNameLength,
+              Errc::kInvalidArgument, "{}[{}] must be a tensor name, got {}", f.name(key), i,
+              jsonfields::brief(v));
+        names.push_back(v.get<std::string>());
+    }
+    return names;
+}
+
 }  // namespace
 
-Layout layoutFromJson(const json &doc) {
+Layout layoutFromJson(const nlohmann::json &doc) {
     try {
-        check(doc.is_object(), Errc::kInvalidArgument, "layout document must be a JSON object");
-        if (doc.contains("format")) {
-            check(doc.at("format").get<std::string>() == kFormat, Errc::kInvalidArgument,
-                  "unsupported layout format '{}' (expected '{}')",
-                  doc.at("format").get<std::string>(), kFormat);
+        const Fields top(doc, "layout");
+        top.allowOnly({"format", "name", "num_layers", "sources", "destinations", "rules"});
+        if (top.has("format")) {
+            const std::string format = top.string("format", 64);
+            check(format == kFormat, Errc::kInvalidArgument,
+                  "unsupported layout format '{}' (expected '{}')", format, kFormat);
         }
-        const std::string name = doc.value("name", std::string("custom"));
-        const int64_t num_layers = doc.value("num_layers", int64_t{0});
+        const std::string name = top.string("name", "custom", limits::kMaxNameLength);
+        std::optional<int64_t> num_layers;
+        if (top.has("num_layers")) num_layers = top.integer("num_layers", 0, limits::kMaxLayers);
 
         std::vector<SourceTensor> sources;
-        for (const json &e : doc.at("sources")) {
-            const std::string tmpl = e.at("name").get<std::string>();
-            forEachLayer(e, tmpl, num_layers, "source", [&](int64_t layer) {
-                sources.push_back({nameAt(tmpl, layer), e.at("shape").get<Shape>(),
-                                   parseDType(e.at("dtype").get<std::string>()),
-                                   e.value("fsdp_dim", 0), e.value("expert_dim", -1)});
-            });
+        for (const Entry &e : readSection(top, kSources, num_layers)) {
+            const Fields &f = e.fields;
+            f.allowOnly({"name", "shape", "dtype", "fsdp_dim", "expert_dim", "layers"});
+            const Shape shape = shapeOf(f);
+            const DType dtype = dtypeOf(f);
+            const auto fsdp_dim = static_cast<int>(f.integer("fsdp_dim", -1, 2, 0));
+            const auto expert_dim = static_cast<int>(f.integer("expert_dim", -1, 2, -1));
+            for (int64_t layer = e.begin; layer < e.end; ++layer) {
+                sources.push_back({nameAt(e.name, layer), shape, dtype, fsdp_dim, expert_dim});
+            }
         }
         std::vector<DestTensor> dests;
-        for (const json &e : doc.at("destinations")) {
-            const std::string tmpl = e.at("name").get<std::string>();
-            forEachLayer(e, tmpl, num_layers, "destination", [&](int64_t layer) {
-                dests.push_back({nameAt(tmpl, layer), e.at("shape").get<Shape>(),
-                                 parseDType(e.at("dtype").get<std::string>())});
-            });
+        for (const Entry &e : readSection(top, kDestinations, num_layers)) {
+            const Fields &f = e.fields;
+            f.allowOnly({"name", "shape", "dtype", "layers"});
+            const Shape shape = shapeOf(f);
+            const DType dtype = dtypeOf(f);
+            for (int64_t layer = e.begin; layer < e.end; ++layer) {
+                dests.push_back({nameAt(e.name, layer), shape, dtype});
+            }
         }
         std::vector<Conversion> conversions;
-        for (const json &e : doc.at("rules")) {
-            const std::string tmpl = e.at("dest").get<std::string>();
-            const std::string where = "rule for '" + tmpl + "'";
-            forEachLayer(e, tmpl, num_layers, "rule", [&](int64_t layer) {
+        for (const Entry &e : readSection(top, kRules, num_layers)) {
+            const Fields &f = e.fields;
+            f.allowOnly({"dest", "sources", "kind", "scale", "tp", "expert", "layers"});
+            const std::vector<std::string> parts = namesOf(f, "sources");
+            const ConvKind kind = parseKind(f.string("kind", "copy", 64), f.where());
+            const TpSplit tp = parseTp(f.string("tp", "replicated", 64), f.where());
+            const bool expert = f.boolean("expert", false);
+            std::string scale;
+            if (kind == ConvKind::kQuantizeFp8) {
+                scale = f.string("scale", limits::kMaxNameLength);
+            } else {
+                check(!f.has("scale"), Errc::kInvalidArgument,
+                      "{}: 'scale' is only for quantize_fp8 rules", f.where());
+            }
+            for (int64_t layer = e.begin; layer < e.end; ++layer) {
                 Conversion c;
-                c.dest = nameAt(tmpl, layer);
-                for (const json &s : e.at("sources")) {
-                    c.sources.push_back(nameAt(s.get<std::string>(), layer));
-                }
-                c.kind = parseKind(e.value("kind", std::string("copy")), where);
-                c.tp = parseTp(e.value("tp", std::string("replicated")), where);
-                c.expert = e.value("expert", false);
-                if (c.kind == ConvKind::kQuantizeFp8) {
-                    c.scale = nameAt(e.at("scale").get<std::string>(), layer);
-                }
+                c.dest = nameAt(e.name, layer);
+                for (const std::string &s : parts) c.sources.push_back(nameAt(s, layer));
+                c.kind = kind;
+                c.tp = tp;
+                c.expert = expert;
+                if (!scale.empty()) c.scale = nameAt(scale, layer);
                 conversions.push_back(std::move(c));
-            });
+            }
         }
         return Layout(name, std::move(sources), std::move(dests), std::move(conversions));
-    } catch (const json::exception &e) {
+    } catch (const nlohmann::json::exception &e) {
         fail(Errc::kInvalidArgument, "malformed layout document: {}", e.what());
     }
 }
 
 Layout loadLayoutFile(const std::string &path) {
-    std::ifstream in(path);
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    check(!ec && fs::exists(status), Errc::kNotFound, "cannot open layout file '{}'", path);
+    // Not a FIFO or a device: those could feed bytes forever.
+    check(fs::is_regular_file(status), Errc::kInvalidArgument,
+          "layout file '{}' is not a regular file", path);
+    const auto size = fs::file_size(path, ec);
+    check(!ec && static_cast<int64_t>(size) <= limits::kMaxLayoutFileBytes, Errc::kInvalidArgument,
+          "layout file '{}' is larger than the limit of {} bytes", path,
+          limits::kMaxLayoutFileBytes);
+    std::ifstream in(path, std::ios::binary);
     check(in.good(), Errc::kNotFound, "cannot open layout file '{}'", path);
-    json doc;
-    try {
-        in >> doc;
-    } catch (const json::exception &e) {
-        fail(Errc::kInvalidArgument, "layout file '{}' is not valid JSON: {}", path, e.what());
-    }
+    std::string text(static_cast<size_t>(size), '\0');
+    in.read(text.data(), static_cast<std::streamsize>(size));
+    check(in.gcount() == static_cast<std::streamsize>(size), Errc::kIo,
+          "cannot read layout file '{}'", path);
+    const nlohmann::json doc = jsonfields::parse(text, fmt::format("layout file '{}'", path));
     try {
         return layoutFromJson(doc);
     } catch (const Error &e) {
-        throw Error(e.code(), "layout file '" + path + "': " + e.what());
+        throw jsonfields::inContext(e, fmt::format("layout file '{}'", path));
     }
 }
 

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "layout/json_layout.h"
+#include "layout/limits.h"
 
 #include <xxhash.h>
 
@@ -39,12 +40,59 @@ Shape scaleShape(const Shape &shape, bool expert) {
     return {ceilDiv(e.r, kBlock), ceilDiv(e.c, kBlock)};
 }
 
+namespace {
+
+/// Bytes of a tensor of this shape, computed without overflow; throws naming the tensor when a
+/// dimension or the total is out of limits (see limits.h).
+int64_t checkedBytes(std::string_view kind, const std::string &name, const Shape &shape,
+                     DType dtype) {
+    check(!name.empty() && static_cast<int64_t>(name.size()) <= limits::kMaxNameLength,
+          Errc::kInvalidArgument, "{} tensor names must have 1 to {} characters, got {}", kind,
+          limits::kMaxNameLength, name.size());
+    check(!shape.empty() && static_cast<int64_t>(shape.size()) <= limits::kMaxRank,
+          Errc::kInvalidArgument, "{} tensor '{}' must have 1 to {} dimensions, has {}", kind, name,
+          limits::kMaxRank, shape.size());
+    auto bytes = static_cast<int64_t>(dtypeSize(dtype));
+    for (const int64_t d : shape) {
+        check(d >= 1 && d <= limits::kMaxDim, Errc::kInvalidArgument,
+              "{} tensor '{}' has shape {}: every dimension must be in [1, {}]", kind, name,
+              shapeString(shape), limits::kMaxDim);
+        check(bytes <= limits::kMaxTensorBytes / d, Errc::kInvalidArgument,
+              "{} tensor '{}' of shape {} is larger than the limit of {} bytes per tensor", kind,
+              name, shapeString(shape), limits::kMaxTensorBytes);
+        bytes *= d;
+    }
+    return bytes;
+}
+
+template <typename Tensor>
+void checkTensors(std::string_view kind, const std::string &layout,
+                  const std::vector<Tensor> &tensors) {
+    check(static_cast<int64_t>(tensors.size()) <= limits::kMaxTensors, Errc::kInvalidArgument,
+          "layout '{}' has {} {} tensors, more than the limit of {}", layout, tensors.size(), kind,
+          limits::kMaxTensors);
+    int64_t total = 0;
+    for (const Tensor &t : tensors) {
+        total += checkedBytes(kind, t.name, t.shape, t.dtype);
+        check(total <= limits::kMaxLayoutBytes, Errc::kInvalidArgument,
+              "the {} tensors of layout '{}' exceed the limit of {} bytes in all", kind, layout,
+              limits::kMaxLayoutBytes);
+    }
+}
+
+}  // namespace
+
 Layout::Layout(std::string name, std::vector<SourceTensor> sources, std::vector<DestTensor> dests,
                std::vector<Conversion> conversions)
     : name_(std::move(name)),
       sources_(std::move(sources)),
       dests_(std::move(dests)),
       conversions_(std::move(conversions)) {
+    checkTensors("source", name_, sources_);
+    checkTensors("destination", name_, dests_);
+    check(conversions_.size() <= dests_.size(), Errc::kInvalidArgument,
+          "layout '{}' has {} rules for {} destination tensors", name_, conversions_.size(),
+          dests_.size());
     for (size_t i = 0; i < sources_.size(); ++i) {
         check(source_index_.emplace(sources_[i].name, i).second, Errc::kInvalidArgument,
               "layout '{}': source tensor '{}' listed twice", name_, sources_[i].name);
@@ -96,6 +144,9 @@ void validateConversion(const Layout &layout, const Conversion &conv) {
           "conversion writes '{}', which is not a destination tensor", d);
     const DestTensor &dest = layout.dest(d);
     const Extent3 de = canonicalExtent(dest.shape, conv.expert);
+    check(!conv.expert || de.g <= limits::kMaxExperts, Errc::kInvalidArgument,
+          "expert destination '{}' has {} experts, more than the limit of {}", d, de.g,
+          limits::kMaxExperts);
     int64_t rows = 0;
     for (size_t i = 0; i < conv.sources.size(); ++i) {
         const std::string &s = conv.sources[i];

@@ -4,6 +4,7 @@
 #include "layout/dense.h"
 #include "layout/glm5.h"
 #include "layout/json_layout.h"
+#include "layout/limits.h"
 
 #include <fmt/format.h>
 
@@ -20,10 +21,13 @@ Layout resolveLayout(std::string_view model, std::optional<int64_t> layers) {
         check(!layers, Errc::kInvalidArgument, "--layers does not apply to a layout file");
         return loadLayoutFile(std::string(model.starts_with("file:") ? model.substr(5) : model));
     }
+    if (layers) {
+        check(*layers >= 1 && *layers <= limits::kMaxLayers, Errc::kInvalidArgument,
+              "--layers must be in [1, {}], got {}", limits::kMaxLayers, *layers);
+    }
     if (model.starts_with("glm5")) {
         Glm5Config c = glm5Config(model);
         if (layers) {
-            check(*layers > 0, Errc::kInvalidArgument, "--layers must be positive");
             c.layers = *layers;
             c.first_dense = std::min(c.first_dense, c.layers);
         }
@@ -31,10 +35,7 @@ Layout resolveLayout(std::string_view model, std::optional<int64_t> layers) {
     }
     if (model.starts_with("qwen3") || model.starts_with("llama")) {
         DenseConfig c = denseConfig(model);
-        if (layers) {
-            check(*layers > 0, Errc::kInvalidArgument, "--layers must be positive");
-            c.layers = *layers;
-        }
+        if (layers) c.layers = *layers;
         return denseLayout(c);
     }
     fail(Errc::kNotFound, "unknown model '{}'; built-in models: {}; or a layout file (*.json)",

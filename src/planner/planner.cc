@@ -1,6 +1,7 @@
 #include "planner/plan.h"
 
 #include "common/error.h"
+#include "layout/limits.h"
 #include "planner/geometry.h"
 
 #include <algorithm>
@@ -18,6 +19,7 @@ using layout::Layout;
 namespace {
 
 constexpr int64_t kBlock = 128;
+constexpr int64_t kMaxSlotAlignment = int64_t{1} << 20;
 
 struct Piece {
     uint32_t part = 0;
@@ -62,17 +64,35 @@ int64_t alignUp(int64_t v, int64_t a) {
     return (v + a - 1) / a * a;
 }
 
+/// Refuses, before any table is allocated, a job whose plan tables would be unreasonably large
+/// (limits::kMaxPlanCells; the layout and topology are each within their own limits already).
+void checkPlanSize(const Layout &layout, const TrainerMesh &mesh, const Fleet &fleet) {
+    int64_t peers = 0;
+    for (const EngineSpec &e : fleet.engines) peers += e.ranks;
+    const auto cells = [](int64_t a, int64_t b, std::string_view what) {
+        check(a * b <= limits::kMaxPlanCells, Errc::kInvalidArgument,
+              "{} ({} x {}) exceed the planner's limit of {}", what, a, b, limits::kMaxPlanCells);
+    };
+    const auto dests = static_cast<int64_t>(layout.dests().size());
+    const auto conversions = static_cast<int64_t>(layout.conversions().size());
+    cells(peers, dests, "inference ranks x destination tensors");
+    cells(mesh.ranks(), conversions, "trainer ranks x conversions");
+    cells(mesh.ranks(), peers, "trainer ranks x inference ranks");
+}
+
 class PlanBuilder {
   public:
     PlanBuilder(const Layout &layout, const TrainerMesh &mesh, const Fleet &fleet,
                 const PlannerOptions &options)
         : layout_(layout), mesh_(mesh), options_(options) {
         mesh.validate();
+        fleet.validate();
         check(options.gather_threshold_bytes >= 0 && options.slot_alignment > 0 &&
-                  options.stage_bytes >= 0,
+                  options.slot_alignment <= kMaxSlotAlignment && options.stage_bytes >= 0,
               Errc::kInvalidArgument,
               "bad planner options: gather threshold {}, slot alignment {}, stage bytes {}",
               options.gather_threshold_bytes, options.slot_alignment, options.stage_bytes);
+        checkPlanSize(layout, mesh, fleet);
         experts_ = layoutExperts(layout);
         plan_.layout_name = layout.name();
         plan_.layout_fingerprint = layout.fingerprint();
@@ -291,6 +311,9 @@ class PlanBuilder {
         const int64_t group_bytes = seg.rows * row_bytes + seg.block_rows * scale_row_bytes;
         const int64_t target = options_.stage_bytes;
         seg.first_chunk = static_cast<uint32_t>(chunks_.size());
+        check(groups >= 1 && seg.rows >= 1 && cols >= 1, Errc::kInternal,
+              "conversion {}: empty segment ({} experts x {} rows x {} columns)", seg.conversion,
+              groups, seg.rows, cols);
         if (target <= 0 || groups * group_bytes <= target || groups > 1) {
             seg.group_chunk =
                 target <= 0
@@ -340,6 +363,8 @@ class PlanBuilder {
                 const int64_t hi = std::min(pc.r1, g.part_hi[pc.part]);
                 for (int64_t a = lo; a < hi;) {
                     const int64_t b = std::min(hi, seg.chunkEnd(pc, a));
+                    check(b > a, Errc::kInternal, "conversion {}: chunk at row {} is empty",
+                          seg.conversion, a);
                     emitRows(rp, seg, pc, g, q, {gi, li, a, b});
                     a = b;
                 }

@@ -1,16 +1,22 @@
 #include "planner/topology.h"
 
 #include "common/error.h"
+#include "layout/limits.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <numeric>
+#include <set>
 
 namespace weightsync::planner {
 
 void TrainerMesh::validate() const {
     check(replicas >= 1 && fsdp >= 1 && ep >= 1, Errc::kInvalidArgument,
           "trainer mesh needs replicas, fsdp and ep >= 1 (got {}, {}, {})", replicas, fsdp, ep);
+    check(int64_t{replicas} * fsdp <= limits::kMaxTrainerRanks, Errc::kInvalidArgument,
+          "trainer mesh of {} replicas x FSDP {} exceeds the limit of {} trainer ranks", replicas,
+          fsdp, limits::kMaxTrainerRanks);
     check(fsdp % ep == 0, Errc::kInvalidArgument,
           "trainer EP degree {} must divide the FSDP shard degree {}", ep, fsdp);
 }
@@ -24,10 +30,17 @@ int64_t TrainerMesh::firstExpert(int rank, int64_t experts) const {
 
 void Fleet::validate() const {
     check(!engines.empty(), Errc::kInvalidArgument, "inference fleet has no engines");
+    check(static_cast<int64_t>(engines.size()) <= limits::kMaxInferenceRanks,
+          Errc::kInvalidArgument, "inference fleet has {} engines, more than the limit of {} ranks",
+          engines.size(), limits::kMaxInferenceRanks);
+    int64_t ranks = 0;
     for (size_t e = 0; e < engines.size(); ++e) {
         const EngineSpec &s = engines[e];
         check(s.ranks >= 1 && s.tp >= 1, Errc::kInvalidArgument,
-              "engine {}: ranks and tp must be >= 1", e);
+              "engine {}: ranks and tp must be >= 1, got ranks {} and tp {}", e, s.ranks, s.tp);
+        ranks += s.ranks;
+        check(ranks <= limits::kMaxInferenceRanks, Errc::kInvalidArgument,
+              "inference fleet exceeds the limit of {} ranks in all", limits::kMaxInferenceRanks);
         check(s.ranks % s.tp == 0, Errc::kInvalidArgument,
               "engine {}: TP {} does not divide its {} ranks", e, s.tp, s.ranks);
         check(s.ep == 1 || s.ep == s.ranks, Errc::kInvalidArgument,
@@ -36,11 +49,28 @@ void Fleet::validate() const {
         check(s.expert_maps.empty() || static_cast<int>(s.expert_maps.size()) == s.ranks,
               Errc::kInvalidArgument, "engine {}: {} expert maps for {} ranks", e,
               s.expert_maps.size(), s.ranks);
+        for (size_t r = 0; r < s.expert_maps.size(); ++r) {
+            const std::vector<int64_t> &map = s.expert_maps[r];
+            check(static_cast<int64_t>(map.size()) <= limits::kMaxExperts, Errc::kInvalidArgument,
+                  "engine {} rank {}: expert map of {} entries exceeds the limit of {} experts", e,
+                  r, map.size(), limits::kMaxExperts);
+            check(std::set<int64_t>(map.begin(), map.end()).size() == map.size(),
+                  Errc::kInvalidArgument, "engine {} rank {}: expert map lists an expert twice", e,
+                  r);
+        }
     }
 }
 
 std::vector<PeerSpec> fleetPeers(const Fleet &fleet, int64_t experts) {
     fleet.validate();
+    check(experts >= 0 && experts <= limits::kMaxExperts, Errc::kInvalidArgument,
+          "a model with {} experts is outside [0, {}]", experts, limits::kMaxExperts);
+    int64_t ranks = 0;
+    for (const EngineSpec &s : fleet.engines) ranks += s.ranks;
+    check(ranks * std::max<int64_t>(experts, 1) <= limits::kMaxPlanCells, Errc::kInvalidArgument,
+          "{} inference ranks x {} experts exceed the planner's limit of {} (rank, expert) "
+          "pairs",
+          ranks, experts, limits::kMaxPlanCells);
     std::vector<PeerSpec> peers;
     for (size_t e = 0; e < fleet.engines.size(); ++e) {
         const EngineSpec &s = fleet.engines[e];

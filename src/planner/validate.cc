@@ -34,6 +34,8 @@ class ReadyStages {
         };
         std::vector<Event> events;
         const auto add = [&](int64_t begin, int64_t end, uint32_t stage) {
+            check(begin < end, Errc::kInternal, "rank {}: a conversion op fills no bytes [{}, {})",
+                  rp.rank, begin, end);
             events.push_back({begin, true, stage});
             events.push_back({end, false, stage});
         };
@@ -41,6 +43,8 @@ class ReadyStages {
             add(op.offset, valuesEnd(op), op.stage);
             if (op.scale_offset >= 0) add(op.scale_offset, scalesEnd(op), op.stage);
         }
+        // Every range is non-empty, so a range's end sorts after its start and the stage it
+        // closes is open when it is reached.
         std::sort(events.begin(), events.end(),
                   [](const Event &a, const Event &b) { return a.at < b.at; });
         std::multiset<uint32_t> open;
@@ -49,9 +53,12 @@ class ReadyStages {
             for (; i < events.size() && events[i].at == at; ++i) {
                 if (events[i].open) {
                     open.insert(events[i].stage);
-                } else {
-                    open.erase(open.find(events[i].stage));
+                    continue;
                 }
+                const auto it = open.find(events[i].stage);
+                check(it != open.end(), Errc::kInternal,
+                      "rank {}: op ranges of stage {} do not nest", rp.rank, events[i].stage);
+                open.erase(it);
             }
             starts_.push_back(at);
             stages_.push_back(open.empty() ? -1 : static_cast<int64_t>(*open.rbegin()));

@@ -198,3 +198,64 @@ def test_a_corrected_retry_after_a_refusal_joins_the_job(coordinator: ws.Coordin
     finally:
         receiver.close(timeout=5)
         sender.close()
+
+
+def test_every_trainer_refusal_names_the_tensor(sharded_sender: ws.WeightSender) -> None:
+    """Issue 14: wrong dtype or shape, a missing, extra or non-contiguous tensor: each error
+    names the tensor (and the rank for whole-job problems)."""
+    cases = [
+        ({Q_B: torch.zeros(256, 128)}, "is fp32, the layout declares it bf16"),
+        ({Q_B: bf16(256, 128, 1)}, r"has shape \(256, 128, 1\)"),
+        ({Q_B: bf16(256)}, r"has shape \(256,\)"),
+        ({Q_B: bf16(128, 256).t()}, "is not contiguous"),
+        ({Q_B: bf16(256, 256)[:, :128]}, "is not contiguous"),
+        ({Q_B: ws.Shard(bf16(128, 128).t(), index=0, count=2)}, "is not contiguous"),
+    ]
+    for tensors, why in cases:
+        with pytest.raises(ws.WeightsyncError, match=f"'{Q_B}'.*{why}|{why}.*'{Q_B}'"):
+            sharded_sender.register(tensors)
+    with pytest.raises(ws.InvalidArgumentError,
+                       match="trainer rank 0: 2 tensors are not in layout 'glm5-tiny': "
+                             "model.extra, lm_head.bias"):
+        sharded_sender.register({"model.extra": bf16(4), "lm_head.bias": bf16(512)})
+
+
+@pytest.mark.xfail(strict=True, reason="a dtype the engine has no name for (float64, int32) is "
+                   "refused by parseDType in the set_shard binding before the tensor is named; "
+                   "trainer.py should compare it with the layout's dtype first")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int32])
+def test_trainer_refuses_foreign_dtypes_naming_the_tensor(sharded_sender: ws.WeightSender,
+                                                          dtype: torch.dtype) -> None:
+    with pytest.raises(ws.InvalidArgumentError, match=f"'{Q_B}'"):
+        sharded_sender.register({Q_B: torch.zeros(256, 128, dtype=dtype)})
+
+
+def test_trainer_missing_tensors_are_listed_by_name(coordinator: ws.Coordinator,
+                                                    job_id: str) -> None:
+    job(coordinator, job_id)
+    sender = ws.WeightSender(coordinator.address, job_id, rank=0)
+    tensors = {s.name: torch.zeros(tuple(s.shape), dtype={"bf16": torch.bfloat16,
+                                                          "fp32": torch.float32}[s.dtype])
+               for s in sender.layout.sources}
+    del tensors[Q_B]
+    del tensors[EXPERTS]
+    sender.register(tensors)
+    with pytest.raises(ws.InvalidArgumentError,
+                       match=f"trainer rank 0: 2 tensors of layout 'glm5-tiny' were not "
+                             f"registered: .*{Q_B}"):
+        sender.connect()
+
+
+def test_every_receiver_refusal_names_the_tensor(receiver: ws.WeightReceiver) -> None:
+    tensors = {t.name: ws.torch_interop.empty(t.shape, t.dtype) for t in receiver.expected}
+    for bad, why in ((torch.zeros(256, 128, dtype=torch.float64), "float64"),
+                     (torch.zeros(256, 129, dtype=torch.uint8), r"\[256, 129\]"),
+                     (torch.zeros(256, dtype=torch.uint8), r"\[256\]"),
+                     (torch.zeros(256, 256, dtype=torch.uint8)[:, :128], "is not contiguous")):
+        with pytest.raises(ws.WeightsyncError, match=f"'{Q_B_DEST}'.*{why}|{why}.*'{Q_B_DEST}'"):
+            receiver.register({**tensors, Q_B_DEST: bad})
+    with pytest.raises(ws.MismatchError, match=f"are missing: {Q_B_DEST}, {Q_B_SCALE}"):
+        receiver.register({n: t for n, t in tensors.items() if n not in (Q_B_DEST, Q_B_SCALE)})
+    with pytest.raises(ws.MismatchError, match="1 parameters are not in layout 'glm5-tiny': "
+                                               "model.extra"):
+        receiver.register({**tensors, "model.extra": bf16(2)}, strict=True)

@@ -9,8 +9,10 @@
 #include "control/tcp_store_client.h"
 #include "engine/inference_agent.h"
 #include "engine/trainer_agent.h"
+#include "layout/limits.h"
 #include "sim/faults.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/validators.h"
 
 #include <fmt/format.h>
 
@@ -60,21 +62,22 @@ void exitWithParent(int parent_pid, int signal) {
 }
 
 std::shared_ptr<control::Store> connectStore(const AgentArgs &a) {
-    const size_t colon = a.coordinator.rfind(':');
-    check(colon != std::string::npos, Errc::kInvalidArgument,
-          "--coordinator must be host:port, got '{}'", a.coordinator);
-    const std::string host = a.coordinator.substr(0, colon);
-    const int port = std::stoi(a.coordinator.substr(colon + 1));
+    const auto [host, port] = parseHostPort(a.coordinator, "--coordinator");
     auto client = std::make_shared<control::TcpStoreClient>(host, port, std::chrono::seconds(30));
     return std::make_shared<control::PrefixStore>(a.job, client);
 }
 
 void addCommon(CLI::App *cmd, AgentArgs &a) {
-    cmd->add_option("--coordinator", a.coordinator, "coordinator host:port")->capture_default_str();
-    cmd->add_option("--job", a.job, "job id (namespace in the coordinator)")->capture_default_str();
+    cmd->add_option("--coordinator", a.coordinator, "coordinator host:port")
+        ->check(hostPort())
+        ->capture_default_str();
+    cmd->add_option("--job", a.job, "job id (namespace in the coordinator)")
+        ->check(nonEmpty())
+        ->capture_default_str();
     cmd->add_flag("-v,--verbose", a.verbose, "log progress to stderr");
     cmd->add_option("--parent-pid", a.parent_pid,
-                    "end this process when the process of this pid (its launcher) ends");
+                    "end this process when the process of this pid (its launcher) ends")
+        ->check(integerIn(1, 1 << 30));
     cmd->add_option("--fault", a.fault_specs,
                     "testing: <point>@<version>:<kill|stop|stall=S|error>, e.g. landed@2:stop");
 }
@@ -88,11 +91,17 @@ void addAgentCommands(CLI::App &app) {
         auto port_file = std::make_shared<std::string>();
         auto parent_pid = std::make_shared<int>(0);
         CLI::App *cmd = app.add_subcommand("coordinator", "serve the control-plane store");
-        cmd->add_option("--host", *host, "address to bind")->capture_default_str();
-        cmd->add_option("--port", *port, "port (0 = any free port)")->capture_default_str();
-        cmd->add_option("--port-file", *port_file, "write the bound port to this file");
+        cmd->add_option("--host", *host, "address to bind")
+            ->check(nonEmpty())
+            ->capture_default_str();
+        cmd->add_option("--port", *port, "port (0 = any free port)")
+            ->check(integerIn(0, 65535))
+            ->capture_default_str();
+        cmd->add_option("--port-file", *port_file, "write the bound port to this file")
+            ->check(inExistingDirectory());
         cmd->add_option("--parent-pid", *parent_pid,
-                        "stop serving when the process of this pid (its launcher) ends");
+                        "stop serving when the process of this pid (its launcher) ends")
+            ->check(integerIn(1, 1 << 30));
         cmd->callback([host, port, port_file, parent_pid] {
             std::signal(SIGTERM, [](int) { g_stop = true; });
             std::signal(SIGINT, [](int) { g_stop = true; });
@@ -100,8 +109,11 @@ void addAgentCommands(CLI::App &app) {
             control::runCoordinator(*host, *port, g_stop, [&](int bound) {
                 if (!port_file->empty()) {
                     const std::string tmp = *port_file + ".tmp";
-                    std::ofstream(tmp) << bound << "\n";
-                    std::rename(tmp.c_str(), port_file->c_str());
+                    std::ofstream out(tmp);
+                    out << bound << "\n";
+                    out.close();
+                    check(out.good() && std::rename(tmp.c_str(), port_file->c_str()) == 0,
+                          Errc::kIo, "--port-file: cannot write '{}'", *port_file);
                 }
                 fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
             });
@@ -111,7 +123,9 @@ void addAgentCommands(CLI::App &app) {
         auto a = std::make_shared<AgentArgs>();
         CLI::App *cmd = app.add_subcommand("trainer", "run one trainer rank of a job");
         addCommon(cmd, *a);
-        cmd->add_option("--rank", a->rank, "trainer rank")->required();
+        cmd->add_option("--rank", a->rank, "trainer rank")
+            ->check(integerIn(0, limits::kMaxTrainerRanks - 1))
+            ->required();
         cmd->callback([a] {
             exitWithParent(a->parent_pid, SIGKILL);
             if (a->verbose) setLogLevel(spdlog::level::info);
@@ -130,10 +144,15 @@ void addAgentCommands(CLI::App &app) {
         auto a = std::make_shared<AgentArgs>();
         CLI::App *cmd = app.add_subcommand("inference", "run one inference rank of a job");
         addCommon(cmd, *a);
-        cmd->add_option("--engine", a->engine, "inference engine index")->required();
-        cmd->add_option("--rank", a->rank, "rank inside the engine")->required();
+        cmd->add_option("--engine", a->engine, "inference engine index")
+            ->check(integerIn(0, limits::kMaxInferenceRanks - 1))
+            ->required();
+        cmd->add_option("--rank", a->rank, "rank inside the engine")
+            ->check(integerIn(0, limits::kMaxInferenceRanks - 1))
+            ->required();
         cmd->add_option("--fault-die-at-version", a->faults.die_at_version,
-                        "testing: kill this process in the middle of that version's push");
+                        "testing: kill this process in the middle of that version's push")
+            ->check(integerIn(0, limits::kMaxSteps));
         cmd->add_option("--fault-model", a->faults.model,
                         "testing: serve this model's layout instead of the job's");
         cmd->add_option("--fault-shrink-tensor", a->faults.shrink_tensor,

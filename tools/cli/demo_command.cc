@@ -9,15 +9,20 @@
 #include "engine/metrics.h"
 #include "engine/protocol/keys.h"
 #include "engine/protocol/messages.h"
+#include "layout/limits.h"
 #include "planner/geometry.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/topology_options.h"
+#include "tools/cli/validators.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -124,14 +129,24 @@ int runDemo(const DemoArgs &a) {
     o.spec.staging = a.staging;
     o.spec.pipeline = !a.no_pipeline;
     o.spec.launcher_collects = true;  // it reads every version's results, then erases them
-    o.spec.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
+    o.spec.step_timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(std::ceil(a.timeout_s * 1000)));
     o.spec.init_timeout = o.spec.step_timeout;
     o.executable = selfExecutable();
     o.log_dir = a.log_dir;
     o.verbose = a.verbose;
     check(a.steps >= 1, Errc::kInvalidArgument, "--steps must be >= 1");
+    o.spec.validate();
     // Fail fast, with the planner's own message, on shapes the job could never run.
     (void)planner::buildPlan(a.topo.layout(), o.spec.mesh, o.spec.fleet, o.spec.planner);
+    if (!a.log_dir.empty()) {
+        // The one thing written before the job starts, and only once every other input passed.
+        std::error_code ec;
+        std::filesystem::create_directories(a.log_dir, ec);
+        check(!ec && ::access(a.log_dir.c_str(), W_OK | X_OK) == 0, Errc::kIo,
+              "--log-dir: cannot create or write '{}'{}", a.log_dir,
+              ec ? ": " + ec.message() : std::string());
+    }
     const int trainers = o.spec.mesh.ranks();
     int peers = 0;
     for (const auto &e : o.spec.fleet.engines) peers += e.ranks;
@@ -266,20 +281,26 @@ void addDemoCommand(CLI::App &app) {
     a->topo.inference_ep = 2;
     CLI::App *cmd = app.add_subcommand("demo", "run an end-to-end update on local processes");
     a->topo.add(*cmd);
-    cmd->add_option("--steps", a->steps, "weight versions to push")->capture_default_str();
+    cmd->add_option("--steps", a->steps, "weight versions to push")
+        ->check(integerIn(1, limits::kMaxSteps))
+        ->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the synthetic trainer weights")
+        ->check(unsignedInteger())
         ->capture_default_str();
     cmd->add_option("--transport", a->transport,
                     "data-plane backend: auto (CUDA-IPC between GPUs of one host, else UCX), ucx, "
                     "cuda_ipc")
+        ->check(CLI::IsMember({"auto", "ucx", "cuda_ipc"}))
         ->capture_default_str();
     cmd->add_option("--device", a->device, "where weights and slots live: cpu or cuda")
         ->check(CLI::IsMember({"cpu", "cuda"}))
         ->capture_default_str();
     cmd->add_option("--trainer-gpus", a->trainer_gpus, "GPUs of the trainer ranks (round robin)")
+        ->check(integerIn(0, limits::kMaxGpuOrdinal))
         ->capture_default_str();
     cmd->add_option("--inference-gpus", a->inference_gpus,
                     "GPUs of the inference ranks (round robin)")
+        ->check(integerIn(0, limits::kMaxGpuOrdinal))
         ->capture_default_str();
     cmd->add_option("--ucx-tls", a->ucx_tls, "UCX transports, e.g. posix,sysv,self or tcp,self");
     cmd->add_option("--transport-options", a->transport_options,
@@ -293,8 +314,10 @@ void addDemoCommand(CLI::App &app) {
     cmd->add_flag("--no-pipeline", a->no_pipeline,
                   "convert everything, then write everything (measures each phase alone)");
     cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")
+        ->check(timeoutSeconds())
         ->capture_default_str();
-    cmd->add_option("--log-dir", a->log_dir, "where each process writes its log");
+    cmd->add_option("--log-dir", a->log_dir, "where each process writes its log")
+        ->check(directoryPath());
     cmd->add_flag("-v,--verbose", a->verbose, "agents log progress");
     cmd->callback([a] {
         const int rc = runDemo(*a);

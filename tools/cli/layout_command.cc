@@ -2,8 +2,10 @@
 // or checks a layout file.
 
 #include "layout/json_layout.h"
+#include "layout/limits.h"
 #include "layout/registry.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/validators.h"
 
 #include <fmt/format.h>
 
@@ -24,8 +26,10 @@ void addLayoutCommand(CLI::App &app) {
     auto args = std::make_shared<LayoutArgs>();
     CLI::App *cmd = app.add_subcommand("layout", "print or check a model layout");
     cmd->add_option("--model", args->model, "built-in model or layout JSON file")
+        ->check(nonEmpty())
         ->capture_default_str();
-    cmd->add_option("--layers", args->layers, "override the layer count of a built-in model");
+    cmd->add_option("--layers", args->layers, "override the layer count of a built-in model")
+        ->check(integerIn(1, limits::kMaxLayers));
     cmd->add_flag("--summary", args->summary, "one line of counts instead of the JSON layout");
     cmd->callback([args] {
         const layout::Layout l = layout::resolveLayout(args->model, args->layers);

@@ -167,7 +167,7 @@ void registerControl(py::module_ &m) {
         .def("to_json", [](const JobSpec &s) { return s.toJson().dump(); })
         .def_static(
             "from_json",
-            [](const std::string &text) { return JobSpec::fromJson(nlohmann::json::parse(text)); },
+            [](const std::string &text) { return JobSpec::parse(text); },
             py::arg("text"))
         .def("validate", [](const JobSpec &s) {
             // The checks fromJson applies, so a bad spec fails where it is written.
@@ -185,8 +185,7 @@ void registerControl(py::module_ &m) {
     m.def(
         "read_job",
         [](control::Store &store, double timeout_s) {
-            return JobSpec::fromJson(nlohmann::json::parse(
-                store.wait(engine::protocol::keys::spec(), toMillis(timeout_s))));
+            return JobSpec::parse(store.wait(engine::protocol::keys::spec(), toMillis(timeout_s)));
         },
         py::arg("store"), py::arg("timeout"), py::call_guard<py::gil_scoped_release>(),
         "Waits for the job spec and returns it.");

@@ -9,6 +9,7 @@ a job id; every agent then connects to ``host:port`` with that id.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from . import _core
@@ -23,6 +24,36 @@ PeerSpec = _core.PeerSpec
 resolve_layout = _core.resolve_layout
 
 
+def _integer(name: str, value: Any, low: int, high: int = 2**31 - 1) -> int:
+    """`value` if it is an int (not a bool) in [low, high]; else a typed error naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _core.InvalidArgumentError(
+            f"job_spec: {name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < low:
+        raise _core.InvalidArgumentError(f"job_spec: {name} must be >= {low}, got {value}")
+    if value > high:
+        raise _core.InvalidArgumentError(f"job_spec: {name} must be <= {high}, got {value}")
+    return value
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A finite, positive number of seconds (the job spec's limit is checked in C++)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _core.InvalidArgumentError(
+            f"job_spec: {name} must be a number of seconds, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or value <= 0 or value * 1000 >= 2**62:
+        raise _core.InvalidArgumentError(
+            f"job_spec: {name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _string(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _core.InvalidArgumentError(
+            f"job_spec: {name} must be a non-empty string, got {value!r}")
+    return value
+
+
 def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
              trainer_ranks: int = 1, trainer_ep: int = 1, trainer_replicas: int = 1,
              engines: Union[int, Sequence[EngineSpec]] = 1, engine_ranks: int = 1,
@@ -32,7 +63,7 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
              verify: bool = False,
              seed: int = 1, init_timeout: float = 120.0,
              step_timeout: float = 300.0) -> JobSpec:
-    """Builds (and validates) a job spec.
+    """Builds and validates a job spec.
 
     model: a built-in layout (``weightsync.builtin_layouts()``) or a layout JSON file.
     trainer_ranks / trainer_ep / trainer_replicas: the trainer mesh (ranks = replicas x FSDP).
@@ -41,18 +72,46 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
     verify: inference ranks compare every byte with the reference
     conversion of the job's *synthetic* weights (seed) -- for tests of the C++ trainer;
     leave it off when trainers push their own tensors.
+
+    Every argument is checked here (InvalidArgumentError naming it), and so is the whole job:
+    the model must exist (NotFoundError) and the mesh and engines must be able to split it (the
+    plan is built once), so a bad spec fails where it is written, not in every agent.
     """
-    if trainer_replicas < 1 or trainer_ranks % trainer_replicas:
+    _string("model", model)
+    if layers is not None:
+        _integer("layers", layers, 1)
+    for name, value in (("trainer_ranks", trainer_ranks), ("trainer_ep", trainer_ep),
+                        ("trainer_replicas", trainer_replicas), ("engine_ranks", engine_ranks),
+                        ("engine_tp", engine_tp), ("engine_ep", engine_ep)):
+        _integer(name, value, 1)
+    if trainer_ranks % trainer_replicas:
         raise _core.InvalidArgumentError(
             f"trainer_replicas {trainer_replicas} must divide trainer_ranks {trainer_ranks}")
+    if isinstance(engines, (list, tuple)):
+        if not engines or not all(isinstance(e, EngineSpec) for e in engines):
+            raise _core.InvalidArgumentError(
+                f"job_spec: engines must be a count >= 1 or a non-empty list of EngineSpec, "
+                f"got {engines!r}")
+    else:
+        _integer("engines", engines, 1)
+        engines = [EngineSpec(ranks=engine_ranks, tp=engine_tp, ep=engine_ep)
+                   for _ in range(engines)]
+    _string("transport", transport)
+    if ucx_transports is not None:
+        _string("ucx_transports", ucx_transports)
+    _integer("gather_threshold_bytes", gather_threshold_bytes, 0, 2**63 - 1)
+    _integer("stage_bytes", stage_bytes, 0, 2**63 - 1)
+    if not isinstance(verify, bool):
+        raise _core.InvalidArgumentError(f"job_spec: verify must be True or False, got {verify!r}")
+    _integer("seed", seed, 0, 2**64 - 1)
+    _seconds("init_timeout", init_timeout)
+    _seconds("step_timeout", step_timeout)
+
     spec = JobSpec()
     spec.model = model
     spec.layers = layers
     spec.mesh = TrainerMesh(replicas=trainer_replicas, fsdp=trainer_ranks // trainer_replicas,
                             ep=trainer_ep)
-    if isinstance(engines, int):
-        engines = [EngineSpec(ranks=engine_ranks, tp=engine_tp, ep=engine_ep)
-                   for _ in range(engines)]
     spec.engines = list(engines)
     spec.transport = transport
     spec.transport_options = json.dumps({"transports": ucx_transports}) if ucx_transports else ""
@@ -63,6 +122,9 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
     spec.init_timeout = init_timeout
     spec.step_timeout = step_timeout
     spec.validate()
+    # The model exists and the topology can split it: the checks every agent would make.
+    _core.planned_gathers(resolve_layout(model, layers), spec.mesh, spec.engines,
+                          gather_threshold_bytes)
     return spec
 
 
