@@ -48,7 +48,7 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DWEIGHTSYNC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DPython_EXECUTABLE="$PY" \
     -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
 if [ "$MODE" = python ]; then  # the CLI (for the demo) and the Python package only
-    step build cmake --build build-gpu -j"$(nproc)" --target weightsync weightsync_python
+    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli weightsync_python
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
