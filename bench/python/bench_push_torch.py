@@ -28,6 +28,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -90,8 +91,9 @@ def trainer(cfg: dict) -> dict:
     rss0, _ = rss_gib()
     print("READY", flush=True)
     sys.stdin.readline()  # GO: the receiver has registered and is connecting
-    ws._core.set_log_level("info")  # the agents' start-up steps, timestamped, on stderr
+    ws._core.set_log_level("debug")  # the agents' start-up steps, timestamped, on stderr
     mark("trainer: register")
+    wall0 = time.time()
     t0 = time.perf_counter()
     sender.register(tensors)
     t1 = time.perf_counter()
@@ -109,7 +111,8 @@ def trainer(cfg: dict) -> dict:
         start = time.perf_counter()
         metrics.append(sender.push(version))
         pushes.append(time.perf_counter() - start)
-    return {"register_s": t1 - t0, "connect_s": t2 - t1, "push_s": pushes, "metrics": metrics,
+    return {"register_s": t1 - t0, "connect_s": t2 - t1, "register_wall": wall0,
+            "push_s": pushes, "metrics": metrics,
             "device": sender.device, "slot_bytes": sender.slot_bytes,
             "source_bytes": sum(t.numel() * t.element_size() for t in tensors.values()),
             "gpu_bytes_taken_by_register_connect": free0 - free1,
@@ -135,6 +138,7 @@ def receiver(cfg: dict) -> dict:
     t1 = time.perf_counter()
     print("REGISTERED", flush=True)
     mark("receiver: connect")
+    wall1 = time.time()
     rec.connect()
     t2 = time.perf_counter()
     mark("receiver: connected")
@@ -144,7 +148,8 @@ def receiver(cfg: dict) -> dict:
     bad = ws._core.compare_reference_cuda(rec.layout, rec.peer,
                                           [int(lookup[t.name].data_ptr()) for t in rec.expected],
                                           gpu, seed=rec.spec.seed, version=cfg["versions"])
-    return {"register_s": t1 - t0, "connect_s": t2 - t1, "device": rec.device,
+    return {"register_s": t1 - t0, "connect_s": t2 - t1, "connect_wall": wall1,
+            "device": rec.device,
             "hook_s": [r["hook_seconds"] for r in results],
             "checked_bytes": sum(t.bytes for t in rec.expected),
             "mismatched_bytes": sum(bad.values()),
@@ -184,18 +189,37 @@ def python_one_to_one(args: argparse.Namespace) -> dict:
     cfg = {"coordinator": coordinator.address, "job": job, "versions": args.versions}
     rec = spawn("receiver", {**cfg, "gpu": args.inference_gpu})
     tra = spawn("trainer", {**cfg, "gpu": args.trainer_gpu})
+    seen: dict[str, float] = {}  # when each start-up key appeared in the coordinator
+    done = threading.Event()
+
+    def watch() -> None:
+        store = coordinator.job_store(job)
+        while not done.is_set():
+            now = time.time()
+            for key, _ in store.list("init/"):
+                seen.setdefault(key, now)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
     try:
         expect(tra, "READY")
         expect(rec, "REGISTERED")
+        watcher.start()
         tra.stdin.write("GO\n")
         tra.stdin.flush()
         t = result_of(tra, 900)
         r = result_of(rec, 300)
     finally:
+        done.set()
         for p in (tra, rec):
             if p.poll() is None:
                 p.kill()
         coordinator.stop()
+    # Seconds after the trainer's register() began (the receiver's connect() began at
+    # receiver_connect_s on the same clock).
+    t["init_keys_s"] = {k: round(v - t["register_wall"], 4) for k, v in sorted(seen.items(),
+                                                                               key=lambda x: x[1])}
+    t["receiver_connect_s"] = round(r["connect_wall"] - t["register_wall"], 4)
     return {"trainer": t, "receiver": r}
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from . import _core
-from .dtensor import Shard, dtensor_piece, gather_whole, is_dtensor, local_of
+from .dtensor import Shard, dtensor_piece, full_tensor, gather_batches, is_dtensor, local_of
 from .errors import InvalidArgumentError, MismatchError, WeightsyncError
 from .torch_interop import TensorRef, check_tensor, check_unchanged, is_tensor, torch_module
 
@@ -100,6 +100,8 @@ class WeightSender:
         self._agent: Optional[_core.TrainerAgent] = None
         self._gathered: list[str] = []   # gathered on some rank: every rank joins, in this order
         self._needed: set[str] = set()   # gathered onto this rank
+        self._batches: list = []          # FSDP DTensors gathered through persistent buffers
+        self._batched_fulls: list[tuple] = []  # set_full arguments of those needed here
         self._device: Optional[int] = None if device is None else device_ordinal(device)
         self._device_owner = "the device= argument" if device is not None else ""
 
@@ -161,7 +163,7 @@ class WeightSender:
             gather, padded = value.gather, True
         elif is_dtensor(value):
             local, offset = dtensor_piece(name, value)
-            gather, padded = (lambda v=value, n=name: gather_whole([(n, v)])[n]), True
+            gather, padded = (lambda v=value: full_tensor(v)), True
         elif is_tensor(value):
             if tuple(value.shape) != tuple(source.shape):
                 raise InvalidArgumentError(
@@ -224,6 +226,16 @@ class WeightSender:
                         "rank (it is too small, or its shards are not FP8-block aligned, for "
                         "per-shard writes): register it as a DTensor, or as a weightsync.Shard "
                         "with gather=")
+            # Evenly sharded FSDP DTensors are gathered in one collective per process group
+            # into whole tensors allocated here once (the rest call full_tensor() per push).
+            self._batches, _ = gather_batches([(n, self._regs[n].value) for n in self._gathered
+                                               if is_dtensor(self._regs[n].value)])
+            for batch in self._batches:
+                for name, whole in batch.whole.items():
+                    if name in self._needed:
+                        ref = check_tensor(f"{name} (gathered)", whole)
+                        self._batched_fulls.append((name, ref.data_ptr, ref.dtype,
+                                                    list(ref.shape), ref.device))
         except WeightsyncError as e:
             self._fail_init(e)
             raise
@@ -244,12 +256,16 @@ class WeightSender:
         held = []
         try:
             self._check_unchanged()
-            # Collectives: every rank, same order (NCCL on GPUs). DTensors go in one batch.
-            dtensors = [(n, self._regs[n].value) for n in self._gathered
-                        if is_dtensor(self._regs[n].value)]
-            wholes = gather_whole(dtensors) if dtensors else {}
+            # Collectives: every rank, same order (NCCL on GPUs): the batches, then the others.
+            batched = set()
+            for batch in self._batches:
+                batched.update(batch.run())
+            for args in self._batched_fulls:
+                self._sources.set_full(*args)
             for name in self._gathered:
-                whole = wholes[name] if name in wholes else self._regs[name].gather()
+                if name in batched:
+                    continue
+                whole = self._regs[name].gather()
                 if name in self._needed:
                     held.append(whole)
                     self._set_full(name, whole)
@@ -293,6 +309,7 @@ class WeightSender:
         """Leaves the job and releases the slot buffers and registrations. Idempotent."""
         self._agent = None
         self._regs.clear()
+        self._batches, self._batched_fulls = [], []
 
     def __enter__(self) -> "WeightSender":
         return self
