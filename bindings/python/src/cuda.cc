@@ -31,6 +31,12 @@ namespace {
 
 using SourceTuple = std::tuple<uintptr_t, std::string, Shape>;  // (device pointer, dtype, shape)
 
+// Pointers arrive from Python as integers (tensor.data_ptr()).
+template <typename T>
+T *pointer(uintptr_t address) {
+    return reinterpret_cast<T *>(address);  // NOLINT(performance-no-int-to-ptr)
+}
+
 #if WEIGHTSYNC_HAVE_CUDA
 
 void syntheticFill(const layout::Layout &layout, const std::string &name, uint64_t seed,
@@ -47,8 +53,8 @@ void syntheticFill(const layout::Layout &layout, const std::string &name, uint64
     platform::DeviceGuard guard(device);
     platform::Stream stream(device);
     convert::syntheticFillCuda(layout, index, seed, version, expert ? offset : 0, expert ? n : 1,
-                               expert ? 0 : offset, expert ? e.r : n,
-                               reinterpret_cast<void *>(data), stream.get());
+                               expert ? 0 : offset, expert ? e.r : n, pointer<void>(data),
+                               stream.get());
     stream.synchronize();
 }
 
@@ -59,7 +65,7 @@ py::dict compareReference(const layout::Layout &layout, const planner::PeerSpec 
     check(seed.has_value() != sources.has_value(), Errc::kInvalidArgument,
           "compare_reference_cuda: give either seed (synthetic weights) or sources");
     std::vector<const std::byte *> pointers;
-    for (uintptr_t p : tensors) pointers.push_back(reinterpret_cast<const std::byte *>(p));
+    for (uintptr_t p : tensors) pointers.push_back(pointer<const std::byte>(p));
     std::vector<int64_t> bad;
     platform::DeviceGuard guard(device);
     platform::Stream stream(device);
@@ -76,7 +82,7 @@ py::dict compareReference(const layout::Layout &layout, const planner::PeerSpec 
             check(parseDType(dtype) == s.dtype && shape == s.shape, Errc::kInvalidArgument,
                   "reference input '{}' is {} {}, the layout's is {} {}", name, shapeString(shape),
                   dtype, shapeString(s.shape), dtypeName(s.dtype));
-            whole[layout.sourceIndex(name)] = reinterpret_cast<const void *>(data);
+            whole[layout.sourceIndex(name)] = pointer<const void>(data);
         }
         convert::CudaReference reference(layout, std::move(whole), device);
         py::gil_scoped_release release;
