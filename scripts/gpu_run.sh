@@ -8,7 +8,8 @@
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
 # Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
-#   CPU tests); check: GPU tests + demos; python: the CUDA-tensor Python test only; write: how
+#   CPU tests); check: GPU tests + demos; python: the PyTorch path only (CUDA-tensor Python
+#   tests, the FSDP2 torchrun test, the Python push benchmark next to the demo); write: how
 #   the push rate depends on size, streams, pieces and peers (the write-phase investigation).
 # WS_BUNDLE=1 packs everything but summary.{txt,json} into results.tgz (the device tool brings
 # back only a few files).
@@ -46,7 +47,11 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DWEIGHTSYNC_UCX_ROOT=/tmp/ucxwheel/libucx \
     -DWEIGHTSYNC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DPython_EXECUTABLE="$PY" \
     -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
-step build cmake --build build-gpu -j"$(nproc)"
+if [ "$MODE" = python ]; then  # the CLI (for the demo) and the Python package only
+    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli weightsync_python
+else
+    step build cmake --build build-gpu -j"$(nproc)"
+fi
 B=build-gpu
 IG=$((NGPU >= 2 ? 1 : 0))
 # The GLM-5 update at real dimensions (5 layers: 3 dense + 2 MoE, 30.2 GB per push), GPU0 ->
@@ -88,8 +93,19 @@ if [ "$MODE" = write ]; then
     exit 0
 fi
 step python_cuda env PYTHONPATH=build-gpu/python "$PY" -m pytest -v -p no:cacheprovider tests/python/test_cuda.py
+# The PyTorch path at GLM-5's real dimensions (4 layers: 3 dense + 1 MoE, 26 GB of trainer
+# tensors): a real FSDP2 trainer (torchrun, fully_shard, NCCL) into an engine on the same GPUs,
+# bit-exact every version; then the Python push next to the demo of the same shapes (the FSDP2
+# row reuses that run's timings).
+if [ "$NGPU" -ge 2 ]; then
+    step fsdp2 env PYTHONPATH=build-gpu/python "$PY" -m torch.distributed.run --nproc-per-node 2 \
+        tests/python/fsdp2_push.py --layers 4 --versions 5 --json-out "$OUT/fsdp2.json"
+    step bench_torch env PYTHONPATH=build-gpu/python "$PY" bench/python/bench_push_torch.py \
+        --build build-gpu --layers 4 --versions 5 --fsdp2-result "$OUT/fsdp2.json" \
+        --json-out "$OUT/push_torch.json"
+fi
 if [ "$MODE" = python ]; then
-    tail -20 "$LOG"
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
     exit 0
 fi
 step gpu_tests ctest --test-dir build-gpu -L gpu --output-on-failure --timeout 300

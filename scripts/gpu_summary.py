@@ -108,6 +108,33 @@ def main():
               f"max(convert alone {serial['convert_s']:.4f} s, write alone "
               f"{serial['write_s']:.4f} s) = {piped['total_s'] / alone:.3f} x "
               f"(serial update {serial['total_s']:.4f} s)")
+    torch_push = load(os.path.join(out, "push_torch.json"))
+    if torch_push:
+        print("\n  PyTorch push (bench/python/bench_push_torch.py): median push() over versions 2..")
+        for key, label in (("one_to_one", "1 -> 1, cuda:0 -> cuda:1"),
+                           ("fsdp2", "FSDP2 2 -> engine of 2, GPU0+1")):
+            r = torch_push.get(key)
+            if not r:
+                continue
+            if "error" in r:
+                print(f"    {label:<32} FAILED: {r['error'][:300]}")
+                continue
+            figures[f"python_push_{key}"] = {
+                k: r[k] for k in ("python_push_s", "demo_update_s", "ratio", "target_ratio",
+                                  "register_connect_s", "verified")}
+            print(f"    {label:<32} python {r['python_push_s']:.4f} s, demo "
+                  f"{r['demo_update_s']:.4f} s = {r['ratio']:.3f} x (target <= "
+                  f"{r['target_ratio']}), register+connect {r['register_connect_s']:.3f} s, "
+                  f"bit-exact {r['verified']}")
+        t = torch_push.get("one_to_one", {}).get("python", {}).get("trainer")
+        if t:
+            figures["python_trainer_memory"] = {
+                k: t[k] for k in ("slot_bytes", "gpu_bytes_taken_by_register_connect",
+                                  "host_rss_gib_before", "host_rss_gib_after",
+                                  "host_peak_rss_gib", "pinned_host_bytes")}
+            print(f"    trainer: slot arena {t['slot_bytes'] / 1e9:.2f} GB, GPU memory taken by "
+                  f"register+connect {t['gpu_bytes_taken_by_register_connect'] / 1e9:.2f} GB, "
+                  f"host RSS {t['host_rss_gib_before']:.2f} -> {t['host_rss_gib_after']:.2f} GiB")
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump({"command": "bash scripts/gpu_run.sh " + os.environ.get("MODE", "?"),
                    "host": host(out), "steps": dict(zip(names, states)), "figures": figures},

@@ -27,6 +27,9 @@ class SourceProvider {
     [[nodiscard]] virtual SourceShard shard(uint32_t index) const = 0;
     /// The whole tensor, for sources the plan gathers onto this rank (FSDP full_tensor()).
     [[nodiscard]] virtual SourceShard full(uint32_t index) const = 0;
+    /// Where every pointer this provider hands out lives: -1 host memory, else the CUDA device
+    /// ordinal. The trainer converts there (engine::makeTrainerCompute).
+    [[nodiscard]] virtual int device() const { return -1; }
 };
 
 }  // namespace weightsync::convert

@@ -61,7 +61,9 @@ int64_t verifyHostTensors(const layout::Layout &layout, const planner::PeerSpec 
                           uint64_t seed, uint64_t version, const std::vector<std::byte *> &tensors,
                           int64_t &checked);
 
-/// `external`: the caller's weights (nullptr = synthetic weights of spec.seed).
+/// `external`: the caller's weights (nullptr = synthetic weights of spec.seed). Where they live
+/// (external->device()) picks the compute: CUDA on their GPU, or the CPU; synthetic weights
+/// follow spec.device. Without CUDA in this build, device weights throw Errc::kUnsupported.
 std::unique_ptr<TrainerCompute> makeTrainerCompute(
     const JobSpec &spec, const layout::Layout &layout, int rank, const planner::RankPlan &plan,
     std::shared_ptr<const convert::SourceProvider> external);

@@ -155,10 +155,13 @@ int inferenceGpu(const JobSpec &spec, int peer) {
 std::unique_ptr<TrainerCompute> makeTrainerCompute(
     const JobSpec &spec, const layout::Layout &layout, int rank, const planner::RankPlan &plan,
     std::shared_ptr<const convert::SourceProvider> external) {
-    if (spec.device == "cuda") {
+    // The caller's weights decide where this rank computes: tensors in GPU memory convert on
+    // that GPU into a device slot arena, host tensors on the CPU. Synthetic weights follow the
+    // job's device.
+    const int gpu = external ? external->device() : trainerGpu(spec, rank);
+    if (gpu >= 0) {
 #if WEIGHTSYNC_HAVE_CUDA
-        return makeCudaTrainerCompute(spec, layout, rank, plan, std::move(external),
-                                      trainerGpu(spec, rank));
+        return makeCudaTrainerCompute(spec, layout, rank, plan, std::move(external), gpu);
 #else
         noCuda();
 #endif

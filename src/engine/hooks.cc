@@ -40,7 +40,11 @@ MlaAbsorbHook::MlaAbsorbHook(int64_t nope, int64_t v_head) : nope_(nope), v_head
 MlaAbsorbHook::~MlaAbsorbHook() = default;
 
 bool MlaAbsorbHook::supportsDevice() const {
-    return WEIGHTSYNC_HAVE_CUDA != 0;
+#if WEIGHTSYNC_HAVE_CUDA
+    return true;
+#else
+    return false;  // (the macro is undefined in CPU-only builds: no expression may use it)
+#endif
 }
 
 void MlaAbsorbHook::derive(const std::byte *weight, const std::byte *scales, int64_t rows,
@@ -79,7 +83,8 @@ void MlaAbsorbHook::afterUpdateDevice(const LocalWeights &weights,
                                       const std::vector<const layout::DestTensor *> &layers) {
 #if WEIGHTSYNC_HAVE_CUDA
     const std::string suffix = "self_attn.kv_b_proj.weight";
-    const int device = platform::currentDevice();
+    const int device = weights.device >= 0 ? weights.device : platform::currentDevice();
+    const platform::DeviceGuard guard(device);  // the serving thread may be on another GPU
     if (!device_) device_ = std::make_unique<DeviceOutputs>();
     device_->w_uv.resize(layers.size());
     device_->w_uk_t.resize(layers.size());

@@ -17,7 +17,8 @@ struct LocalWeights {
     const layout::Layout *layout = nullptr;
     std::vector<planner::LocalTensor> tensors;
     std::vector<std::byte *> data;
-    bool on_device = false;  // data are CUDA device pointers (of the current device)
+    bool on_device = false;  // data are CUDA device pointers
+    int device = -1;         // their GPU (-1: the current device)
 
     [[nodiscard]] const std::byte *find(const std::string &name) const;
     [[nodiscard]] const planner::LocalTensor &info(const std::string &name) const;

@@ -119,8 +119,15 @@ void InferenceAgent::adoptExternalTensors() {
                   "inference {}: verification reads destination tensors on the CPU, but '{}' is "
                   "in device memory (run the job with verify off)",
                   peer_.name, t.name);
+            const ExternalTensor &first = external_.front();
+            check(t.kind == first.kind && t.device == first.device, Errc::kInvalidArgument,
+                  "inference {}: '{}' is on device {}, but '{}' is on device {} (-1: host): a "
+                  "rank's tensors must all live on one device",
+                  peer_.name, t.name, t.device, first.name, first.device);
             weights_.data.push_back(t.data);
         }
+        weights_.on_device = external_.front().kind == transport::MemoryKind::kCuda;
+        weights_.device = external_.front().device;
     } catch (const Error &e) {
         // Nobody else can see this failure: fail init for every agent rather than let them wait.
         try {
@@ -194,8 +201,18 @@ void InferenceAgent::init() {
             regions_.emplace_back();
             for (size_t i = 0; i < external_.size(); ++i) {
                 const ExternalTensor &t = external_[i];
-                regions_.back().push_back(b->registerMemory(
-                    t.data, static_cast<size_t>(weights_.tensors[i].bytes), t.kind, t.device));
+                try {
+                    regions_.back().push_back(b->registerMemory(
+                        t.data, static_cast<size_t>(weights_.tensors[i].bytes), t.kind, t.device));
+                } catch (const Error &e) {
+                    const Error named(e.code(), fmt::format("inference {}: registering '{}': {}",
+                                                            peer_.name, t.name, e.what()));
+                    try {
+                        (void)store_->compareSet(keys::initFailed(), std::nullopt, named.what());
+                    } catch (const Error &) {
+                    }
+                    throw named;
+                }
             }
         }
         for (size_t i = 0; i < external_.size(); ++i) {
@@ -204,9 +221,19 @@ void InferenceAgent::init() {
         }
     }
     for (auto &b : backends_) b->startProgressThread();
-    // The built-in hooks compute on the CPU from host copies of their inputs; with the caller's
-    // device tensors the caller's after_update does that work.
-    if (!on_device || memory_) hooks_ = hooksFor(spec_.model);
+    // The built-in hooks (GLM-5's MLA absorb) run on the GPU for device weights, the agent's own
+    // or the caller's; a hook that needs host memory reads host copies of the agent's own arena
+    // and is left to the caller's after_update for the caller's device tensors.
+    hooks_ = hooksFor(spec_.model);
+    if (on_device && !memory_) {
+        std::erase_if(hooks_, [&](const std::unique_ptr<UpdateHook> &h) {
+            if (h->supportsDevice()) return false;
+            logger("inference")
+                ->warn("{}: hook {} needs host memory; it does not run on device tensors",
+                       peer_.name, h->name());
+            return true;
+        });
+    }
 
     InferenceHello hello{peer_, layout.fingerprint(), weights_.tensors};
     store_->set(keys::inferenceHello(peer_.name), hello.toJson().dump());
@@ -266,12 +293,14 @@ int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) const {
 }
 
 LocalWeights InferenceAgent::hookWeights(std::vector<std::vector<std::byte>> &storage) {
+    // The caller's tensors (weights_ says where they live; init() kept device-capable hooks only).
     if (!memory_ || memory_->live().kind() == transport::MemoryKind::kHost) return weights_;
     const bool all_device = std::all_of(hooks_.begin(), hooks_.end(),
                                         [](const auto &h) { return h->supportsDevice(); });
     if (all_device) {
         LocalWeights device = weights_;  // device pointers: the hooks run on the GPU
         device.on_device = true;
+        device.device = memory_->live().device();
         return device;
     }
     LocalWeights host = weights_;

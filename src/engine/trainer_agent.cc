@@ -29,8 +29,8 @@ TrainerAgent::Link &TrainerAgent::link(const std::string &name) {
     auto it = links_.find(name);
     if (it != links_.end()) return it->second;
     Link l;
-    l.backend = transport::makeBackend(name, backendOptions(spec_, name, trainerGpu(spec_, rank_)));
-    Arena &arena = compute_->arena();
+    Arena &arena = compute_->arena();  // on the GPU of the rank's weights, or in host memory
+    l.backend = transport::makeBackend(name, backendOptions(spec_, name, arena.device()));
     if (arena.size() > 0) {  // ranks of other HSDP replicas write nothing
         l.region =
             l.backend->registerMemory(arena.data(), arena.size(), arena.kind(), arena.device());

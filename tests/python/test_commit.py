@@ -53,7 +53,8 @@ def test_a_failing_hook_on_one_rank_fails_the_version_everywhere(coordinator: ws
             # Written in place (no staging): the live weights hold version 2's bytes, so
             # neither rank goes back to serving; both stay paused.
             assert aborted["held"] == 1 and not aborted["serving"], (peer, aborted)
-        assert good_hooks == [1, 2]  # the good rank applied version 2, then learned it failed
+        # The good rank applied version 2 and then learned that it failed, or learned it first.
+        assert good_hooks in ([1], [1, 2])
         out = trainer.result()
         assert out["versions"] == [1] and not out["ok"]
         assert "process_weights_after_loading failed" in out["error"]

@@ -4,6 +4,8 @@ that wait for it name it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -220,9 +222,6 @@ def test_every_trainer_refusal_names_the_tensor(sharded_sender: ws.WeightSender)
         sharded_sender.register({"model.extra": bf16(4), "lm_head.bias": bf16(512)})
 
 
-@pytest.mark.xfail(strict=True, reason="a dtype the engine has no name for (float64, int32) is "
-                   "refused by parseDType in the set_shard binding before the tensor is named; "
-                   "trainer.py should compare it with the layout's dtype first")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.int32])
 def test_trainer_refuses_foreign_dtypes_naming_the_tensor(sharded_sender: ws.WeightSender,
                                                           dtype: torch.dtype) -> None:
@@ -259,3 +258,72 @@ def test_every_receiver_refusal_names_the_tensor(receiver: ws.WeightReceiver) ->
     with pytest.raises(ws.MismatchError, match="1 parameters are not in layout 'glm5-tiny': "
                                                "model.extra"):
         receiver.register({**tensors, "model.extra": bf16(2)}, strict=True)
+
+
+def test_a_trainer_rank_keeps_its_tensors_on_one_device(coordinator: ws.Coordinator,
+                                                        job_id: str) -> None:
+    # The core's own check (the Python package checks the torch devices first): pieces are not
+    # dereferenced when they are set, so device ordinals can be declared here without a GPU.
+    job(coordinator, job_id)
+    layout = ws.resolve_layout("glm5-tiny")
+    sources = ws._core.TensorSources(layout, ws.TrainerMesh(), 0)
+    held = {s.name: torch.zeros(tuple(s.shape), dtype=torch.bfloat16 if s.dtype == "bf16"
+                                else torch.float32) for s in layout.sources}
+    first, second = layout.sources[0], layout.sources[1]
+    assert sources.device == -1
+    sources.set_shard(first.name, held[first.name].data_ptr(), first.dtype, list(first.shape),
+                      0, 0)
+    assert sources.device == 0
+    with pytest.raises(ws.InvalidArgumentError,
+                       match=f"trainer tensor '{second.name}' is on the CPU, but "
+                             f"'{first.name}' of this rank is on cuda:0"):
+        sources.set_shard(second.name, held[second.name].data_ptr(), second.dtype,
+                          list(second.shape), 0, -1)
+    with pytest.raises(ws.InvalidArgumentError,
+                       match=f"gathered tensor '{second.name}' is on cuda:1, but this rank's "
+                             "tensors are on cuda:0"):
+        sources.set_full(second.name, held[second.name].data_ptr(), second.dtype,
+                         list(second.shape), 1)
+
+
+def test_an_inference_rank_keeps_its_tensors_on_one_device(coordinator: ws.Coordinator,
+                                                           job_id: str) -> None:
+    job(coordinator, job_id)
+    receiver = ws.WeightReceiver(coordinator.address, job_id)
+    tensors = {t.name: ws.torch_interop.empty(t.shape, t.dtype) for t in receiver.expected}
+    refs = [ws.torch_interop.check_tensor(t.name, tensors[t.name], expected_dtype=t.dtype)
+            for t in receiver.expected]
+    core = [r.as_core_tuple() for r in refs]
+    name, pointer, shape, dtype, _ = core[1]
+    core[1] = (name, pointer, shape, dtype, 0)  # declared on GPU 0 (never touched: refused first)
+    agent = ws._core.InferenceAgent(receiver._store, 0, 0, core, None)
+    with pytest.raises(ws.InvalidArgumentError,
+                       match=f"'{name}' is on device 0, but '{core[0][0]}' is on device -1"):
+        agent.init()
+
+
+def test_a_parameter_replaced_in_the_module_is_caught(coordinator: ws.Coordinator,
+                                                      job_id: str) -> None:
+    job(coordinator, job_id)
+    sender = ws.WeightSender(coordinator.address, job_id, rank=0)
+    model = nested_module({s.name: torch.zeros(tuple(s.shape), dtype=torch.bfloat16
+                                               if s.dtype == "bf16" else torch.float32)
+                           for s in sender.layout.sources})
+    sender.register(model)
+    sender._check_unchanged()
+    *path, leaf = Q_B.split(".")
+    owner = model.get_submodule(".".join(path))
+    setattr(owner, leaf, torch.nn.Parameter(torch.zeros(256, 128, dtype=torch.bfloat16)))
+    with pytest.raises(ws.MismatchError, match=f"'{Q_B}' changed since it was registered"):
+        sender._check_unchanged()
+    delattr(owner, leaf)
+    with pytest.raises(ws.MismatchError, match=f"'{Q_B}' .* is no longer in the registered"):
+        sender._check_unchanged()
+
+
+def test_auto_jobs_keep_ucx_options_under_its_name() -> None:
+    spec = ws.job_spec(ucx_transports="posix,sysv,self")
+    assert spec.transport == "auto"
+    assert json.loads(spec.transport_options) == {"ucx": {"transports": "posix,sysv,self"}}
+    spec = ws.job_spec(transport="ucx", ucx_transports="tcp,self")
+    assert json.loads(spec.transport_options) == {"transports": "tcp,self"}

@@ -1,9 +1,11 @@
 """One trainer rank in its own process, driven by the pytest cases in this folder.
 
 Usage: trainer_process.py '<json config>'. Config keys: coordinator, job, rank, versions,
-seed, values ("random" | "synthetic"), sharding ("whole" | "mixed"), realloc_at (a version
-before whose push one tensor is re-allocated, to test the identity check). Prints one JSON
-line: {"ok": ..., "versions": [...], "metrics": [...], "error_type": ..., "error": ...}.
+seed, values ("random" | "synthetic"), sharding ("whole" | "mixed"), device ("cpu" or
+"cuda:N": where the trainer holds its tensors, and where gathers return them), realloc_at (a
+version before whose push one tensor is re-allocated, to test the identity check),
+gather_to_cpu (gathers return CPU tensors on a CUDA rank: refused). Prints one JSON line:
+{"ok": ..., "versions": [...], "metrics": [...], "device": ..., "error_type": ..., "error": ...}.
 """
 
 from __future__ import annotations
@@ -63,14 +65,17 @@ class FakeDTensor:
         return self._full()
 
 
-def piece(full: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+def piece(full: torch.Tensor, start: int, stop: int, device: str) -> torch.Tensor:
     # A piece with its own storage, as FSDP2 allocates shards (a slice view would be refused).
-    return full[start:stop].clone()
+    return full[start:stop].clone().to(device)
 
 
 def main() -> int:
     cfg = json.loads(sys.argv[1])
     rank, seed = cfg["rank"], cfg.get("seed", 7)
+    device = cfg.get("device", "cpu")
+    if device != "cpu":
+        torch.cuda.set_device(torch.device(device))
     sender = ws.WeightSender(cfg["coordinator"], cfg["job"], rank)
     layout, mesh = sender.layout, sender.spec.mesh
     if cfg.get("values") == "synthetic":
@@ -79,7 +84,12 @@ def main() -> int:
     else:
         def generate(v: int) -> dict[str, torch.Tensor]:
             return trainer_weights(layout, seed, v)
-    make = functools.lru_cache(maxsize=2)(generate)
+    gathered_on = "cpu" if cfg.get("gather_to_cpu") else device
+
+    @functools.lru_cache(maxsize=2)
+    def make(v: int) -> dict[str, torch.Tensor]:
+        return {n: t.to(gathered_on) for n, t in generate(v).items()}
+
     current = {"version": 1}
     full = make(1)
     held: dict[str, torch.Tensor] = {}  # name -> the tensor the optimizer updates in place
@@ -89,31 +99,26 @@ def main() -> int:
         start, stop = sender.owned(s.name)
         whole = lambda name=s.name: make(current["version"])[name]  # noqa: E731
         if cfg.get("sharding", "whole") == "whole" or (start, stop) == (0, s.shape[0]):
-            held[s.name] = full[s.name].clone()
+            held[s.name] = full[s.name].clone().to(device)
             registered[s.name] = held[s.name]
         elif s.expert:
             # FSDP2 + EP: experts sharded over the EP mesh dim, then over the rest (torchtitan).
-            held[s.name] = piece(full[s.name], start, stop)
+            held[s.name] = piece(full[s.name], start, stop, device)
             registered[s.name] = FakeDTensor(
                 held[s.name], (FakePlacement(0), FakePlacement(0)),
                 FakeMesh([f % mesh.ep, f // mesh.ep], [mesh.ep, mesh.fsdp // mesh.ep]),
                 tuple(s.shape), whole)
         elif i % 2 == 0:
-            held[s.name] = piece(full[s.name], start, stop)
+            held[s.name] = piece(full[s.name], start, stop, device)
             registered[s.name] = FakeDTensor(held[s.name], (FakePlacement(0),),
                                              FakeMesh([f], [mesh.fsdp]), tuple(s.shape), whole)
         else:
-            held[s.name] = piece(full[s.name], start, stop)
+            held[s.name] = piece(full[s.name], start, stop, device)
             registered[s.name] = ws.Shard(held[s.name], index=f, count=mesh.fsdp, gather=whole)
-    device = cfg.get("device", "cpu")
-    if device != "cpu":  # the trainer holds its (whole) weights on a GPU
-        assert cfg.get("sharding", "whole") == "whole", "device tensors: whole tensors only"
-        held = {name: tensor.to(device) for name, tensor in held.items()}
-        registered = dict(held)
-    sender.register(registered)
-
     result: dict[str, Any] = {"ok": True, "versions": [], "metrics": []}
     try:
+        sender.register(registered)
+        result["device"] = sender.device
         for version in range(1, cfg["versions"] + 1):
             if version > 1:
                 # The optimizer step: new values, written in place.

@@ -5,6 +5,7 @@
 #include "tensor_sources.h"
 
 #include "common/error.h"
+#include "common/log.h"
 #include "engine/inference_agent.h"
 #include "engine/trainer_agent.h"
 
@@ -35,6 +36,8 @@ py::dict stepResultDict(const engine::StepResult &r) {
 
 /// (name, data pointer, shape, dtype, device) -> ExternalTensor; device -1 = host memory.
 using TensorTuple = std::tuple<std::string, uintptr_t, Shape, std::string, int>;
+/// (name, data pointer, dtype, shape, offset, device): one TensorSources::setShard.
+using ShardTuple = std::tuple<std::string, uintptr_t, std::string, Shape, int64_t, int>;
 
 std::vector<engine::ExternalTensor> externalTensors(const std::vector<TensorTuple> &tensors) {
     std::vector<engine::ExternalTensor> out;
@@ -54,6 +57,16 @@ std::vector<engine::ExternalTensor> externalTensors(const std::vector<TensorTupl
 }  // namespace
 
 void registerAgents(py::module_ &m) {
+    m.def(
+        "set_log_level",
+        [](const std::string &level) {
+            const auto parsed = spdlog::level::from_str(level);
+            check(parsed != spdlog::level::off || level == "off", Errc::kInvalidArgument,
+                  "unknown log level '{}' (trace, debug, info, warn, error, off)", level);
+            setLogLevel(parsed);
+        },
+        py::arg("level"),
+        "Level of the engine's logs on stderr (default warn; info shows each agent's start-up).");
     py::class_<TensorSources, std::shared_ptr<TensorSources>>(
         m, "TensorSources",
         "A trainer rank's weights in the caller's memory, read in place at every push.")
@@ -64,15 +77,28 @@ void registerAgents(py::module_ &m) {
         .def(
             "set_shard",
             [](TensorSources &s, const std::string &name, uintptr_t data, const std::string &dtype,
-               const Shape &shape,
-               int64_t offset) { s.setShard(name, data, parseDType(dtype), shape, offset); },
+               const Shape &shape, int64_t offset,
+               int device) { s.setShard(name, data, parseDType(dtype), shape, offset, device); },
             py::arg("name"), py::arg("data"), py::arg("dtype"), py::arg("shape"),
-            py::arg("offset") = 0)
+            py::arg("offset") = 0, py::arg("device") = -1)
+        .def(
+            "set_shards",
+            [](TensorSources &s, const std::vector<ShardTuple> &shards) {
+                for (const auto &[name, data, dtype, shape, offset, device] : shards) {
+                    s.setShard(name, data, parseDType(dtype), shape, offset, device);
+                }
+            },
+            py::arg("shards"),
+            "Bulk set_shard: (name, data, dtype, shape, offset, device) per tensor, in one call.")
         .def(
             "set_full",
             [](TensorSources &s, const std::string &name, uintptr_t data, const std::string &dtype,
-               const Shape &shape) { s.setFull(name, data, parseDType(dtype), shape); },
-            py::arg("name"), py::arg("data"), py::arg("dtype"), py::arg("shape"))
+               const Shape &shape,
+               int device) { s.setFull(name, data, parseDType(dtype), shape, device); },
+            py::arg("name"), py::arg("data"), py::arg("dtype"), py::arg("shape"),
+            py::arg("device") = -1)
+        .def_property_readonly("device", &TensorSources::device,
+                               "-1: host memory (or nothing registered), else the CUDA ordinal.")
         .def("clear_fulls", &TensorSources::clearFulls)
         .def("unset", &TensorSources::unset, py::arg("name"))
         .def("missing", &TensorSources::missing)

@@ -1,7 +1,8 @@
 #pragma once
 // The pieces of the weightsync._core extension: one registerX(m) per area (errors, layout and
-// plan, control, agents), called in that order by module.cc, plus the small conversions they
-// share. The binding is thin: every check and every byte of work happens in the C++ core.
+// plan, control, agents, GPU helpers), called in that order by module.cc, plus the small
+// conversions they share. The binding is thin: every check and every byte of work happens in the
+// C++ core.
 
 #include "common/dtype.h"
 
@@ -18,6 +19,7 @@ void registerErrors(py::module_ &m);
 void registerLayout(py::module_ &m);
 void registerControl(py::module_ &m);
 void registerAgents(py::module_ &m);
+void registerCuda(py::module_ &m);
 
 /// Seconds (Python float) to milliseconds, rounded up so that a tiny positive timeout still waits.
 inline std::chrono::milliseconds toMillis(double seconds) {

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
     weightsync::python::registerLayout(m);
     weightsync::python::registerControl(m);
     weightsync::python::registerAgents(m);
+    weightsync::python::registerCuda(m);
 }

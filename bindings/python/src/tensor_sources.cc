@@ -13,6 +13,10 @@ void checkDtype(const layout::SourceTensor &s, DType dtype) {
           s.name, dtypeName(dtype), dtypeName(s.dtype));
 }
 
+std::string where(int device) {
+    return device < 0 ? std::string("the CPU") : fmt::format("cuda:{}", device);
+}
+
 }  // namespace
 
 TensorSources::TensorSources(layout::Layout layout, planner::TrainerMesh mesh, int rank)
@@ -25,11 +29,16 @@ TensorSources::TensorSources(layout::Layout layout, planner::TrainerMesh mesh, i
 }
 
 void TensorSources::setShard(const std::string &name, uintptr_t data, DType dtype,
-                             const Shape &shape, int64_t offset) {
+                             const Shape &shape, int64_t offset, int device) {
     const uint32_t index = static_cast<uint32_t>(layout_.sourceIndex(name));
     const layout::SourceTensor &s = layout_.sources()[index];
     checkDtype(s, dtype);
     check(data != 0, Errc::kInvalidArgument, "trainer tensor '{}' has no memory", name);
+    const bool first = device_owner_.empty() || device_owner_ == name;
+    check(first || device == device_, Errc::kInvalidArgument,
+          "trainer tensor '{}' is on {}, but '{}' of this rank is on {}: a trainer rank's "
+          "tensors must all live on one device (its GPU, or the CPU), where it converts them",
+          name, where(device), device_owner_, where(device_));
     check(shape.size() == s.shape.size() && !shape.empty(), Errc::kInvalidArgument,
           "trainer tensor '{}' has shape {}, the layout's is {}", name, shapeString(shape),
           shapeString(s.shape));
@@ -70,14 +79,22 @@ void TensorSources::setShard(const std::string &name, uintptr_t data, DType dtyp
           expert ? "experts" : "rows", expert ? own.g0 : own.r0,
           expert ? own.g0 + own.groups : own.r0 + own.rows);
     shards_[index] = sh;
+    if (first) {
+        device_ = device;
+        device_owner_ = name;
+    }
 }
 
 void TensorSources::setFull(const std::string &name, uintptr_t data, DType dtype,
-                            const Shape &shape) {
+                            const Shape &shape, int device) {
     const uint32_t index = static_cast<uint32_t>(layout_.sourceIndex(name));
     const layout::SourceTensor &s = layout_.sources()[index];
     checkDtype(s, dtype);
     check(data != 0, Errc::kInvalidArgument, "gathered tensor '{}' has no memory", name);
+    check(device == device_, Errc::kInvalidArgument,
+          "gathered tensor '{}' is on {}, but this rank's tensors are on {}: the gather must "
+          "return the whole tensor on the rank's device",
+          name, where(device), where(device_));
     check(shape == s.shape, Errc::kInvalidArgument,
           "gathered tensor '{}' has shape {}, the layout's is {}", name, shapeString(shape),
           shapeString(s.shape));
@@ -87,6 +104,14 @@ void TensorSources::setFull(const std::string &name, uintptr_t data, DType dtype
 
 void TensorSources::unset(const std::string &name) {
     shards_[layout_.sourceIndex(name)] = convert::SourceShard{};
+    if (name != device_owner_) return;
+    // Every other registered shard is on the same device: one of them owns it now; with none
+    // left, the next tensor registered decides the device again.
+    device_owner_.clear();
+    for (size_t i = 0; i < shards_.size() && device_owner_.empty(); ++i) {
+        if (shards_[i].data != nullptr) device_owner_ = layout_.sources()[i].name;
+    }
+    if (device_owner_.empty()) device_ = -1;
 }
 
 void TensorSources::clearFulls() {

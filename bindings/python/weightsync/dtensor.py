@@ -95,7 +95,7 @@ def dtensor_piece(name: str, dt: Any) -> tuple[Any, int]:
     Follows DTensor's own rule (torch.chunk per mesh dim, outer mesh dims
     first), so FSDP2's dp_shard and EP shardings of dim 0 are both handled.
     """
-    local = dt.to_local()
+    local = local_of(dt)
     mesh = dt.device_mesh
     coordinate = mesh.get_coordinate()
     if coordinate is None:
@@ -129,3 +129,98 @@ def full_tensor(dt: Any) -> Any:
     if hasattr(dt, "full_tensor"):
         return dt.full_tensor()
     raise UnsupportedError("this DTensor has no full_tensor(); register a Shard with gather=")
+
+
+def local_of(dt: Any) -> Any:
+    """A DTensor's local tensor without an autograd op (to_local() costs tens of microseconds)."""
+    local = getattr(dt, "_local_tensor", None)
+    return local if is_tensor(local) else dt.to_local()
+
+
+def even_fsdp_group(dt: Any) -> Any:
+    """The process group of a DTensor split evenly along dim 0 over a 1-D mesh (FSDP2's plain
+    case), or None: then its whole tensor is exactly the all-gather of the equal local pieces.
+    Decided from global facts only (placements, mesh, global shape), so every rank agrees."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover - torch without distributed
+        return None
+    mesh = getattr(dt, "device_mesh", None)
+    placements = tuple(getattr(dt, "placements", ()))
+    if (mesh is None or not hasattr(mesh, "get_group") or len(placements) != 1
+            or not dist.is_available() or not dist.is_initialized()
+            or _placement_kind(placements[0]) != ("shard", 0)
+            or int(dt.shape[0]) % _mesh_size(mesh, 0) != 0):
+        return None
+    return mesh.get_group()
+
+
+class GatherBatch:
+    """The whole tensors of evenly split 1-D FSDP DTensors of one process group, through
+    buffers allocated once: one copy kernel packs the local pieces into a send buffer, one
+    all_gather_into_tensor (NCCL on GPUs) moves them, one copy kernel unpacks the pieces into
+    the whole tensors, which keep their memory from push to push. A collective: every rank
+    builds it from the same items in the same order and runs it at the same points."""
+
+    def __init__(self, group: Any, items: list[tuple[str, Any]]) -> None:
+        import torch
+        import torch.distributed as dist
+        self.group = group
+        world = dist.get_world_size(group)
+        pieces = [local_of(dt) for _, dt in items]
+        device = pieces[0].device
+        sizes = [int(p.numel()) * p.element_size() for p in pieces]
+        offsets, total = [], 0
+        for size in sizes:
+            offsets.append(total)
+            total += -(-size // 256) * 256  # each piece 256-byte aligned
+        self.send = torch.empty(total, dtype=torch.uint8, device=device)
+        self.recv = torch.empty(world * total, dtype=torch.uint8, device=device)
+        self.whole = {name: torch.empty((int(dt.shape[0]), *p.shape[1:]), dtype=p.dtype,
+                                        device=device) for (name, dt), p in zip(items, pieces)}
+        # Byte views, computed once: the pieces are the registered local tensors, which push()
+        # checks are still the model's memory before every gather.
+        self._pack = ([self.send[o:o + n] for o, n in zip(offsets, sizes)],
+                      [p.detach().reshape(-1).view(torch.uint8) for p in pieces])
+        dst, src = [], []
+        for (name, _), o, n in zip(items, offsets, sizes):
+            whole = self.whole[name].reshape(-1).view(torch.uint8)
+            for k in range(world):
+                dst.append(whole[k * n:(k + 1) * n])
+                src.append(self.recv[k * total + o:k * total + o + n])
+        self._unpack = (dst, src)
+        # NCCL gathers into one tensor; gloo (CPU trainers) into a list of its rank slices.
+        self._slices = None if device.type == "cuda" else list(self.recv.chunk(world))
+
+    def run(self) -> dict[str, Any]:
+        import torch.distributed as dist
+        _copy_all(*self._pack)
+        if self._slices is None:
+            dist.all_gather_into_tensor(self.recv, self.send, group=self.group)
+        else:
+            dist.all_gather(self._slices, self.send, group=self.group)
+        _copy_all(*self._unpack)
+        return self.whole
+
+
+def _copy_all(dst: list[Any], src: list[Any]) -> None:
+    import torch
+    if hasattr(torch, "_foreach_copy_"):
+        torch._foreach_copy_(dst, src)
+    else:  # pragma: no cover - torch < 2.1
+        for d, s in zip(dst, src):
+            d.copy_(s)
+
+
+def gather_batches(items: list[tuple[str, Any]]) -> tuple[list[GatherBatch], list[str]]:
+    """GatherBatches (one per process group) for the DTensors that have one, and the names
+    of the others, which need full_tensor()."""
+    groups: dict[int, tuple[Any, list[tuple[str, Any]]]] = {}
+    others = []
+    for name, dt in items:
+        group = even_fsdp_group(dt)
+        if group is None:
+            others.append(name)
+        else:
+            groups.setdefault(id(group), (group, []))[1].append((name, dt))
+    return [GatherBatch(g, members) for g, members in groups.values()], others

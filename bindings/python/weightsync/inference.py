@@ -10,8 +10,10 @@
     receiver.wait_for_version(3)          # ... or receiver.update() for one version at a time
 
 The tensors are registered with the transport once, where they are; trainers
-write into them with one-sided writes. Nothing is copied, so the model must
-keep using exactly these tensors (every update re-checks that).
+write into them with one-sided writes (CUDA tensors: CUDA-IPC from GPUs of the
+same host, UCX from elsewhere). Nothing is copied, so the model must keep using
+exactly these tensors (every update re-checks that). The built-in hooks (GLM-5's
+MLA absorb) run on the tensors' GPU.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ from typing import Any, Callable, Optional
 from . import _core
 from .errors import InvalidArgumentError, MismatchError, TimeoutError, WeightsyncError
 from .job import find_peer
-from .torch_interop import TensorRef, check_tensor, check_unchanged, empty
+from .torch_interop import TensorRef, check_tensor, check_unchanged, empty, torch_module
 from .trainer import NamedTensors, named_items
 
 Hook = Callable[[int], None]
+
+
+def _where(device: int, short: bool = False) -> str:
+    if device < 0:
+        return "cpu" if short else "the CPU"
+    return f"cuda:{device}"
 Callback = Callable[[dict], None]
 
 
@@ -88,6 +96,11 @@ class WeightReceiver:
                         f"inference {self.peer.name}: '{t.name}' is {list(ref.shape)} "
                         f"{by_name[t.name].dtype}, the layout expects {list(t.shape)} {t.dtype} "
                         "on this rank")
+                if refs and ref.device != refs[0].device:
+                    raise InvalidArgumentError(
+                        f"inference {self.peer.name}: '{t.name}' is on {_where(ref.device)}, but "
+                        f"'{refs[0].name}' is on {_where(refs[0].device)}: a rank's tensors must "
+                        "all live on one device")
                 refs.append(ref)
         except WeightsyncError as e:
             self._fail_init(e)
@@ -103,6 +116,11 @@ class WeightReceiver:
         tensors = {t.name: empty(t.shape, t.dtype, device) for t in self.expected}
         self.register(tensors)
         return tensors
+
+    @property
+    def device(self) -> Optional[str]:
+        """Where the registered tensors live ("cpu", "cuda:N"; None before register())."""
+        return None if not self._refs else _where(self._refs[0].device, short=True)
 
     @property
     def tensors(self) -> dict[str, Any]:
@@ -245,8 +263,17 @@ class WeightReceiver:
                 return
 
     def _after_update(self, version: int) -> None:
-        for hook in self._hooks:
-            hook(version)
+        if not self._hooks:
+            return
+        device = self._refs[0].device if self._refs else -1
+        if device < 0:
+            for hook in self._hooks:
+                hook(version)
+            return
+        # The serving thread's current CUDA device may be another one: hooks run on the tensors'.
+        with torch_module().cuda.device(device):
+            for hook in self._hooks:
+                hook(version)
 
     def _check_unchanged(self) -> None:
         current = self._lookup() if self._lookup is not None else None

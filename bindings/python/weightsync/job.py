@@ -57,7 +57,7 @@ def _string(name: str, value: Any) -> str:
 def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
              trainer_ranks: int = 1, trainer_ep: int = 1, trainer_replicas: int = 1,
              engines: Union[int, Sequence[EngineSpec]] = 1, engine_ranks: int = 1,
-             engine_tp: int = 1, engine_ep: int = 1, transport: str = "ucx",
+             engine_tp: int = 1, engine_ep: int = 1, transport: str = "auto",
              ucx_transports: Optional[str] = None,
              gather_threshold_bytes: int = 2 << 20, stage_bytes: int = 256 << 20,
              verify: bool = False,
@@ -68,7 +68,9 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
     model: a built-in layout (``weightsync.builtin_layouts()``) or a layout JSON file.
     trainer_ranks / trainer_ep / trainer_replicas: the trainer mesh (ranks = replicas x FSDP).
     engines: a count of identical engines (engine_ranks / engine_tp / engine_ep each) or a
-    list of EngineSpec. stage_bytes: slot bytes per pipeline stage (0: one per conversion).
+    list of EngineSpec. transport: "auto" (CUDA-IPC between GPU tensors of one host, UCX
+    otherwise), "ucx" or "cuda_ipc"; ucx_transports: UCX's transport list (UCX_TLS).
+    stage_bytes: slot bytes per pipeline stage (0: one per conversion).
     verify: inference ranks compare every byte with the reference
     conversion of the job's *synthetic* weights (seed) -- for tests of the C++ trainer;
     leave it off when trainers push their own tensors.
@@ -114,7 +116,10 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
                             ep=trainer_ep)
     spec.engines = list(engines)
     spec.transport = transport
-    spec.transport_options = json.dumps({"transports": ucx_transports}) if ucx_transports else ""
+    options = {"transports": ucx_transports} if ucx_transports else None
+    if options and transport == "auto":
+        options = {"ucx": options}  # "auto" jobs keep each backend's options under its name
+    spec.transport_options = json.dumps(options) if options else ""
     spec.gather_threshold_bytes = gather_threshold_bytes
     spec.stage_bytes = stage_bytes
     spec.verify = verify

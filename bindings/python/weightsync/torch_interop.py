@@ -135,6 +135,8 @@ def check_tensor(name: str, tensor: Any, *, expected_dtype: str | None = None,
 
 def check_unchanged(ref: TensorRef, current: Any) -> None:
     """Raises MismatchError if the tensor now at `ref.name` is not the registered memory."""
+    if current is ref.tensor and current.data_ptr() == ref.data_ptr and current.shape == ref.shape:
+        return  # the registered tensor object, same memory and shape (the per-push fast path)
     if not is_tensor(current):
         raise MismatchError(f"'{ref.name}' is no longer a tensor ({type(current).__name__})")
     if (int(current.data_ptr()) != ref.data_ptr or tuple(current.shape) != ref.shape

@@ -12,6 +12,9 @@
 The C++ engine reads the registered tensors in place at every push (no copy
 is taken at registration), converts them into its slot buffers and writes
 those into the inference ranks' registered memory with one-sided writes.
+Where the tensors live decides where that happens: CUDA tensors are converted
+by the CUDA kernels on their GPU into a device slot arena (written over
+CUDA-IPC to GPUs of the same host, over UCX otherwise), CPU tensors on the CPU.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from . import _core
-from .dtensor import Shard, dtensor_piece, full_tensor, is_dtensor
-from .errors import InvalidArgumentError, WeightsyncError
+from .dtensor import Shard, dtensor_piece, full_tensor, gather_batches, is_dtensor, local_of
+from .errors import InvalidArgumentError, MismatchError, WeightsyncError
 from .torch_interop import TensorRef, check_tensor, check_unchanged, is_tensor, torch_module
 
 NamedTensors = Union[Mapping[str, Any], Iterable[tuple[str, Any]], Any]
@@ -31,9 +34,35 @@ NamedTensors = Union[Mapping[str, Any], Iterable[tuple[str, Any]], Any]
 class _Registration:
     ref: TensorRef                      # the registered (local) tensor, kept alive
     offset: int                         # global index of its first row/expert along dim 0
-    live: Callable[[], Any]             # the tensor standing for this name now
+    value: Any                          # what was registered: tensor, DTensor or Shard
     gather: Optional[Callable[[], Any]]  # the whole tensor (a collective), for sharded sources
-    mirror: Any = None                  # pinned host copy of a CUDA tensor
+    key: str = ""                       # its name in `owner`
+    owner: Any = None                   # the module it was registered from, looked up per push
+
+
+def local_tensor(value: Any) -> Any:
+    """The local tensor a registered value stands for now."""
+    if isinstance(value, Shard):
+        return value.local
+    if is_dtensor(value):
+        return local_of(value)
+    return value
+
+
+def device_ordinal(device: Any) -> int:
+    """-1 for the CPU, the CUDA ordinal for a GPU ("cuda" is the current one)."""
+    if isinstance(device, int):
+        return device
+    kind, _, index = str(device).partition(":")
+    if kind == "cpu":
+        return -1
+    if kind != "cuda":
+        raise InvalidArgumentError(f"device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+    return int(index) if index else int(torch_module().cuda.current_device())
+
+
+def device_name(ordinal: int) -> str:
+    return "the CPU" if ordinal < 0 else f"cuda:{ordinal}"
 
 
 def named_items(tensors: NamedTensors, *, buffers: bool = True) -> list[tuple[str, Any, bool]]:
@@ -54,10 +83,13 @@ class WeightSender:
     coordinator: "host:port" of the job's coordinator; job: the job id; rank: this
     process's trainer rank in the job's mesh (HSDP replica-major, as torch ranks
     usually are). The job spec must have been published (it is waited for up to
-    connect_timeout seconds).
+    connect_timeout seconds). device: where this rank's tensors live ("cpu", "cuda:N");
+    by default the device of the first tensor registered, and for CUDA tensors the
+    current CUDA device (torch.cuda.set_device(local_rank), as torchrun trainers do).
+    Every tensor of a rank must live there.
     """
 
-    def __init__(self, coordinator: str, job: str, rank: int, *,
+    def __init__(self, coordinator: str, job: str, rank: int, *, device: Any = None,
                  connect_timeout: float = 60.0) -> None:
         self._store = _core.connect_store(coordinator, job, connect_timeout)
         self.spec = _core.read_job(self._store, connect_timeout)
@@ -68,7 +100,10 @@ class WeightSender:
         self._agent: Optional[_core.TrainerAgent] = None
         self._gathered: list[str] = []   # gathered on some rank: every rank joins, in this order
         self._needed: set[str] = set()   # gathered onto this rank
-        self._full_mirrors: dict[str, Any] = {}
+        self._batches: list = []          # FSDP DTensors gathered through persistent buffers
+        self._batched_fulls: list[tuple] = []  # set_full arguments of those needed here
+        self._device: Optional[int] = None if device is None else device_ordinal(device)
+        self._device_owner = "the device= argument" if device is not None else ""
 
     # -- registration -------------------------------------------------------------------------
 
@@ -86,13 +121,15 @@ class WeightSender:
         or a weightsync.Shard. rename maps a name to its layout name (None skips it).
         strict: a name the layout does not know is an error (module buffers excepted).
         Tensors are used in place: they must stay where they are (the optimizer updates them
-        in place); push() checks that. A refused tensor fails the job's start-up for every
-        agent, with the same message.
+        in place); push() checks that. A call with a refused tensor registers none of its
+        tensors (a corrected call may follow); peers that time out waiting for this rank
+        name the refusal.
         """
         if self._agent is not None:
             raise InvalidArgumentError("register() must come before connect() and the first push()")
         unknown = []
-        added: dict[str, _Registration] = {}
+        owner = tensors if hasattr(tensors, "named_parameters") else None
+        regs: dict[str, _Registration] = {}
         try:
             for name, value, is_buffer in named_items(tensors):
                 target = rename(name) if rename is not None else name
@@ -102,9 +139,13 @@ class WeightSender:
                     if not is_buffer:
                         unknown.append(name)
                     continue
-                if target in self._regs or target in added:
+                if target in self._regs or target in regs:
                     raise InvalidArgumentError(f"trainer tensor '{target}' registered twice")
-                added[target] = self._register_one(target, value)
+                regs[target] = self._register_one(target, value)
+                regs[target].key, regs[target].owner = name, owner
+            # One call into the core for all of them (it checks each against the layout and mesh).
+            self._sources.set_shards([(n, r.ref.data_ptr, r.ref.dtype, list(r.ref.shape), r.offset,
+                                       r.ref.device) for n, r in regs.items()])
             if unknown and strict:
                 raise InvalidArgumentError(
                     f"trainer rank {self.rank}: {len(unknown)} tensors are not in layout "
@@ -114,43 +155,58 @@ class WeightSender:
         except WeightsyncError as e:
             # All or nothing: a refused call registers none of its tensors, so a corrected
             # retry can register them again.
-            for name in added:
+            for name in regs:
                 self._sources.unset(name)
             self._fail_init(e)
             raise
-        self._regs.update(added)
+        self._regs.update(regs)
 
     def _register_one(self, name: str, value: Any) -> _Registration:
         source = self.layout.source(name)
         if isinstance(value, Shard):
             local, offset = value.local, value.global_offset(name, source.shape[0])
-            gather, live, padded = value.gather, (lambda v=value: v.local), True
+            gather, padded = value.gather, True
         elif is_dtensor(value):
             local, offset = dtensor_piece(name, value)
             gather, padded = (lambda v=value: full_tensor(v)), True
-            live = lambda v=value: v.to_local()  # noqa: E731
         elif is_tensor(value):
             if tuple(value.shape) != tuple(source.shape):
                 raise InvalidArgumentError(
                     f"trainer tensor '{name}' has shape {tuple(value.shape)}, the layout's is "
                     f"{tuple(source.shape)}: register the whole tensor, or a shard as a DTensor "
                     "or a weightsync.Shard")
-            local, offset, gather, live, padded = value, 0, None, (lambda v=value: v), False
+            local, offset, gather, padded = value, 0, None, False
         else:
             raise InvalidArgumentError(
                 f"trainer tensor '{name}': expected a torch.Tensor, a DTensor or a "
                 f"weightsync.Shard, got {type(value).__name__}")
         ref = check_tensor(name, local, allow_padded_storage=padded)
-        mirror = None
-        pointer = ref.data_ptr
-        if ref.device >= 0:
-            # The engine converts on the CPU: a CUDA tensor is staged through pinned host memory
-            # once per push (sources are read, never registered with the transport).
-            torch = torch_module()
-            mirror = torch.empty(ref.shape, dtype=local.dtype, pin_memory=True)
-            pointer = int(mirror.data_ptr())
-        self._sources.set_shard(name, pointer, ref.dtype, list(ref.shape), offset)
-        return _Registration(ref, offset, live, gather, mirror)
+        if ref.dtype != source.dtype:
+            raise InvalidArgumentError(
+                f"trainer tensor '{name}' is {ref.dtype}, the layout declares it {source.dtype} "
+                "(no implicit casts: the FP8 scales depend on the precision quantized from)")
+        self._claim_device(name, ref.device)
+        # Used where it lives: a CUDA tensor's device pointer goes to the engine, which converts
+        # from it on that GPU; nothing is copied or pinned.
+        return _Registration(ref, offset, value, gather)
+
+    def _claim_device(self, name: str, device: int) -> None:
+        """Every tensor of the rank lives on the rank's device (the first one's, or device=)."""
+        if self._device is None:
+            self._device = -1 if device < 0 else int(torch_module().cuda.current_device())
+            self._device_owner = f"'{name}'"
+            if device >= 0 and device != self._device:
+                raise InvalidArgumentError(
+                    f"trainer tensor '{name}' is on cuda:{device}, but this rank's GPU is "
+                    f"cuda:{self._device} (torch.cuda.current_device()): call "
+                    "torch.cuda.set_device(local_rank) before building the model, or pass "
+                    "device= to WeightSender")
+        if device != self._device:
+            raise InvalidArgumentError(
+                f"trainer tensor '{name}' is on {device_name(device)}, but this rank's tensors "
+                f"live on {device_name(self._device)} (set by {self._device_owner}): a trainer "
+                "rank converts all its tensors on one device; move them there (weightsync "
+                "never copies them)")
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -179,6 +235,16 @@ class WeightSender:
                         "rank (it is too small, or its shards are not FP8-block aligned, for "
                         "per-shard writes): register it as a DTensor, or as a weightsync.Shard "
                         "with gather=")
+            # Evenly sharded FSDP DTensors are gathered in one collective per process group
+            # into whole tensors allocated here once (the rest call full_tensor() per push).
+            self._batches, _ = gather_batches([(n, self._regs[n].value) for n in self._gathered
+                                               if is_dtensor(self._regs[n].value)])
+            for batch in self._batches:
+                for name, whole in batch.whole.items():
+                    if name in self._needed:
+                        ref = check_tensor(f"{name} (gathered)", whole)
+                        self._batched_fulls.append((name, ref.data_ptr, ref.dtype,
+                                                    list(ref.shape), ref.device))
         except WeightsyncError as e:
             self._fail_init(e)
             raise
@@ -199,15 +265,24 @@ class WeightSender:
         version = self._agent.version + 1 if version is None else version
         held = []
         try:
-            for name, reg in self._regs.items():
-                check_unchanged(reg.ref, reg.live())
-                if reg.mirror is not None:
-                    reg.mirror.copy_(reg.ref.tensor)
+            self._check_unchanged()
+            # Collectives: every rank, same order (NCCL on GPUs): the batches, then the others.
+            batched = set()
+            for batch in self._batches:
+                batched.update(batch.run())
+            for args in self._batched_fulls:
+                self._sources.set_full(*args)
             for name in self._gathered:
+                if name in batched:
+                    continue
                 whole = self._regs[name].gather()
                 if name in self._needed:
                     held.append(whole)
                     self._set_full(name, whole)
+            if self._device is not None and self._device >= 0:
+                # The engine converts on its own stream: the optimizer step and the gathers
+                # queued on the current stream must be done before it reads the tensors.
+                torch_module().cuda.current_stream(self._device).synchronize()
         except Exception as e:
             _core.abort_version(self._store, version, _core.trainer_name(self.rank),
                                 f"trainer rank {self.rank}: {e}",
@@ -220,23 +295,33 @@ class WeightSender:
             self._sources.clear_fulls()
             del held
 
+    def _check_unchanged(self) -> None:
+        """Each registered tensor is still what the model holds under its name, in the same
+        memory (a module is looked up again: a replaced or re-allocated parameter is caught)."""
+        tables: dict[int, dict[str, Any]] = {}
+        for name, reg in self._regs.items():
+            value = reg.value
+            if reg.owner is not None:
+                table = tables.get(id(reg.owner))
+                if table is None:
+                    table = {n: v for n, v, _ in named_items(reg.owner)}
+                    tables[id(reg.owner)] = table
+                if reg.key not in table:
+                    raise MismatchError(f"'{name}' ({reg.key}) is no longer in the registered "
+                                        "module: register again (a new job) after changing it")
+                value = table[reg.key]
+            check_unchanged(reg.ref, local_tensor(value))
+
     def _set_full(self, name: str, whole: Any) -> None:
+        # In place on the rank's device (the core refuses a gather that returned elsewhere).
         ref = check_tensor(f"{name} (gathered)", whole, allow_padded_storage=True)
-        pointer = ref.data_ptr
-        if ref.device >= 0:
-            mirror = self._full_mirrors.get(name)
-            if mirror is None:
-                mirror = torch_module().empty(ref.shape, dtype=whole.dtype, pin_memory=True)
-                self._full_mirrors[name] = mirror
-            mirror.copy_(whole)
-            pointer = int(mirror.data_ptr())
-        self._sources.set_full(name, pointer, ref.dtype, list(ref.shape))
+        self._sources.set_full(name, ref.data_ptr, ref.dtype, list(ref.shape), ref.device)
 
     def close(self) -> None:
         """Leaves the job and releases the slot buffers and registrations. Idempotent."""
         self._agent = None
         self._regs.clear()
-        self._full_mirrors.clear()
+        self._batches, self._batched_fulls = [], []
 
     def __enter__(self) -> "WeightSender":
         return self
@@ -252,6 +337,17 @@ class WeightSender:
     @property
     def connected(self) -> bool:
         return self._agent is not None
+
+    @property
+    def device(self) -> Optional[str]:
+        """Where this rank's tensors live and are converted ("cpu", "cuda:N"; None before any)."""
+        return None if self._device is None else ("cpu" if self._device < 0
+                                                  else f"cuda:{self._device}")
+
+    @property
+    def slot_bytes(self) -> int:
+        """Bytes of this rank's slot arena (on its GPU for CUDA tensors; 0 before connect())."""
+        return 0 if self._agent is None else int(self._agent.slot_bytes)
 
     def _fail_init(self, error: Exception) -> None:
         # This rank refused its own input: it may still retry, so the job is not failed; peers

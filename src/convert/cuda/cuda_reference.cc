@@ -36,6 +36,33 @@ void grow(platform::DeviceBuffer &buffer, int64_t bytes, int device, cudaStream_
 CudaReference::CudaReference(const layout::Layout &layout, uint64_t seed, int device)
     : layout_(layout), seed_(seed), device_(device) {}
 
+CudaReference::CudaReference(const layout::Layout &layout, std::vector<const void *> sources,
+                             int device)
+    : layout_(layout), sources_(std::move(sources)), device_(device) {
+    check(sources_.size() == layout.sources().size(), Errc::kInvalidArgument,
+          "reference: {} source tensors given, layout '{}' has {}", sources_.size(), layout.name(),
+          layout.sources().size());
+    for (size_t i = 0; i < sources_.size(); ++i) {
+        check(sources_[i] != nullptr, Errc::kInvalidArgument, "reference: source '{}' is missing",
+              layout.sources()[i].name);
+    }
+}
+
+void CudaReference::fillSource(uint32_t index, int64_t g, int64_t rows, uint64_t step, void *out,
+                               cudaStream_t stream) const {
+    if (sources_.empty()) {
+        syntheticFillCuda(layout_, index, seed_, step, g, 1, 0, rows, out, stream);
+        return;
+    }
+    const layout::SourceTensor &s = layout_.sources()[index];
+    const layout::Extent3 e = layout::sourceExtent(s);
+    const auto bytes = static_cast<size_t>(rows * e.c) * dtypeSize(s.dtype);
+    const auto *from = static_cast<const std::byte *>(sources_[index]) +
+                       static_cast<size_t>(g * e.r * e.c) * dtypeSize(s.dtype);
+    platform::cudaCheck(cudaMemcpyAsync(out, from, bytes, cudaMemcpyDeviceToDevice, stream),
+                        "reference: reading '{}'", s.name);
+}
+
 void CudaReference::reserve(const layout::Conversion &conv, const planner::LocalGeometry &geo,
                             bool local_copy, cudaStream_t stream) {
     const layout::DestTensor &dest = layout_.dest(conv.dest);
@@ -72,9 +99,9 @@ void CudaReference::convertGroup(const layout::Conversion &conv, const planner::
         const int64_t rows = layout::canonicalExtent(s.shape, conv.expert).r;
         float *to = fused_.as<float>() + row0 * de.c;
         if (s.dtype == DType::kF32) {
-            syntheticFillCuda(layout_, idx, seed_, step, g, 1, 0, rows, to, stream);
+            fillSource(idx, g, rows, step, to, stream);
         } else {
-            syntheticFillCuda(layout_, idx, seed_, step, g, 1, 0, rows, part_.data(), stream);
+            fillSource(idx, g, rows, step, part_.data(), stream);
             platform::cudaCheck(
                 kernels::castCopy(kernels::denseConstView(part_.data(), s.dtype, 1, rows, de.c),
                                   kernels::denseView(to, DType::kF32, 1, rows, de.c), stream),

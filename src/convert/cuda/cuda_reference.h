@@ -1,9 +1,11 @@
 #pragma once
 // The reference converter on the GPU, for verifying received weights where they live: for one
 // inference rank (planner::PeerSpec) and version, the expected destination bytes computed the
-// straightforward way, exactly as convert::referenceConvert does on the CPU (generate each source
+// straightforward way, exactly as convert::referenceConvert does on the CPU (take each source
 // whole for the peer's experts, concatenate the fused parts in fp32, convert the whole
-// destination, take the TP window), one expert at a time, then compared on the device.
+// destination, take the TP window), one expert at a time, then compared on the device. The
+// sources are the synthetic weights of a seed, or whole trainer tensors in device memory (e.g.
+// an FSDP model's full_tensor()s).
 
 #include "layout/layout.h"
 #include "planner/geometry.h"
@@ -24,6 +26,9 @@ class CudaReference {
     /// Synthetic weights of `seed` (convert::SyntheticGenerator's values); scratch on `device`.
     /// The layout must outlive the reference.
     CudaReference(const layout::Layout &layout, uint64_t seed, int device);
+    /// Whole trainer tensors: `sources[i]` is source i (layout.sources() order) dense in its
+    /// layout shape and dtype, in memory of `device`; the `step` arguments below are ignored.
+    CudaReference(const layout::Layout &layout, std::vector<const void *> sources, int device);
 
     /// Enqueues the expected peer-local bytes of one conversion for version `step` into device
     /// buffers laid out as planner::localTensors describes them: `values` (dest) and, for FP8,
@@ -47,8 +52,13 @@ class CudaReference {
     void reserve(const layout::Conversion &conv, const planner::LocalGeometry &geo, bool local_copy,
                  cudaStream_t stream);
 
+    /// Rows [0, rows) of expert g of source `index` (all columns) of version `step`, densely.
+    void fillSource(uint32_t index, int64_t g, int64_t rows, uint64_t step, void *out,
+                    cudaStream_t stream) const;
+
     const layout::Layout &layout_;
-    uint64_t seed_;
+    uint64_t seed_ = 0;
+    std::vector<const void *> sources_;  // whole device tensors; empty: synthetic weights
     int device_;
     platform::DeviceBuffer fused_;      // [R][C] fp32
     platform::DeviceBuffer part_;       // one bf16 source part

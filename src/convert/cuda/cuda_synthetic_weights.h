@@ -31,7 +31,7 @@ class CudaSyntheticWeights : public SourceProvider {
     [[nodiscard]] SourceShard shard(uint32_t index) const override;
     [[nodiscard]] SourceShard full(uint32_t index) const override;
     [[nodiscard]] int64_t bytes() const { return bytes_; }
-    [[nodiscard]] int device() const { return buffer_.device(); }
+    [[nodiscard]] int device() const override { return buffer_.device(); }
 
   private:
     struct Held {

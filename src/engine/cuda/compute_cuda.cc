@@ -4,6 +4,7 @@
 // reference, see tests/gpu/convert).
 
 #include "common/error.h"
+#include "common/log.h"
 #include "convert/cuda/cuda_reference.h"
 #include "convert/cuda/cuda_slot_converter.h"
 #include "convert/cuda/cuda_synthetic_weights.h"
@@ -15,6 +16,7 @@
 
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <deque>
 
 namespace weightsync::engine {
@@ -40,6 +42,7 @@ class CudaTrainerCompute : public TrainerCompute {
         }
     }
     Arena &arena() override { return *arena_; }
+    [[nodiscard]] bool ownWeights() const { return synthetic_ != nullptr; }
     void generate(uint64_t version) override {
         if (!synthetic_) return;
         synthetic_->generate(version, stream_.get());
@@ -153,7 +156,14 @@ std::unique_ptr<TrainerCompute> makeCudaTrainerCompute(
     std::shared_ptr<const convert::SourceProvider> external, int gpu) {
     check(gpu >= 0 && gpu < platform::deviceCount(), Errc::kUnsupported,
           "trainer rank {} needs GPU {}, this machine has {}", rank, gpu, platform::deviceCount());
-    return std::make_unique<CudaTrainerCompute>(spec, layout, rank, plan, std::move(external), gpu);
+    const auto start = std::chrono::steady_clock::now();
+    auto compute =
+        std::make_unique<CudaTrainerCompute>(spec, layout, rank, plan, std::move(external), gpu);
+    logger("trainer")->info(
+        "rank {}: {} weights, {}-byte slot arena on GPU {} ready in {:.3f} s", rank,
+        compute->ownWeights() ? "synthetic" : "the caller's", plan.arena_bytes, gpu,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return compute;
 }
 
 std::unique_ptr<ReceiverMemory> makeCudaReceiverMemory(const JobSpec &spec,
