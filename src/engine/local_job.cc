@@ -172,6 +172,12 @@ void LocalJob::killCoordinator() {
     (void)coordinator_.wait(std::chrono::seconds(5));
 }
 
+std::map<std::string, pid_t> LocalJob::pids() const {
+    std::map<std::string, pid_t> out{{"coordinator", coordinator_.pid()}};
+    for (const auto &[name, child] : agents_) out.emplace(name, child.pid());
+    return out;
+}
+
 void LocalJob::killAgent(const std::string &name, int signal) {
     if (name == "coordinator") {
         coordinator_.kill(signal);

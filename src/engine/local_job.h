@@ -60,6 +60,8 @@ class LocalJob {
     void keepLogs() { remove_logs_ = false; }
     [[nodiscard]] std::string logOf(const std::string &name) const;
     [[nodiscard]] int coordinatorPort() const { return port_; }
+    /// Process ids by name ("coordinator", "trainer0", "inference-e0r1"); running or not.
+    [[nodiscard]] std::map<std::string, pid_t> pids() const;
 
   private:
     LocalJobOptions options_;

@@ -27,6 +27,24 @@ planner::PeerSpec peerFromJson(const json &j) {
     return p;
 }
 
+json TrainerHello::toJson() const {
+    return {{"fingerprint", fingerprint}, {"mesh", {mesh.replicas, mesh.fsdp, mesh.ep}}};
+}
+
+TrainerHello TrainerHello::fromJson(const json &j) {
+    try {
+        TrainerHello h;
+        h.fingerprint = j.at("fingerprint").get<std::string>();
+        const auto mesh = j.at("mesh").get<std::vector<int>>();
+        check(mesh.size() == 3, Errc::kProtocol, "malformed trainer hello: mesh of {} numbers",
+              mesh.size());
+        h.mesh = {mesh[0], mesh[1], mesh[2]};
+        return h;
+    } catch (const json::exception &e) {
+        fail(Errc::kProtocol, "malformed trainer hello: {}", e.what());
+    }
+}
+
 json InferenceHello::toJson() const {
     json params_json = json::array();
     for (const planner::LocalTensor &t : params) {

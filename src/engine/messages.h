@@ -15,6 +15,15 @@
 
 namespace weightsync::engine {
 
+/// A trainer rank's hello: every trainer checks that all of them run the same layout and mesh.
+struct TrainerHello {
+    std::string fingerprint;
+    planner::TrainerMesh mesh;
+
+    [[nodiscard]] nlohmann::json toJson() const;
+    static TrainerHello fromJson(const nlohmann::json &j);
+};
+
 struct InferenceHello {
     planner::PeerSpec peer;
     std::string fingerprint;

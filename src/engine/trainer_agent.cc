@@ -76,19 +76,23 @@ void TrainerAgent::rendezvous() {
     const auto deadline = Clock::now() + spec_.init_timeout;
     const protocol::AbortOn on{.init = true};
     store_->set(keys::trainerHello(rank_),
-                json{{"fingerprint", layout.fingerprint()},
-                     {"mesh", {spec_.mesh.replicas, spec_.mesh.fsdp, spec_.mesh.ep}}}
-                    .dump());
+                TrainerHello{layout.fingerprint(), spec_.mesh}.toJson().dump());
 
     // Round 1: every trainer agrees on the layout and mesh; every inference rank's hello matches.
     std::vector<std::string> trainer_keys;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) trainer_keys.push_back(keys::trainerHello(t));
     const auto trainers = session_->await(trainer_keys, deadline, on, "waiting for trainer hellos");
     for (int t = 0; t < spec_.mesh.ranks(); ++t) {
-        const json h = json::parse(trainers[static_cast<size_t>(t)]);
-        check(h.at("fingerprint").get<std::string>() == layout.fingerprint(), Errc::kMismatch,
-              "trainer rank {} has layout fingerprint {}, rank {} has {}", t,
-              h.at("fingerprint").get<std::string>(), rank_, layout.fingerprint());
+        const TrainerHello h =
+            TrainerHello::fromJson(json::parse(trainers[static_cast<size_t>(t)]));
+        check(h.fingerprint == layout.fingerprint(), Errc::kMismatch,
+              "trainer rank {} has layout fingerprint {}, rank {} has {}", t, h.fingerprint, rank_,
+              layout.fingerprint());
+        check(h.mesh.replicas == spec_.mesh.replicas && h.mesh.fsdp == spec_.mesh.fsdp &&
+                  h.mesh.ep == spec_.mesh.ep,
+              Errc::kMismatch, "trainer rank {} runs mesh {}x{}x{}, rank {} runs {}x{}x{}", t,
+              h.mesh.replicas, h.mesh.fsdp, h.mesh.ep, rank_, spec_.mesh.replicas, spec_.mesh.fsdp,
+              spec_.mesh.ep);
     }
     const int64_t experts = planner::layoutExperts(layout);
     planner::Fleet fleet = spec_.fleet;
