@@ -177,6 +177,7 @@ size_t MemoryStore::erasePrefix(const std::string &prefix) {
 namespace {
 class HeldWill : public LastWill {
   public:
+    void withdraw() override {}
     [[nodiscard]] bool held() const override { return true; }
 };
 }  // namespace

@@ -22,11 +22,13 @@ struct KeyValue {
 
 /// A process's "last will": while it is held, the store sets the will's key to its value as soon
 /// as the process is gone (its connection to the store closed, or no keep-alive arrived within
-/// the will's ttl: a stopped or hung process). Destroying the object withdraws the will: a clean
-/// exit is not a loss.
+/// the will's ttl: a stopped or hung process). Only withdraw() takes it back: destroying the
+/// object without it (an exit on an error, a crash) executes the will.
 class LastWill {
   public:
     virtual ~LastWill() = default;
+    /// Takes the will back (a clean departure is not a loss). Best effort.
+    virtual void withdraw() = 0;
     /// False once the store has declared this process gone and executed the will (e.g. after it
     /// was stopped for longer than the ttl): peers treat it as lost from then on.
     [[nodiscard]] virtual bool held() const = 0;

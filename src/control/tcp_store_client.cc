@@ -35,18 +35,16 @@ class TcpLastWill : public LastWill {
         thread_ = std::thread([this] { run(); });
     }
     ~TcpLastWill() override {
-        {
-            std::lock_guard lock(mutex_);
-            stop_ = true;
-        }
-        wake_.notify_all();
-        thread_.join();
-        if (held_.load()) {
-            try {
-                client_.releaseWill();
-            } catch (const Error &) {
-                // The coordinator may be gone: then nobody is left to tell.
-            }
+        stopKeepAlives();
+        // The connection closes with the client: unless withdrawn, the will is executed.
+    }
+    void withdraw() override {
+        stopKeepAlives();
+        if (!held_.load()) return;
+        try {
+            client_.releaseWill();
+        } catch (const Error &) {
+            // The coordinator may be gone: then nobody is left to tell.
         }
     }
     TcpLastWill(const TcpLastWill &) = delete;
@@ -55,6 +53,15 @@ class TcpLastWill : public LastWill {
     [[nodiscard]] bool held() const override { return held_.load(); }
 
   private:
+    void stopKeepAlives() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        if (thread_.joinable()) thread_.join();
+    }
+
     void run() {
         std::unique_lock lock(mutex_);
         while (!wake_.wait_for(lock, period_, [this] { return stop_; })) {

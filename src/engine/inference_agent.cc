@@ -257,8 +257,17 @@ void InferenceAgent::init() {
 
     std::vector<std::string> ready;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
-    (void)session_->await(ready, Clock::now() + spec_.init_timeout, protocol::AbortOn{.init = true},
-                          "inference " + peer_.name + ": waiting for the trainers");
+    // Where ranks may rejoin, another rank's loss is not this one's concern here.
+    (void)session_->await(
+        ready, Clock::now() + spec_.init_timeout,
+        protocol::AbortOn{.init = true, .lost_needed_only = spec_.rejoin_timeout.count() > 0},
+        "inference " + peer_.name + ": waiting for the trainers");
+    // Joining a running job (a restarted rank): take part from the version in flight on, or
+    // from the next one if it is decided already.
+    if (const auto latest = session_->cached(keys::latest())) {
+        const uint64_t v = std::stoull(*latest);
+        joinable_ = session_->cached(keys::outcome(v)) ? v + 1 : v;
+    }
     if (memory_ && !on_device) {
         reader_ = std::make_unique<ReadLoop>(memory_->live().data(), memory_->live().size());
     }
@@ -381,9 +390,10 @@ protocol::InferenceWork::Restored InferenceAgent::restore(uint64_t held, bool ap
 StepResult InferenceAgent::serveStep(uint64_t version) {
     check(session_ != nullptr, Errc::kProtocol, "inference {}: serveStep() before init()",
           peer_.name);
-    check(version == version_ + 1, Errc::kProtocol,
-          "inference {}: asked to serve version {} after version {}", peer_.name, version,
-          version_);
+    check(version > std::max(version_, attempted_), Errc::kProtocol,
+          "inference {}: asked to serve version {}, but it took part in version {} already",
+          peer_.name, version, std::max(version_, attempted_));
+    attempted_ = version;
     StepResult r;
     r.version = version;
     Work work(*this);
@@ -405,6 +415,10 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
                                              r.mismatched_bytes, r.verify_seconds});
     }
     return r;
+}
+
+uint64_t InferenceAgent::nextVersion() const {
+    return std::max(std::max(version_, attempted_) + 1, joinable_);
 }
 
 void InferenceAgent::leave() {

@@ -102,6 +102,9 @@ class InferenceAgent {
     /// anywhere, after restoring what it can (it then serves the previous version again only if
     /// its live weights hold it exactly).
     StepResult serveStep(uint64_t version);
+    /// The version serveStep should take next: after the last one it took part in, and for a
+    /// rank that (re)joined a running job, the one in flight (or the next one) when it joined.
+    [[nodiscard]] uint64_t nextVersion() const;
     /// Announces that this rank is done with the job (its exit is then not a loss).
     void leave();
     /// Observer of the protocol points of every version (tests inject faults through it).
@@ -146,7 +149,9 @@ class InferenceAgent {
     LocalWeights hookWeights(std::vector<std::vector<std::byte>> &storage);
     std::vector<std::unique_ptr<UpdateHook>> hooks_;
     std::unique_ptr<ReadLoop> reader_;
-    uint64_t version_ = 0;
+    uint64_t version_ = 0;    // the version the rank serves (the last that committed here)
+    uint64_t attempted_ = 0;  // the last version it took part in, committed or not
+    uint64_t joinable_ = 1;   // the first version it can take part in (set when joining)
 };
 
 }  // namespace weightsync::engine

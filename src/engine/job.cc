@@ -81,6 +81,7 @@ json JobSpec::toJson() const {
               {"init_timeout_ms", init_timeout.count()},
               {"step_timeout_ms", step_timeout.count()},
               {"liveness_ttl_ms", liveness_ttl.count()},
+              {"rejoin_timeout_ms", rejoin_timeout.count()},
               {"retain_versions", retain_versions},
               {"launcher_collects", launcher_collects}};
     if (layers) j["layers"] = *layers;
@@ -167,8 +168,10 @@ JobSpec JobSpec::fromJson(const json &j) {
     s.step_timeout = std::chrono::milliseconds(f.integer("step_timeout_ms", 1, kMaxTimeoutMs));
     s.liveness_ttl = std::chrono::milliseconds(
         f.integer("liveness_ttl_ms", 1, kMaxTimeoutMs, s.liveness_ttl.count()));
-    s.retain_versions = static_cast<uint64_t>(
-        f.integer("retain_versions", 1, kMaxRetainVersions, static_cast<int64_t>(s.retain_versions)));
+    s.rejoin_timeout = std::chrono::milliseconds(
+        f.integer("rejoin_timeout_ms", 0, kMaxTimeoutMs, s.rejoin_timeout.count()));
+    s.retain_versions = static_cast<uint64_t>(f.integer("retain_versions", 1, kMaxRetainVersions,
+                                                        static_cast<int64_t>(s.retain_versions)));
     s.launcher_collects = f.boolean("launcher_collects", false);
     s.validate();
     return s;

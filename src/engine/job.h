@@ -36,6 +36,10 @@ struct JobSpec {
     /// A participant that stops answering the coordinator for this long (dead, stopped, hung)
     /// is declared lost and fails the version in flight on every survivor.
     std::chrono::milliseconds liveness_ttl{1'500};
+    /// How long a version waits, in its pause barrier, for an inference rank that was lost to
+    /// come back as a new process with the same engine and rank (0: a lost rank fails every
+    /// version until the job ends).
+    std::chrono::milliseconds rejoin_timeout{0};
     /// Finished versions whose keys stay in the store for diagnosis (older ones are erased).
     uint64_t retain_versions = 4;
     /// Who erases finished versions' keys: trainer rank 0, or the job's launcher (which reads

@@ -82,6 +82,7 @@ void LocalJob::start() {
             args.push_back(a);
         }
         if (options_.verbose) args.emplace_back("--verbose");
+        argv_[name] = args;
         if (auto it = options_.extra_args.find(name); it != options_.extra_args.end()) {
             args.insert(args.end(), it->second.begin(), it->second.end());
         }
@@ -170,6 +171,17 @@ std::map<std::string, int> LocalJob::supervise(std::chrono::milliseconds timeout
 void LocalJob::killCoordinator() {
     coordinator_.kill(SIGKILL);
     (void)coordinator_.wait(std::chrono::seconds(5));
+}
+
+void LocalJob::restartAgent(const std::string &name, const std::vector<std::string> &extra) {
+    auto it = agents_.find(name);
+    check(it != agents_.end(), Errc::kNotFound, "no process named '{}'", name);
+    (void)it->second.poll();
+    check(!it->second.running(), Errc::kInvalidArgument, "process '{}' is still running", name);
+    std::vector<std::string> args = argv_.at(name);
+    args.insert(args.end(), extra.begin(), extra.end());
+    it->second = Child(args, logOf(name + ".restart"));
+    exit_codes_.erase(name);
 }
 
 std::map<std::string, pid_t> LocalJob::pids() const {

@@ -55,6 +55,9 @@ class LocalJob {
     void killCoordinator();
     /// Sends `signal` to the process `name` ("trainer0", "inference-e0r1", "coordinator").
     void killAgent(const std::string &name, int signal);
+    /// Starts agent `name` again (after it ended) with its original arguments, except the extra
+    /// ones, which `extra` replaces. Its log goes to <name>.restart.log.
+    void restartAgent(const std::string &name, const std::vector<std::string> &extra);
     [[nodiscard]] const std::string &logDir() const { return options_.log_dir; }
     /// Keeps a temporary log directory when the job is destroyed.
     void keepLogs() { remove_logs_ = false; }
@@ -69,6 +72,7 @@ class LocalJob {
     int port_ = 0;
     std::shared_ptr<control::Store> store_;
     std::map<std::string, Child> agents_;
+    std::map<std::string, std::vector<std::string>> argv_;  // without the extra arguments
     std::map<std::string, int> exit_codes_;
     std::string failure_;
     bool remove_logs_ = false;  // the log directory is a temporary one of ours

@@ -110,10 +110,9 @@ void TrainerAgent::rendezvous() {
 }
 
 void TrainerAgent::connectPeers() {
-    const layout::Layout &layout = *layout_;
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
-    std::vector<bool> writes_to(plan_->peers.size(), false);
-    for (const planner::Write &w : rp.writes) writes_to[w.peer] = true;
+    writes_to_.assign(plan_->peers.size(), false);
+    for (const planner::Write &w : rp.writes) writes_to_[w.peer] = true;
     std::vector<std::string> memory_keys;
     for (const planner::PeerSpec &p : plan_->peers) memory_keys.push_back(keys::memory(p.name));
     const auto deadline = Clock::now() + spec_.init_timeout;
@@ -121,29 +120,11 @@ void TrainerAgent::connectPeers() {
     const auto records =
         session_->await(memory_keys, deadline, on, "waiting for inference memory descriptors");
     targets_.assign(plan_->peers.size(), {});
-    const std::string host = hostIdentity();
+    imported_.resize(plan_->peers.size());
+    generations_.assign(plan_->peers.size(), 0);
+    // Validate every peer, also those this rank does not write: init fails everywhere or nowhere.
     for (size_t q = 0; q < plan_->peers.size(); ++q) {
-        const planner::PeerSpec &peer = plan_->peers[q];
-        const MemoryRecord record = MemoryRecord::fromJson(json::parse(records[q]));
-        // Validate every peer, also those this rank does not write: init fails everywhere or
-        // nowhere.
-        validateMemory(planner::localTensors(layout, peer), record, peer.name);
-        if (!writes_to[q]) continue;
-        const std::string name =
-            chooseBackend(spec_, record, host, compute_->arena().kind(), peer.name);
-        Link &l = link(name);
-        const Endpoint &ep = *record.endpoint(name);
-        l.backend->connect(peer.name, ep.address);
-        std::vector<transport::RemoteRegion *> regions;
-        for (const transport::RemoteDescriptor &d : ep.regions) {
-            imported_.push_back(l.backend->importRegion(peer.name, d));
-            regions.push_back(imported_.back().get());
-        }
-        for (const TensorMemory &t : record.tensors) {
-            const Chunk &c = t.chunks.front();
-            targets_[q].push_back({&l, regions[c.region], c.offset});
-        }
-        logger("trainer")->info("rank {}: writes to {} through {}", rank_, peer.name, name);
+        connectPeer(q, MemoryRecord::fromJson(json::parse(records[q])));
     }
     store_->set(keys::trainerReady(rank_), "1");
     std::vector<std::string> ready;
@@ -151,6 +132,52 @@ void TrainerAgent::connectPeers() {
     (void)session_->await(ready, deadline, on, "waiting for every trainer to be ready");
     logger("trainer")->info("rank {}: ready, {} slots ({} bytes), {} writes per push", rank_,
                             rp.slots.size(), rp.arena_bytes, rp.writes.size());
+}
+
+void TrainerAgent::connectPeer(size_t q, const MemoryRecord &record) {
+    const planner::PeerSpec &peer = plan_->peers[q];
+    validateMemory(planner::localTensors(*layout_, peer), record, peer.name);
+    generations_[q] = record.generation;
+    targets_[q].clear();
+    imported_[q].clear();  // a former process's regions are never written again
+    if (!writes_to_[q]) return;
+    const std::string name =
+        chooseBackend(spec_, record, hostIdentity(), compute_->arena().kind(), peer.name);
+    Link &l = link(name);
+    const Endpoint &ep = *record.endpoint(name);
+    l.backend->connect(peer.name, ep.address);
+    std::vector<transport::RemoteRegion *> regions;
+    for (const transport::RemoteDescriptor &d : ep.regions) {
+        imported_[q].push_back(l.backend->importRegion(peer.name, d));
+        regions.push_back(imported_[q].back().get());
+    }
+    for (const TensorMemory &t : record.tensors) {
+        const Chunk &c = t.chunks.front();
+        targets_[q].push_back({&l, regions[c.region], c.offset});
+    }
+    logger("trainer")->info("rank {}: writes to {} (generation {}) through {}", rank_, peer.name,
+                            record.generation, name);
+}
+
+void TrainerAgent::refreshPeers() {
+    if (spec_.rejoin_timeout.count() == 0) return;  // nobody rejoins: the records are the same
+    for (size_t q = 0; q < plan_->peers.size(); ++q) {
+        const std::string &peer = plan_->peers[q].name;
+        const auto raw = session_->cached(keys::memory(peer));
+        if (!raw) continue;
+        const MemoryRecord record = MemoryRecord::fromJson(json::parse(*raw));
+        if (record.generation == generations_[q]) continue;
+        check(record.generation > generations_[q], Errc::kProtocol,
+              "trainer rank {}: inference rank {} published memory of generation {}, older "
+              "than generation {} imported before: a stale descriptor is never written into",
+              rank_, peer, record.generation, generations_[q]);
+        const auto hello = session_->cached(keys::inferenceHello(peer));
+        check(hello.has_value(), Errc::kProtocol,
+              "trainer rank {}: inference rank {} rejoined without a hello", rank_, peer);
+        validateHello(*layout_, InferenceHello::fromJson(json::parse(*hello)), plan_->peers[q]);
+        logger("trainer")->warn("rank {}: inference rank {} rejoined", rank_, peer);
+        connectPeer(q, record);
+    }
 }
 
 void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m) {
@@ -174,7 +201,10 @@ void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m
 class TrainerAgent::Transfer : public protocol::TrainerWork {
   public:
     explicit Transfer(TrainerAgent &agent) : agent_(agent) {}
-    void transfer(uint64_t version, PushMetrics &m) override { agent_.transfer(version, m); }
+    void transfer(uint64_t version, PushMetrics &m) override {
+        agent_.refreshPeers();
+        agent_.transfer(version, m);
+    }
     void at(protocol::Point point, uint64_t version) override { agent_.at(point, version); }
 
   private:
@@ -217,24 +247,23 @@ void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
 
 PushMetrics TrainerAgent::push(uint64_t version) {
     check(session_ != nullptr, Errc::kProtocol, "trainer rank {}: push() before init()", rank_);
-    check(!failed_, Errc::kProtocol,
-          "trainer rank {}: an earlier version failed; a job does not go on after a failed "
-          "version (start a new job)",
-          rank_);
-    check(version == version_ + 1, Errc::kProtocol,
-          "trainer rank {}: asked to push version {} after version {}", rank_, version, version_);
+    check(version > attempted_, Errc::kProtocol,
+          "trainer rank {}: asked to push version {}, but version {} was pushed before (a version "
+          "number is used once, also when it failed)",
+          rank_, version, attempted_);
+    attempted_ = version;
     // The optimizer step: new weights in place (not part of the update's cost).
     const auto t0 = Clock::now();
     compute_->generate(version);  // the caller's weights are already in place
     const double generate_seconds = secondsSince(t0);
     Transfer work(*this);
     try {
-        PushMetrics m = protocol::runTrainerVersion(*session_, spec_, rank_, version, work);
+        PushMetrics m =
+            protocol::runTrainerVersion(*session_, spec_, rank_, version, version_, work);
         m.generate_seconds = generate_seconds;
         version_ = version;
         return m;
     } catch (const Error &) {
-        failed_ = true;
         try {
             const auto o = session_->outcome(version);
             if (o && o->commit) version_ = version;  // it stands: a receiver was lost after it

@@ -7,6 +7,7 @@
 #include "convert/source.h"
 #include "engine/compute.h"
 #include "engine/job.h"
+#include "engine/messages.h"
 #include "engine/metrics.h"
 #include "engine/protocol/version.h"
 #include "layout/layout.h"
@@ -35,9 +36,10 @@ class TrainerAgent {
     /// arena, connects to the peers and validates every descriptor. Any mismatch fails init on
     /// every agent (init/failed) and throws.
     void init();
-    /// Pushes weight version `version` (1, 2, ...) as engine/protocol/version.h describes: waits
-    /// for every receiver to pause, converts, writes, and returns once every receiver serves the
-    /// version. Throws the version's cause when it fails anywhere; a failed version is final.
+    /// Pushes weight version `version` (above every version pushed before) as
+    /// engine/protocol/version.h describes: waits for every receiver to pause, converts, writes,
+    /// and returns once every receiver serves the version. Throws the version's cause when it
+    /// fails anywhere; the job may go on with a later version.
     PushMetrics push(uint64_t version);
     /// Announces that this rank is done with the job (its exit is then not a loss).
     void leave();
@@ -49,12 +51,19 @@ class TrainerAgent {
     [[nodiscard]] const planner::Plan &plan() const { return *plan_; }
     [[nodiscard]] const layout::Layout &layout() const { return *layout_; }
     [[nodiscard]] int rank() const { return rank_; }
-    /// The last version pushed (0 before the first push).
+    /// The last version that committed (0 before the first).
     [[nodiscard]] uint64_t version() const { return version_; }
+    /// The last version pushed, committed or not (0 before the first push).
+    [[nodiscard]] uint64_t attempted() const { return attempted_; }
 
   private:
     void rendezvous();
     void connectPeers();
+    /// (Re)imports peer q's memory from its record: validated, connected, targets rebuilt.
+    void connectPeer(size_t q, const MemoryRecord &record);
+    /// Before writing a version: peers that rejoined (a newer memory generation) are imported
+    /// again; an older generation is a stale descriptor and refused.
+    void refreshPeers();
     class Transfer;  // the data work of one version (protocol::TrainerWork)
     void transfer(uint64_t version, PushMetrics &m);
     void at(protocol::Point point, uint64_t version) {
@@ -86,9 +95,12 @@ class TrainerAgent {
         uint64_t offset = 0;
     };
     std::vector<std::vector<Target>> targets_;
-    std::vector<std::unique_ptr<transport::RemoteRegion>> imported_;
-    uint64_t version_ = 0;
-    bool failed_ = false;  // a version failed: the job cannot go on
+    // imported_[peer]: the peer's regions as this rank imported them, of generations_[peer].
+    std::vector<std::vector<std::unique_ptr<transport::RemoteRegion>>> imported_;
+    std::vector<uint64_t> generations_;
+    std::vector<bool> writes_to_;  // this rank writes into peer q
+    uint64_t version_ = 0;         // the last version that committed
+    uint64_t attempted_ = 0;       // the last version pushed, committed or not
 };
 
 }  // namespace weightsync::engine

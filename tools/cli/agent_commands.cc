@@ -8,6 +8,7 @@
 #include "control/prefix_store.h"
 #include "control/tcp_store_client.h"
 #include "engine/inference_agent.h"
+#include "engine/protocol/keys.h"
 #include "engine/trainer_agent.h"
 #include "layout/limits.h"
 #include "sim/faults.h"
@@ -39,7 +40,26 @@ struct AgentArgs {
     bool verbose = false;
     int parent_pid = 0;
     std::vector<std::string> fault_specs;  // testing: sim::Fault specs
+    bool keep_going = false;               // a failed version is logged; the next one follows
 };
+
+/// Runs one version; with --keep-going a failed version is logged and the job goes on, as long
+/// as the coordinator still answers.
+template <typename Step>
+void runVersion(const AgentArgs &a, control::Store &store, const char *who, uint64_t version,
+                const Step &step) {
+    try {
+        step();
+    } catch (const Error &e) {
+        if (!a.keep_going) throw;
+        try {
+            (void)store.get(engine::protocol::keys::spec());
+        } catch (const Error &) {
+            throw e;  // the coordinator is gone: nothing can go on
+        }
+        logger(who)->error("version {} failed; going on: {}", version, e.what());
+    }
+}
 
 /// The protocol-point observer that injects --fault (nullptr without faults).
 std::function<void(engine::protocol::Point, uint64_t)> faultObserver(
@@ -78,6 +98,8 @@ void addCommon(CLI::App *cmd, AgentArgs &a) {
     cmd->add_option("--parent-pid", a.parent_pid,
                     "end this process when the process of this pid (its launcher) ends")
         ->check(integerIn(1, 1 << 30));
+    cmd->add_flag("--keep-going", a.keep_going,
+                  "after a failed version, go on with the next one (default: stop)");
     cmd->add_option("--fault", a.fault_specs,
                     "testing: <point>@<version>:<kill|stop|stall=S|error>, e.g. landed@2:stop");
 }
@@ -133,9 +155,12 @@ void addAgentCommands(CLI::App &app) {
             engine::TrainerAgent agent(store, a->rank);
             agent.observePoints(faultObserver(*a, store, engine::protocol::trainerName(a->rank)));
             agent.init();
-            for (int v = 1; v <= agent.spec().steps; ++v) {
-                const engine::PushMetrics m = agent.push(static_cast<uint64_t>(v));
-                logger("trainer")->info("rank {} version {}: {}", a->rank, v, m.toJson().dump());
+            for (uint64_t v = 1; v <= static_cast<uint64_t>(agent.spec().steps); ++v) {
+                runVersion(*a, *store, "trainer", v, [&] {
+                    const engine::PushMetrics m = agent.push(v);
+                    logger("trainer")->info("rank {} version {}: {}", a->rank, v,
+                                            m.toJson().dump());
+                });
             }
             agent.leave();
         });
@@ -166,8 +191,11 @@ void addAgentCommands(CLI::App &app) {
                 *a, store,
                 engine::protocol::inferenceName(fmt::format("e{}r{}", a->engine, a->rank))));
             agent.init();
-            for (int v = 1; v <= agent.spec().steps; ++v) {
-                (void)agent.serveStep(static_cast<uint64_t>(v));
+            // A rank restarted into a running job (--keep-going) takes part from the version in
+            // flight when it joined.
+            for (uint64_t v = agent.nextVersion(); v <= static_cast<uint64_t>(agent.spec().steps);
+                 v = agent.nextVersion()) {
+                runVersion(*a, *store, "inference", v, [&] { (void)agent.serveStep(v); });
             }
             agent.leave();
         });

@@ -127,6 +127,9 @@ void registerAgents(py::module_ &m) {
             py::arg("version"))
         .def_property_readonly("rank", &TrainerAgent::rank)
         .def_property_readonly("version", &TrainerAgent::version)
+        .def_property_readonly("attempted", &TrainerAgent::attempted)
+        .def("leave", &TrainerAgent::leave, py::call_guard<py::gil_scoped_release>(),
+             "Announces a clean departure (its end is then not a loss for the job).")
         .def_property_readonly("spec", &TrainerAgent::spec, py::return_value_policy::copy)
         .def_property_readonly(
             "writes_per_push",
@@ -165,8 +168,11 @@ void registerAgents(py::module_ &m) {
             },
             py::arg("version"))
         .def("cancel", &InferenceAgent::cancel)
+        .def("leave", &InferenceAgent::leave, py::call_guard<py::gil_scoped_release>(),
+             "Announces a clean departure (its end is then not a loss for the job).")
         .def_property_readonly("peer", &InferenceAgent::peer, py::return_value_policy::copy)
         .def_property_readonly("version", &InferenceAgent::version)
+        .def_property_readonly("next_version", &InferenceAgent::nextVersion)
         .def_property_readonly("spec", &InferenceAgent::spec, py::return_value_policy::copy);
 }
 

@@ -166,8 +166,7 @@ void registerControl(py::module_ &m) {
             [](JobSpec &s, double v) { s.step_timeout = toMillis(v); }, "seconds")
         .def("to_json", [](const JobSpec &s) { return s.toJson().dump(); })
         .def_static(
-            "from_json",
-            [](const std::string &text) { return JobSpec::parse(text); },
+            "from_json", [](const std::string &text) { return JobSpec::parse(text); },
             py::arg("text"))
         .def("validate", [](const JobSpec &s) {
             // The checks fromJson applies, so a bad spec fails where it is written.

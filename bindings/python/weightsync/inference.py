@@ -217,6 +217,11 @@ class WeightReceiver:
             if self._thread.is_alive():
                 return  # still inside a version: keep the agent and tensors alive
             self._thread = None
+        if self._agent is not None:
+            try:
+                self._agent.leave()
+            except WeightsyncError:
+                pass  # the coordinator may be gone
         self._agent = None
         self._refs = None
         self._lookup = None
@@ -232,7 +237,7 @@ class WeightReceiver:
     def _serve(self, version: Optional[int]) -> dict:
         if self._agent is None:
             self.connect()
-        version = self.version + 1 if version is None else version
+        version = self._agent.next_version if version is None else version
         try:
             self._check_unchanged()
         except WeightsyncError as e:

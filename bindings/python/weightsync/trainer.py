@@ -262,7 +262,7 @@ class WeightSender:
         barrier_s (until every receiver resumed) and total_s (pause to resume)."""
         if self._agent is None:
             self.connect()
-        version = self._agent.version + 1 if version is None else version
+        version = self._agent.attempted + 1 if version is None else version
         held = []
         try:
             self._check_unchanged()
@@ -318,7 +318,13 @@ class WeightSender:
         self._sources.set_full(name, ref.data_ptr, ref.dtype, list(ref.shape), ref.device)
 
     def close(self) -> None:
-        """Leaves the job and releases the slot buffers and registrations. Idempotent."""
+        """Leaves the job cleanly and releases the slot buffers and registrations. Idempotent.
+        (A sender dropped without close(), e.g. by a crash, is reported lost to its peers.)"""
+        if self._agent is not None:
+            try:
+                self._agent.leave()
+            except WeightsyncError:
+                pass  # the coordinator may be gone
         self._agent = None
         self._regs.clear()
         self._batches, self._batched_fulls = [], []

@@ -43,6 +43,9 @@ std::string lost(const std::string &who) {
 std::string left(const std::string &who) {
     return "left/" + who;
 }
+std::string joined(const std::string &who) {
+    return "joined/" + who;
+}
 std::string latest() {
     return "latest";
 }

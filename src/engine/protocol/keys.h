@@ -12,6 +12,7 @@
 //   init/refused/<who>          a participant refused its own input and may still retry
 //   lost/<who>                  written by the store when <who> is gone (its last will)
 //   left/<who>                  <who> finished its part of the job and left cleanly
+//   joined/<who>                <who> (re)joined the job: a lost key older than it is void
 //   latest                      the latest version trainer rank 0 requested
 //   v/<N>/request               trainer rank 0 asks for version N
 //   v/<N>/paused/<peer>         the peer stopped reading weights (Paused)
@@ -45,6 +46,7 @@ std::string initRefused(const std::string &who);
 std::string lostPrefix();
 std::string lost(const std::string &who);
 std::string left(const std::string &who);
+std::string joined(const std::string &who);
 std::string latest();
 std::string versionPrefix(uint64_t version);
 std::string request(uint64_t version);

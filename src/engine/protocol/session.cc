@@ -42,17 +42,32 @@ void Session::holdLiveness(std::chrono::milliseconds ttl) {
     seen_.erase(keys::lost(self_));
     seen_.erase(keys::left(self_));
     will_ = store_->lastWill(keys::lost(self_), self_, ttl);
+    store_->set(keys::joined(self_), "1");  // a watcher that saw an older lost key learns here
+}
+
+bool Session::isLost(const std::string &who) const {
+    const auto lost = seen_.find(keys::lost(who));
+    if (lost == seen_.end()) return false;
+    const auto joined = seen_.find(keys::joined(who));
+    return joined == seen_.end() || lost->second.revision > joined->second.revision;
+}
+
+std::optional<std::string> Session::cached(const std::string &key) const {
+    const auto it = seen_.find(key);
+    if (it == seen_.end()) return std::nullopt;
+    return it->second.value;
 }
 
 void Session::leave() {
     store_->set(keys::left(self_), "1");
+    if (will_) will_->withdraw();
 }
 
 void Session::refresh(Clock::time_point until) {
     if (!listed_) {
         for (control::KeyValue &kv : store_->list("")) {
             revision_ = std::max(revision_, kv.revision);
-            seen_[kv.key] = std::move(kv.value);
+            seen_[kv.key] = {std::move(kv.value), kv.revision};
         }
         listed_ = true;
         return;
@@ -75,7 +90,7 @@ void Session::refresh(Clock::time_point until) {
     }
     for (control::KeyValue &kv : changed) {
         revision_ = std::max(revision_, kv.revision);
-        seen_[kv.key] = std::move(kv.value);
+        seen_[kv.key] = {std::move(kv.value), kv.revision};
     }
 }
 
@@ -85,7 +100,7 @@ void Session::throwIfAborted(const AbortOn &abort, const std::vector<std::string
           what);
     if (abort.version != 0) {
         if (auto it = seen_.find(keys::outcome(abort.version)); it != seen_.end()) {
-            const Outcome o = decode<Outcome>(it->second, abort.version, it->first);
+            const Outcome o = decode<Outcome>(it->second.value, abort.version, it->first);
             if (!o.commit) {
                 fail(o.code, "{}: version {} was aborted by {}: {}", what, abort.version, o.by,
                      o.reason);
@@ -94,7 +109,7 @@ void Session::throwIfAborted(const AbortOn &abort, const std::vector<std::string
     }
     if (abort.init) {
         if (auto it = seen_.find(keys::initFailed()); it != seen_.end()) {
-            const Outcome o = decode<Outcome>(it->second, 0, it->first);
+            const Outcome o = decode<Outcome>(it->second.value, 0, it->first);
             fail(o.code, "{}: the job's start-up failed at {}: {}", what, o.by, o.reason);
         }
     }
@@ -104,8 +119,12 @@ void Session::throwIfAborted(const AbortOn &abort, const std::vector<std::string
         for (auto it = seen_.lower_bound(keys::lostPrefix());
              it != seen_.end() && startsWith(it->first, keys::lostPrefix()); ++it) {
             const std::string who = it->first.substr(keys::lostPrefix().size());
+            if (!isLost(who)) continue;  // it came back
             const bool needed_here = std::find(needed.begin(), needed.end(), who) != needed.end();
-            if (!needed_here && seen_.contains(keys::left(who))) continue;
+            if (!needed_here && (abort.lost_needed_only || seen_.contains(keys::left(who)))) {
+                continue;
+            }
+            if (needed_here && Clock::now() < abort.lost_grace_until) continue;  // may rejoin
             const std::string cause =
                 who == self_ ? fmt::format("{} itself was declared lost by the coordinator", who)
                              : fmt::format(
@@ -126,7 +145,7 @@ void Session::throwIfAborted(const AbortOn &abort, const std::vector<std::string
     }
     if (abort.newer_request) {
         if (auto it = seen_.find(keys::latest()); it != seen_.end()) {
-            const uint64_t latest = std::stoull(it->second);
+            const uint64_t latest = std::stoull(it->second.value);
             check(latest <= abort.version, Errc::kProtocol,
                   "{}: version {} was requested, but this participant expects version {} next",
                   what, latest, abort.version);
@@ -149,7 +168,7 @@ std::vector<std::string> Session::await(const std::vector<std::string> &keys,
         if (listed_ && missing.empty()) {
             std::vector<std::string> values;
             values.reserve(keys.size());
-            for (const std::string &k : keys) values.push_back(seen_.at(k));
+            for (const std::string &k : keys) values.push_back(seen_.at(k).value);
             return values;
         }
         if (listed_ && Clock::now() >= deadline) {
@@ -159,7 +178,7 @@ std::vector<std::string> Session::await(const std::vector<std::string> &keys,
             std::string refusals;
             for (const std::string &w : who) {
                 if (auto it = seen_.find(keys::initRefused(w)); it != seen_.end()) {
-                    refusals += fmt::format("; {} refused its input: {}", w, it->second);
+                    refusals += fmt::format("; {} refused its input: {}", w, it->second.value);
                 }
             }
             fail(Errc::kTimeout, "{}: timed out after {:.1f} s; still missing {} key(s){}{}{}",
@@ -176,10 +195,10 @@ Outcome Session::decide(const Outcome &proposal) {
         const auto current = store_->get(key);
         check(current.has_value(), Errc::kInternal, "the outcome of version {} vanished",
               proposal.version);
-        seen_[key] = *current;
+        seen_[key] = {*current, 0};
         return decode<Outcome>(*current, proposal.version, key);
     }
-    seen_[key] = encode(proposal);
+    seen_[key] = {encode(proposal), 0};
     if (!proposal.commit) {
         logger("protocol")
             ->warn("{}: aborts version {}: {}", self_, proposal.version, proposal.reason);

@@ -30,10 +30,14 @@ struct Roster {
 
 /// What ends a wait early, besides its keys arriving and its deadline.
 struct AbortOn {
-    uint64_t version = 0;        // that version's outcome is an abort (0: none)
-    bool init = false;           // init/failed exists
-    bool lost = true;            // a participant is lost that this wait needs, or that did not
-                                 // leave cleanly (with `version`: the version is aborted too)
+    uint64_t version = 0;           // that version's outcome is an abort (0: none)
+    bool init = false;              // init/failed exists
+    bool lost = true;               // a participant is lost that this wait needs, or that did not
+                                    // leave cleanly (with `version`: the version is aborted too)
+    bool lost_needed_only = false;  // (inference ranks may rejoin) only a lost participant this
+                                    // wait needs counts
+    Clock::time_point lost_grace_until{};  // a needed lost participant counts only after this
+                                           // (it may rejoin meanwhile)
     bool newer_request = false;  // a version above `version` was requested (Errc::kProtocol)
     const std::atomic<bool> *cancelled = nullptr;  // set: give up (Errc::kTimeout) within ~1 s
 };
@@ -52,9 +56,14 @@ class Session {
     [[nodiscard]] const Roster &roster() const { return roster_; }
     [[nodiscard]] control::Store &store() { return *store_; }
 
-    /// Registers this participant's last will (lost/<self>), kept alive every ttl/4. Waits then
-    /// fail with Errc::kPeerLost within about ttl of any participant dying or stopping.
+    /// Registers this participant's last will (lost/<self>), kept alive every ttl/4, and
+    /// announces that it (re)joined. Waits then fail with Errc::kPeerLost within about ttl of any
+    /// participant dying or stopping.
     void holdLiveness(std::chrono::milliseconds ttl);
+    /// Whether `who` is lost now: its lost key is newer than its last (re)join.
+    [[nodiscard]] bool isLost(const std::string &who) const;
+    /// The value of `key` as of the last wait (no round trip), if it existed then.
+    [[nodiscard]] std::optional<std::string> cached(const std::string &key) const;
     /// Announces that this participant finished its part of the job: its end is not a loss.
     void leave();
 
@@ -112,8 +121,12 @@ class Session {
     Roster roster_;
     uint64_t retain_;
     std::unique_ptr<control::LastWill> will_;
-    std::map<std::string, std::string> seen_;  // every key of the job seen so far, and its value
-    uint64_t revision_ = 0;                    // the store revision seen_ is current to
+    struct Seen {
+        std::string value;
+        uint64_t revision = 0;  // of its last write (0: written by this session, not yet seen)
+    };
+    std::map<std::string, Seen> seen_;  // every key of the job seen so far
+    uint64_t revision_ = 0;             // the store revision seen_ is current to
     bool listed_ = false;
 };
 

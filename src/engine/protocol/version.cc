@@ -78,22 +78,28 @@ Point parsePoint(std::string_view name) {
          fmt::join(names, ", "));
 }
 
+/// What ends a wait of `version` early: with rejoining allowed, only a lost participant the
+/// wait needs (the others may come back).
+AbortOn during(const JobSpec &spec, uint64_t version) {
+    return AbortOn{.version = version, .lost_needed_only = spec.rejoin_timeout.count() > 0};
+}
+
 PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_t version,
-                              TrainerWork &work) {
+                              uint64_t committed, TrainerWork &work) {
     PushMetrics m;
     m.version = version;
     m.rank = rank;
-    const AbortOn on{.version = version};
-    bool committed = false;
+    const AbortOn on = during(spec, version);
+    bool decided_commit = false;
     try {
         work.at(Point::kBeforeRequest, version);
         if (rank == 0) {
-            // The previous version is checked everywhere before the next may overwrite it.
-            if (spec.verify && version > 1) {
-                (void)s.await(s.forPeers(keys::verified, version - 1),
+            // The last committed version is checked everywhere before the next may overwrite it.
+            if (spec.verify && committed > 0) {
+                (void)s.await(s.forPeers(keys::verified, committed),
                               Clock::now() + spec.step_timeout, on,
                               fmt::format("version {}: waiting for the verification of {}", version,
-                                          version - 1));
+                                          committed));
             }
             s.publish(keys::request(version), Request{version});
             s.store().set(keys::latest(), std::to_string(version));
@@ -104,13 +110,17 @@ PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_
         // From the request on, the whole version must end within the step timeout.
         const auto start = Clock::now();
         const auto deadline = start + spec.step_timeout;
+        // A lost inference rank may rejoin before the rejoin timeout: its new process pauses.
+        AbortOn pausing = on;
+        pausing.lost_grace_until = start + spec.rejoin_timeout;
         const auto paused = s.awaitAll<Paused>(
-            s.forPeers(keys::paused, version), version, deadline, on,
+            s.forPeers(keys::paused, version), version, deadline, pausing,
             fmt::format("version {}: waiting for every inference rank to pause", version));
         for (size_t q = 0; q < paused.size(); ++q) {
-            check(paused[q].held == version - 1, Errc::kProtocol,
-                  "version {}: inference rank {} holds version {}, expected {}", version,
-                  s.roster().peers[q], paused[q].held, version - 1);
+            check(paused[q].held <= committed, Errc::kProtocol,
+                  "version {}: inference rank {} holds version {}, but version {} is the last "
+                  "that committed",
+                  version, s.roster().peers[q], paused[q].held, committed);
         }
         m.pause_seconds = secondsSince(start);
 
@@ -121,9 +131,10 @@ PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_
         const auto t0 = Clock::now();
         (void)s.await({keys::outcome(version)}, deadline, on,
                       fmt::format("version {}: waiting for its outcome", version));
-        committed = true;  // the await throws for an abort
+        decided_commit = true;  // the await throws for an abort
         work.at(Point::kResuming, version);
-        (void)s.await(s.forPeers(keys::resumed, version), deadline, AbortOn{},
+        (void)s.await(s.forPeers(keys::resumed, version), deadline,
+                      AbortOn{.lost_needed_only = on.lost_needed_only},
                       fmt::format("version {} (committed): waiting for every inference rank to "
                                   "resume",
                                   version));
@@ -132,11 +143,11 @@ PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_
         s.publish(keys::metrics(version, rank), m);
     } catch (...) {
         const auto [code, what] = currentError();
-        if (committed) throw;  // the version stands; a receiver was lost after it
+        if (decided_commit) throw;  // the version stands; a receiver was lost after it
         const std::optional<Outcome> o = proposeAbort(s, version, code, what);
         try {
             s.publish(keys::aborted(version, trainerName(rank)),
-                      Aborted{version, version - 1, false, false, -1, what});
+                      Aborted{version, committed, false, false, -1, what});
         } catch (const Error &) {
             // The coordinator itself may be gone.
         }
@@ -155,11 +166,13 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
                                      uint64_t version, uint64_t held, InferenceWork &work,
                                      const std::atomic<bool> *cancelled) {
     const std::string who = inferenceName(peer);
-    work.at(Point::kBeforeRequest, version);
     // Between versions: the request may be a training step away.
     try {
-        (void)s.await({keys::request(version)}, Clock::now() + spec.step_timeout,
-                      AbortOn{.version = version, .newer_request = true, .cancelled = cancelled},
+        work.at(Point::kBeforeRequest, version);
+        AbortOn waiting = during(spec, version);
+        waiting.newer_request = true;
+        waiting.cancelled = cancelled;
+        (void)s.await({keys::request(version)}, Clock::now() + spec.step_timeout, waiting,
                       fmt::format("{}: waiting for the request of version {}", who, version));
     } catch (...) {
         if (cancelled != nullptr && cancelled->load()) throw;  // the caller stops: no failure
@@ -175,7 +188,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
         throw;
     }
     const auto deadline = Clock::now() + spec.step_timeout;
-    const AbortOn on{.version = version};
+    const AbortOn on = during(spec, version);
     InferenceVersion r;
     bool applied = false;
     work.pause();

@@ -21,6 +21,11 @@
 // (compare-and-set), so it is the same for everybody. Any failure anywhere before that (an error,
 // a participant lost, a deadline) proposes abort with its cause, and the first proposal wins. A
 // rank that applied N and cannot learn the outcome (the coordinator is gone) never resumes.
+//
+// After an aborted version the job may go on with the next one (every version rewrites every
+// byte). With a rejoin timeout, an inference rank lost between versions (or in one) may come back
+// as a new process with the same engine and rank: the next version waits that long for it in its
+// pause barrier, and the trainers import its new memory (a new generation) before writing.
 
 #include "engine/job.h"
 #include "engine/metrics.h"
@@ -80,11 +85,13 @@ class InferenceWork {
     virtual Restored restore(uint64_t held, bool applied) = 0;
 };
 
-/// Trainer rank `rank` pushes `version` (every trainer rank calls this for every version).
-/// Returns its metrics once every inference rank serves the version. Throws the version's
-/// cause when it was aborted (by this rank or anybody).
+/// Trainer rank `rank` pushes `version` (every trainer rank calls this for every version);
+/// `committed` is the last version that committed (inference ranks hold it, or less: a rank
+/// that rejoined holds nothing). Returns its metrics once every inference rank serves the
+/// version. Throws the version's cause when it was aborted (by this rank or anybody); the job
+/// may go on with a later version.
 PushMetrics runTrainerVersion(Session &session, const JobSpec &spec, int rank, uint64_t version,
-                              TrainerWork &work);
+                              uint64_t committed, TrainerWork &work);
 
 struct InferenceVersion {
     bool committed = false;

@@ -118,9 +118,16 @@ TEST_F(ControlLastWill, KeptAliveAndWithdrawnIsNeverExecuted) {
         std::this_thread::sleep_for(Ms(800));  // four ttls: the keep-alives hold it
         EXPECT_TRUE(will->held());
         EXPECT_FALSE(observer_->get("lost/c"));
-    }  // withdrawn: a clean exit is not a loss
+        will->withdraw();  // a clean departure is not a loss
+    }
     std::this_thread::sleep_for(Ms(400));
     EXPECT_FALSE(observer_->get("lost/c"));
+}
+
+TEST_F(ControlLastWill, DroppedWithoutWithdrawingIsExecuted) {
+    // A process that exits on an error, destructors and all, is gone all the same.
+    (void)observer_->lastWill("lost/f", "f", Ms(60'000));
+    EXPECT_EQ(waitFor("lost/f", Ms(5000)), "f");
 }
 
 TEST_F(ControlLastWill, RefusesBadRequests) {

@@ -1,0 +1,120 @@
+// An inference engine killed in the middle of a version comes back as new processes with the
+// same engine and rank ids, re-registers, and takes every later version: no trainer restart, no
+// new job. The version it died in fails everywhere; every version from the next one on commits
+// and is verified on every rank, the rejoined ones included. The trainers import the new
+// processes' memory (a newer generation) and never write into the old one.
+
+#include "engine/local_job.h"
+#include "engine/protocol/keys.h"
+#include "engine/protocol/messages.h"
+#include "support/weightsync_bin.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+namespace weightsync::engine {
+namespace {
+
+using namespace std::chrono_literals;
+namespace keys = protocol::keys;
+
+constexpr uint64_t kVersions = 20;
+constexpr uint64_t kKilledAt = 5;
+
+std::string readFile(const std::string &path) {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(Rejoin, AnEngineKilledAtVersion5RejoinsAndTakesEveryLaterVersion) {
+    LocalJobOptions o;
+    o.spec.model = "glm5-tiny";
+    o.spec.mesh = {1, 2, 2};
+    o.spec.fleet.engines = {{2, 1, 2, {}}, {2, 1, 2, {}}};
+    o.spec.steps = static_cast<int>(kVersions);
+    o.spec.staging = true;
+    o.spec.launcher_collects = true;  // every version's keys stay for the checks
+    o.spec.rejoin_timeout = 60s;
+    o.spec.step_timeout = 30s;
+    o.spec.init_timeout = 30s;
+    // TCP: a restarted receiver is reached on a fresh connection (see docs/transport.md on
+    // shared-memory queues left by a dead peer).
+    o.spec.transport_options = {{"transports", "tcp,self"}};
+    o.executable = testing::weightsyncBin();
+    const std::vector<std::string> keep_going = {"--keep-going"};
+    for (const std::string t : {"trainer0", "trainer1"}) o.extra_args[t] = keep_going;
+    for (const std::string p : {"inference-e0r0", "inference-e0r1"}) o.extra_args[p] = keep_going;
+    const std::string fault = "paused@" + std::to_string(kKilledAt) + ":kill";
+    for (const std::string p : {"inference-e1r0", "inference-e1r1"}) {
+        o.extra_args[p] = {"--keep-going", "--fault", fault};
+    }
+    LocalJob job(o);
+    job.start();
+
+    // Engine 1 dies in version 5; once that version has failed, it is started again.
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    bool restarted = false;
+    std::map<std::string, int> codes;
+    while (std::chrono::steady_clock::now() < deadline) {
+        codes = job.ended();
+        if (!restarted && codes.contains("inference-e1r0") && codes.contains("inference-e1r1") &&
+            job.store().get(keys::outcome(kKilledAt))) {
+            EXPECT_EQ(codes.at("inference-e1r0"), 128 + 9);
+            job.restartAgent("inference-e1r0", keep_going);
+            job.restartAgent("inference-e1r1", keep_going);
+            restarted = true;
+            continue;
+        }
+        if (restarted && codes.size() == 6) break;
+        std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_TRUE(restarted) << "engine 1 was never killed, or version 5 never decided";
+    codes = job.wait(0ms);
+    for (const auto &[name, code] : codes) {
+        EXPECT_EQ(code, 0) << name << " (log " << job.logOf(name) << ")";
+        if (code != 0) job.keepLogs();
+    }
+
+    const auto outcome = [&](uint64_t v) {
+        const auto raw = job.store().get(keys::outcome(v));
+        EXPECT_TRUE(raw) << "version " << v << " has no outcome";
+        return raw ? protocol::decode<protocol::Outcome>(*raw, v, "outcome") : protocol::Outcome{};
+    };
+    for (uint64_t v = 1; v <= kVersions; ++v) {
+        SCOPED_TRACE("version " + std::to_string(v));
+        const protocol::Outcome o_v = outcome(v);
+        if (v == kKilledAt) {
+            EXPECT_FALSE(o_v.commit);
+            EXPECT_NE(o_v.reason.find("e1r"), std::string::npos) << o_v.reason;  // names the dead
+            // The survivors kept version 4, staged: untouched and verified.
+            for (const std::string p : {"e0r0", "e0r1"}) {
+                const auto a = job.store().get(keys::aborted(v, protocol::inferenceName(p)));
+                ASSERT_TRUE(a) << p;
+                const auto aborted = protocol::decode<protocol::Aborted>(*a, v, "aborted");
+                EXPECT_EQ(aborted.held, kKilledAt - 1);
+                EXPECT_TRUE(aborted.intact && aborted.serving);
+                EXPECT_EQ(aborted.mismatched_bytes_vs_held, 0);
+            }
+            continue;
+        }
+        EXPECT_TRUE(o_v.commit) << o_v.reason;
+        for (const std::string p : {"e0r0", "e0r1", "e1r0", "e1r1"}) {
+            const auto raw = job.store().get(keys::verified(v, p));
+            ASSERT_TRUE(raw) << p << " did not verify";
+            const auto verified = protocol::decode<protocol::Verified>(*raw, v, "verified");
+            EXPECT_TRUE(verified.verified) << p;
+            EXPECT_EQ(verified.mismatched_bytes, 0) << p;
+        }
+    }
+    // The trainers imported the new processes' memory.
+    for (const std::string t : {"trainer0", "trainer1"}) {
+        const std::string log = readFile(job.logOf(t));
+        EXPECT_NE(log.find("inference rank e1r0 rejoined"), std::string::npos) << log;
+    }
+}
+
+}  // namespace
+}  // namespace weightsync::engine
