@@ -202,19 +202,50 @@ def test_worker_engines_receive_three_versions_from_a_trainer_process(
         workers.close()
 
 
+def test_a_failed_version_fails_on_every_worker_and_writes_nothing(
+        coordinator: ws.Coordinator, job_id: str) -> None:
+    """The trainer refuses version 2 (its model re-allocated a tensor): update_weights raises on
+    every worker, both keep version 1, and their bytes are still version 1's."""
+    spec = job(coordinator, job_id, engine_ranks=2, engine_ep=2)
+    layout, peers, models = fleet_models(spec)
+    workers = Workers(models)
+    trainer = TrainerProcess(coordinator=coordinator.address, job=job_id, rank=0, versions=2,
+                             seed=SEED, realloc_at=2)
+    try:
+        workers.init_weight_transfer_engine({"coordinator": coordinator.address, "job": job_id})
+        workers.start_weight_update()
+        workers.update_weights({"version": 1})
+        workers.finish_weight_update()
+        assert_holds(layout, peers, models, 1)
+        workers.start_weight_update()
+        results = workers.collective(lambda w: w.update_weights({"version": 2}),
+                                     return_exceptions=True)
+        assert all(isinstance(r, ws.WeightsyncError) for r in results), results
+        assert all("changed since it was registered" in str(r) for r in results), results
+        assert [e.version for e in workers.engines] == [1, 1]
+        assert_holds(layout, peers, models, 1)
+        out = trainer.result()
+        assert not out["ok"] and out["error_type"] == "MismatchError", out
+    finally:
+        stop([trainer])
+        workers.close()
+
+
 # -- trainer side through vLLM's trainer factory --------------------------------------------
 
 def run_trainer_engine(coordinator: ws.Coordinator, job_id: str, ranks: int, source: str,
-                       job_options: dict, versions: int = 3) -> tuple:
-    spec = ws.job_spec("glm5-tiny", **job_options)  # the fleet the trainer will publish
+                       job_options: dict, versions: int = 3, publish: bool = True) -> tuple:
+    options = dict(job_options, init_timeout=60.0, step_timeout=60.0)
+    spec = ws.job_spec("glm5-tiny", **options)  # the fleet (the trainer publishes it)
+    if not publish:
+        ws.publish_job(coordinator, job_id, spec)
     layout, peers, models = fleet_models(spec)
     workers = Workers(models)
     address = list(workers.serve())
     dist = f"tcp://127.0.0.1:{free_port()}"
-    options = dict(job_options, init_timeout=60.0, step_timeout=60.0)
     trainers = [VllmTrainer(coordinator=coordinator.address, job=job_id, rank=r, ranks=ranks,
                             versions=versions, seed=SEED, model="glm5-tiny", source=source,
-                            job_options=options, dist=dist, rpc=address)
+                            job_options=options, publish=publish, dist=dist, rpc=address)
                 for r in range(ranks)]
     try:
         results = [t.result(timeout=300) for t in trainers]
@@ -223,10 +254,11 @@ def run_trainer_engine(coordinator: ws.Coordinator, job_id: str, ranks: int, sou
     return workers, layout, peers, models, results
 
 
-def test_trainer_engine_with_vllms_module_source(coordinator: ws.Coordinator,
-                                                 job_id: str) -> None:
+@pytest.mark.parametrize("publish", [True, False], ids=["trainer-publishes", "published"])
+def test_trainer_engine_with_vllms_module_source(coordinator: ws.Coordinator, job_id: str,
+                                                 publish: bool) -> None:
     workers, layout, peers, models, results = run_trainer_engine(
-        coordinator, job_id, 1, "module", {"engine_ranks": 2, "engine_ep": 2})
+        coordinator, job_id, 1, "module", {"engine_ranks": 2, "engine_ep": 2}, publish=publish)
     try:
         out = results[0]
         assert out["ok"], out
@@ -370,13 +402,14 @@ def layout_metas(**kw) -> list:
                       tuple(s.shape), **kw) for s in layout.sources]
 
 
-def trainer_init(source, **info):
+def trainer_init(source, coordinator: str = "127.0.0.1:1", job_id: str = "j", **info):
+    """Trainer rank 0 through vLLM's trainer factory (refusals come before any client call)."""
     from vllm.distributed.weight_transfer import WeightTransferTrainerFactory
 
     from weightsync.vllm_trainer import WeightSyncTrainerInitInfo
     info.setdefault("model", "glm5-tiny")
     return WeightTransferTrainerFactory.trainer_init(
-        WeightSyncTrainerInitInfo("127.0.0.1:1", "j", rank=0, **info), client=None,
+        WeightSyncTrainerInitInfo(coordinator, job_id, rank=0, **info), client=None,
         source=source)
 
 
@@ -404,3 +437,13 @@ def test_trainer_refusals() -> None:
     stage = layout_metas(owners=(0,))
     with pytest.raises(ws.MismatchError, match="owned by trainer ranks \\(0,\\) only"):
         trainer_init(MetaSource(stage), trainer_ranks=2)
+
+
+def test_trainer_refuses_placements_that_disagree_with_a_published_mesh(
+        coordinator: ws.Coordinator, job_id: str) -> None:
+    job(coordinator, job_id, trainer_ranks=2)  # FSDP 2: rank 0 owns the first half of the rows
+    metas = layout_metas(owners=(1, 0), placements=(Shard(0),))  # ... but holds the second
+    source = MetaSource(metas)
+    with pytest.raises(ws.MismatchError, match="disagree with the job's trainer mesh: .* trainer "
+                                               "rank 0 holds \\[\\d+, \\d+\\)"):
+        trainer_init(source, coordinator.address, job_id, model=None)

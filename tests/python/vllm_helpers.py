@@ -69,7 +69,10 @@ class Workers:
         self._listener: Optional[Listener] = None
         self._thread: Optional[threading.Thread] = None
 
-    def collective(self, fn: Callable[[Worker], Any], timeout: float = 120.0) -> list:
+    def collective(self, fn: Callable[[Worker], Any], timeout: float = 120.0,
+                   return_exceptions: bool = False) -> list:
+        """fn(worker) on every worker at once; raises the first error, or (return_exceptions)
+        returns each worker's exception in place of its result."""
         results: list[Any] = [None] * len(self.workers)
         errors: list[BaseException] = []
 
@@ -77,6 +80,7 @@ class Workers:
             try:
                 results[i] = fn(self.workers[i])
             except BaseException as e:  # noqa: BLE001 - re-raised below
+                results[i] = e
                 errors.append(e)
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(len(self.engines))]
@@ -85,7 +89,7 @@ class Workers:
         for t in threads:
             t.join(timeout)
         assert not any(t.is_alive() for t in threads), "a worker call hung"
-        if errors:
+        if errors and not return_exceptions:
             raise errors[0]
         return results
 

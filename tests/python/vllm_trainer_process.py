@@ -1,7 +1,7 @@
 """One trainer rank that sends weights through vLLM's trainer API with the weightsync backend.
 
 Usage: vllm_trainer_process.py '<json config>'. Config keys: coordinator, job, rank, ranks,
-versions, seed, model, job_options, source ("module": vLLM's ModuleSource over a module of
+versions, seed, model, job_options, publish (default true: rank 0 publishes the job), source ("module": vLLM's ModuleSource over a module of
 whole tensors; "sharded": a WeightSource whose ParamMeta describe FSDP 4 = 2 shards x EP 2),
 dist (tcp://host:port of a gloo group, for ranks > 1), rpc ([host, port] of the test's
 stand-in for vLLM's control plane; rank 0 only). Prints one JSON line: {"ok": ..., "versions":
@@ -133,8 +133,10 @@ def main() -> int:
     result: dict[str, Any] = {"ok": True, "versions": [], "metrics": []}
     engine = None
     try:
+        publish = cfg.get("publish", True)  # else the job was published by the test
         info = WeightSyncTrainerInitInfo(cfg["coordinator"], cfg["job"], rank=rank,
-                                         model=cfg["model"], job_options=cfg["job_options"],
+                                         model=cfg["model"] if publish else None,
+                                         job_options=cfg["job_options"] if publish else {},
                                          after_update=cfg.get("after_update"))
         engine = WeightTransferTrainerFactory.trainer_init(info, client=client, source=source)
         result["engine"] = type(engine).__name__
