@@ -33,6 +33,7 @@ from helpers import (  # noqa: E402
     stop,
     trainer_weights,
 )
+from test_vllm import dequantize  # noqa: E402
 from vllm_helpers import Workers, create_engine  # noqa: E402
 
 SEED = 11
@@ -68,6 +69,19 @@ def assert_holds(layout: ws.Layout, peers: list, models: list, version: int) -> 
         want = ws.reference_tensors(layout, peer, sources)
         compared += assert_bit_exact(held(model), want, f"{peer.name} version {version}")
     return compared
+
+
+def assert_absorbed(layout: ws.Layout, peers: list, models: list, version: int) -> None:
+    """The after_update hook (test_vllm.recompute_absorbed: MLA's W_UV / W_UK_T derived from
+    kv_b_proj) saw this version's weights."""
+    sources = trainer_weights(layout, SEED, version)
+    for model, peer in zip(models, peers):
+        assert model.absorbed_version == version
+        want = ws.reference_tensors(layout, peer, sources)
+        assert model.absorbed, "the model has kv_b_proj weights to absorb"
+        for name, absorbed in model.absorbed.items():
+            expected = dequantize(want[name], want[name + "_scale_inv"]).to(torch.bfloat16)
+            assert torch.equal(absorbed, expected), name
 
 
 def assert_unchanged(before: list, models: list) -> None:
@@ -149,7 +163,8 @@ def test_worker_engines_receive_three_versions_from_a_trainer_process(
                              seed=SEED)
     try:
         workers.init_weight_transfer_engine({"coordinator": coordinator.address, "job": job_id,
-                                             "layout_fingerprint": layout.fingerprint})
+                                             "layout_fingerprint": layout.fingerprint,
+                                             "after_update": "test_vllm:recompute_absorbed"})
         assert [e.receiver.peer.name for e in workers.engines] == ["e0r0", "e0r1"]
         previous = snapshot(models)
         for version in (1, 2, 3):
@@ -159,6 +174,7 @@ def test_worker_engines_receive_three_versions_from_a_trainer_process(
             assert [e.version for e in workers.engines] == [version, version]
             assert all(e.last_result["committed"] for e in workers.engines)
             assert assert_holds(layout, peers, models, version) > 0
+            assert_absorbed(layout, peers, models, version)  # the hook ran before the return
             changed = [n for n, t in held(models[0]).items()
                        if not torch.equal(t.view(torch.uint8), previous[0][n].view(torch.uint8))]
             assert len(changed) == len(previous[0]), "every tensor changes between versions"
@@ -245,7 +261,8 @@ def run_trainer_engine(coordinator: ws.Coordinator, job_id: str, ranks: int, sou
     dist = f"tcp://127.0.0.1:{free_port()}"
     trainers = [VllmTrainer(coordinator=coordinator.address, job=job_id, rank=r, ranks=ranks,
                             versions=versions, seed=SEED, model="glm5-tiny", source=source,
-                            job_options=options, publish=publish, dist=dist, rpc=address)
+                            job_options=options, publish=publish, dist=dist, rpc=address,
+                            after_update="test_vllm:recompute_absorbed")
                 for r in range(ranks)]
     try:
         results = [t.result(timeout=300) for t in trainers]
@@ -269,6 +286,7 @@ def test_trainer_engine_with_vllms_module_source(coordinator: ws.Coordinator, jo
                                              f"finish {v}")]
         assert [e.version for e in workers.engines] == [3, 3]
         assert_holds(layout, peers, models, 3)
+        assert_absorbed(layout, peers, models, 3)  # the hook came with the trainer's init info
     finally:
         workers.close()
 
