@@ -388,6 +388,20 @@ def test_a_trainer_on_another_layout_is_refused(coordinator: ws.Coordinator,
     assert_unchanged(before, models)
 
 
+def test_an_after_update_hook_that_cannot_be_loaded_is_refused(coordinator: ws.Coordinator,
+                                                               job_id: str) -> None:
+    spec = job(coordinator, job_id)
+    _, _, models = fleet_models(spec)
+    engine = create_engine(models[0])
+    for hook, message in (("test_vllm:no_such_hook", "cannot be loaded in this worker"),
+                          ("no_such_module:hook", "cannot be loaded in this worker"),
+                          ("test_vllm:KV_B", "is not callable")):
+        with pytest.raises(ws.InvalidArgumentError, match=f"after_update '{hook}' {message}"):
+            engine.init_transfer_engine(engine.parse_init_info(
+                {"coordinator": coordinator.address, "job": job_id, "after_update": hook}))
+        assert engine.receiver is None
+
+
 def test_a_vllm_of_another_shape_than_the_job_is_refused(coordinator: ws.Coordinator,
                                                          job_id: str) -> None:
     spec = job(coordinator, job_id, engine_ranks=2, engine_ep=2)

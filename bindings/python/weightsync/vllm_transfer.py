@@ -25,7 +25,13 @@ from vllm.distributed.weight_transfer.base import (
     WeightTransferUpdateInfo,
 )
 
-from .errors import MismatchError, ProtocolError, UnsupportedError, WeightsyncError
+from .errors import (
+    InvalidArgumentError,
+    MismatchError,
+    ProtocolError,
+    UnsupportedError,
+    WeightsyncError,
+)
 from .inference import WeightReceiver
 from .vllm import _resolve
 
@@ -133,12 +139,12 @@ class WeightSyncWeightTransferEngine(
             try:
                 self._check_job(receiver, init_info)
                 self._check_names(receiver, model, init_info.job)
+                hook = self._hook(init_info.after_update)
             except WeightsyncError as e:
                 receiver._fail_init(e)  # the trainers fail at once, with this message
                 raise
             receiver.register(model)
-            if init_info.after_update is not None:
-                hook = _resolve(init_info.after_update)
+            if hook is not None:
                 receiver.add_hook(lambda version: hook(model, version))
             elif callable(getattr(model, "weightsync_after_update", None)):
                 receiver.add_hook(model.weightsync_after_update)
@@ -204,6 +210,20 @@ class WeightSyncWeightTransferEngine(
             raise ValueError("weightsync: init_weight_transfer_engine() must be called (and "
                              "succeed) before a weight update")
         return self.receiver
+
+    @staticmethod
+    def _hook(qualname: Optional[str]) -> Any:
+        if qualname is None:
+            return None
+        try:
+            hook = _resolve(qualname)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise InvalidArgumentError(f"weightsync init_info: after_update '{qualname}' cannot "
+                                       f"be loaded in this worker: {e}") from e
+        if not callable(hook):
+            raise InvalidArgumentError(f"weightsync init_info: after_update '{qualname}' is not "
+                                       "callable")
+        return hook
 
     def _check_job(self, receiver: WeightReceiver, info: WeightSyncInitInfo) -> None:
         layout = receiver.layout
