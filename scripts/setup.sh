@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every dependency of weightsync on a fresh Debian 12 (Debian packages + PyPI only) and builds it.
-# Idempotent: re-running only rebuilds what changed.
+# Idempotent: re-running only rebuilds what changed. --deps-only: install, do not build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,10 @@ if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${1:-}" = "--deps-only" ]; then
+  exit 0
 fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=/usr/bin/python3

@@ -214,6 +214,17 @@ void registerControl(py::module_ &m) {
         py::arg("code") = "invalid argument", py::call_guard<py::gil_scoped_release>(),
         "Fails version `version` for every participant (the first cause wins), as a participant "
         "that cannot take part in it does.");
+    m.def(
+        "fail_init",
+        [](std::shared_ptr<control::Store> store, const std::string &who,
+           const std::string &message, const std::string &code) {
+            engine::protocol::Session session(std::move(store), who, {});
+            session.failInit(control::wire::parseCode(code), message);
+        },
+        py::arg("store"), py::arg("who"), py::arg("message"),
+        py::arg("code") = "invalid argument", py::call_guard<py::gil_scoped_release>(),
+        "Fails the job's start-up for every agent (the first failure wins): for a mismatch no "
+        "retry can fix, e.g. a model that does not match the job's layout.");
     m.def("trainer_name", &engine::protocol::trainerName, py::arg("rank"));
     m.def("inference_name", &engine::protocol::inferenceName, py::arg("peer"));
 }

@@ -10,7 +10,11 @@ registered tensors. This package wraps it for PyTorch:
 * :class:`WeightReceiver` -- an inference rank: register a ``torch.nn.Module``'s
   parameters and scale buffers, add hooks, ``update()`` / ``start()`` +
   ``wait_for_version(n)``;
-* :mod:`weightsync.vllm` -- a vLLM worker extension over WeightReceiver;
+* :mod:`weightsync.vllm_transfer` / :mod:`weightsync.vllm_trainer` -- the ``weightsync``
+  backend of vLLM's weight-transfer API (vLLM >= 0.33; registered by the
+  ``vllm.general_plugins`` entry point, :mod:`weightsync.vllm_plugin`);
+* :mod:`weightsync.vllm` -- a vLLM worker extension over WeightReceiver, for vLLM
+  versions without that API;
 * :class:`Coordinator`, :func:`job_spec`, :func:`publish_job` -- the job's
   control plane; :mod:`weightsync.errors` -- typed exceptions.
 """

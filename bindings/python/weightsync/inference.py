@@ -285,6 +285,22 @@ class WeightReceiver:
         for ref in self._refs or []:
             check_unchanged(ref, current.get(ref.name) if current is not None else ref.tensor)
 
+    def fail_job(self, error: Exception) -> None:
+        """Fails the job's start-up for every agent with this error (the first failure wins):
+        for a mismatch no retry can fix, where peers should not wait for this rank."""
+        try:
+            _core.fail_init(self._store, _core.inference_name(self.peer.name),
+                            f"inference {self.peer.name}: {error}",
+                            getattr(error, "code", None) or "invalid argument")
+        except WeightsyncError:
+            pass
+
+    @property
+    def next_version(self) -> int:
+        """The version update() takes by default (after every version this rank took part in;
+        for a rank that joined a running job, the one in flight when it joined)."""
+        return self.version + 1 if self._agent is None else self._agent.next_version
+
     def _fail_init(self, error: Exception) -> None:
         # This rank refused its own input: it may still retry, so the job is not failed; peers
         # waiting for it name this cause when they time out.

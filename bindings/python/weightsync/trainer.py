@@ -284,9 +284,7 @@ class WeightSender:
                 # queued on the current stream must be done before it reads the tensors.
                 torch_module().cuda.current_stream(self._device).synchronize()
         except Exception as e:
-            _core.abort_version(self._store, version, _core.trainer_name(self.rank),
-                                f"trainer rank {self.rank}: {e}",
-                                getattr(e, "code", None) or "invalid argument")
+            self.abort_version(version, e)
             self._sources.clear_fulls()
             raise
         try:
@@ -354,6 +352,28 @@ class WeightSender:
     def slot_bytes(self) -> int:
         """Bytes of this rank's slot arena (on its GPU for CUDA tensors; 0 before connect())."""
         return 0 if self._agent is None else int(self._agent.slot_bytes)
+
+    def fail_job(self, error: Exception) -> None:
+        """Fails the job's start-up for every agent with this error (the first failure wins):
+        for a mismatch no retry can fix, where peers should not wait for this rank."""
+        try:
+            _core.fail_init(self._store, _core.trainer_name(self.rank),
+                            f"trainer rank {self.rank}: {error}",
+                            getattr(error, "code", None) or "invalid argument")
+        except WeightsyncError:
+            pass
+
+    def abort_version(self, version: int, error: Exception) -> None:
+        """Fails version `version` for every agent with this error (e.g. this rank could not
+        produce its weights for it); the job may go on with a later version."""
+        _core.abort_version(self._store, version, _core.trainer_name(self.rank),
+                            f"trainer rank {self.rank}: {error}",
+                            getattr(error, "code", None) or "invalid argument")
+
+    @property
+    def next_version(self) -> int:
+        """The version push() takes by default: after every version pushed, failed ones too."""
+        return 1 if self._agent is None else self._agent.attempted + 1
 
     def _fail_init(self, error: Exception) -> None:
         # This rank refused its own input: it may still retry, so the job is not failed; peers

@@ -1,5 +1,9 @@
 """A vLLM worker extension that receives weightsync pushes into the live model.
 
+For vLLM versions without the weight-transfer API. With vLLM >= 0.33 use the ``weightsync``
+backend of that API instead (:mod:`weightsync.vllm_transfer`, :mod:`weightsync.vllm_trainer`):
+vLLM's own ``init_weight_transfer_engine`` / ``update_weights`` calls, no extension needed.
+
 Start vLLM with the extension mixed into its workers::
 
     llm = LLM(model=..., worker_extension_cls="weightsync.vllm.WeightSyncWorkerExtension")
