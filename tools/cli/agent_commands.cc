@@ -56,21 +56,40 @@ void addAgentCommands(CLI::App &app) {
         auto host = std::make_shared<std::string>("127.0.0.1");
         auto port = std::make_shared<int>(29600);
         auto port_file = std::make_shared<std::string>();
+        auto limits = std::make_shared<control::ServerLimits>();
+        auto read_timeout_ms = std::make_shared<int64_t>(limits->read_timeout.count());
+        auto max_call_ms = std::make_shared<int64_t>(limits->max_call_timeout.count());
         CLI::App *cmd = app.add_subcommand("coordinator", "serve the control-plane store");
         cmd->add_option("--host", *host, "address to bind")->capture_default_str();
         cmd->add_option("--port", *port, "port (0 = any free port)")->capture_default_str();
         cmd->add_option("--port-file", *port_file, "write the bound port to this file");
-        cmd->callback([host, port, port_file] {
+        cmd->add_option("--max-connections", limits->max_connections,
+                        "client connections served at once; more are refused")
+            ->capture_default_str();
+        cmd->add_option("--max-frame-bytes", limits->max_frame_bytes, "largest request frame")
+            ->capture_default_str();
+        cmd->add_option("--read-timeout-ms", *read_timeout_ms,
+                        "a request frame must arrive whole within this")
+            ->capture_default_str();
+        cmd->add_option("--max-call-timeout-ms", *max_call_ms,
+                        "wait/watch timeouts are clamped to this")
+            ->capture_default_str();
+        cmd->callback([host, port, port_file, limits, read_timeout_ms, max_call_ms] {
+            limits->read_timeout = std::chrono::milliseconds(*read_timeout_ms);
+            limits->max_call_timeout = std::chrono::milliseconds(*max_call_ms);
             std::signal(SIGTERM, [](int) { g_stop = true; });
             std::signal(SIGINT, [](int) { g_stop = true; });
-            control::runCoordinator(*host, *port, g_stop, [&](int bound) {
-                if (!port_file->empty()) {
-                    const std::string tmp = *port_file + ".tmp";
-                    std::ofstream(tmp) << bound << "\n";
-                    std::rename(tmp.c_str(), port_file->c_str());
-                }
-                fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
-            });
+            control::runCoordinator(
+                *host, *port, g_stop,
+                [&](int bound) {
+                    if (!port_file->empty()) {
+                        const std::string tmp = *port_file + ".tmp";
+                        std::ofstream(tmp) << bound << "\n";
+                        std::rename(tmp.c_str(), port_file->c_str());
+                    }
+                    fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
+                },
+                *limits);
         });
     }
     {
