@@ -60,4 +60,18 @@ void checkJsonDepth(const nlohmann::json &value, std::string_view what, Errc cod
     }
 }
 
+void checkNoFloats(const nlohmann::json &value, std::string_view what, Errc code) {
+    std::vector<const nlohmann::json *> stack{&value};
+    while (!stack.empty()) {
+        const nlohmann::json *node = stack.back();
+        stack.pop_back();
+        if (node->is_number_float()) {
+            fail(code, "{}: {} is not an integer (only integers here)", what, node->dump());
+        }
+        if (node->is_structured()) {
+            for (const nlohmann::json &child : *node) stack.push_back(&child);
+        }
+    }
+}
+
 }  // namespace weightsync

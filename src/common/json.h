@@ -27,6 +27,11 @@ nlohmann::json parseJson(std::string_view text, std::string_view what, Errc code
 void checkJsonDepth(const nlohmann::json &value, std::string_view what, Errc code = Errc::kProtocol,
                     int max_depth = kMaxJsonDepth);
 
+/// Throws Error(code) naming `what` when value holds a floating-point number anywhere: for
+/// documents of integers only, so that no float reaches nlohmann's integer conversions (undefined
+/// behaviour for a value such as 1e300). Iterative.
+void checkNoFloats(const nlohmann::json &value, std::string_view what, Errc code = Errc::kProtocol);
+
 /// value as the integer type T. Throws Error(code) naming `what` when value is not a JSON
 /// integer (a float such as 1.5 or 1e300 is refused, never truncated) or does not fit in T.
 template <typename T>

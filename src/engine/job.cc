@@ -1,6 +1,7 @@
 #include "engine/job.h"
 
 #include "common/error.h"
+#include "common/json.h"
 
 namespace weightsync::engine {
 
@@ -34,6 +35,10 @@ json JobSpec::toJson() const {
 }
 
 JobSpec JobSpec::fromJson(const json &j) {
+    // Parsing safety (the caller may have parsed without limits): transport_options is copied,
+    // recursively, and a float must not reach an integer field's conversion.
+    checkJsonDepth(j, "job spec");
+    checkNoFloats(j, "job spec");
     try {
         JobSpec s;
         s.model = j.at("model").get<std::string>();

@@ -1,8 +1,10 @@
 #include "layout/json_layout.h"
 
 #include "common/error.h"
+#include "common/json.h"
 
 #include <fstream>
+#include <iterator>
 
 namespace weightsync::layout {
 
@@ -81,6 +83,7 @@ std::string nameAt(const std::string &name, int64_t layer) {
 }  // namespace
 
 Layout layoutFromJson(const json &doc) {
+    checkNoFloats(doc, "layout document", Errc::kInvalidArgument);  // parsing safety: no UB casts
     try {
         check(doc.is_object(), Errc::kInvalidArgument, "layout document must be a JSON object");
         if (doc.contains("format")) {
@@ -134,14 +137,10 @@ Layout layoutFromJson(const json &doc) {
 }
 
 Layout loadLayoutFile(const std::string &path) {
-    std::ifstream in(path);
+    std::ifstream in(path, std::ios::binary);
     check(in.good(), Errc::kNotFound, "cannot open layout file '{}'", path);
-    json doc;
-    try {
-        in >> doc;
-    } catch (const json::exception &e) {
-        fail(Errc::kInvalidArgument, "layout file '{}' is not valid JSON: {}", path, e.what());
-    }
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const json doc = parseJson(text, fmt::format("layout file '{}'", path), Errc::kInvalidArgument);
     try {
         return layoutFromJson(doc);
     } catch (const Error &e) {

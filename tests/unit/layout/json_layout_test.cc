@@ -124,5 +124,32 @@ TEST(JsonLayout, LoadsFilesWithClearErrors) {
     EXPECT_THROW((void)loadLayoutFile(path), Error);
 }
 
+TEST(JsonLayout, RefusesFloatsAndDeepNesting) {
+    json doc = templated();
+    doc["sources"][0]["shape"][0] = 1e300;  // would be a float-to-int conversion (UB)
+    try {
+        (void)layoutFromJson(doc);
+        FAIL();
+    } catch (const Error &e) {
+        EXPECT_EQ(e.code(), Errc::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("1e+300 is not an integer"), std::string::npos)
+            << e.what();
+    }
+    const std::string path = ::testing::TempDir() + "/deep_layout.json";
+    {
+        std::ofstream out(path);
+        out << std::string(100000, '[') << std::string(100000, ']');
+    }
+    try {
+        (void)loadLayoutFile(path);
+        FAIL();
+    } catch (const Error &e) {
+        EXPECT_EQ(e.code(), Errc::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("nested deeper than 64"), std::string::npos)
+            << e.what();
+    }
+    std::remove(path.c_str());
+}
+
 }  // namespace
 }  // namespace weightsync::layout
