@@ -79,7 +79,7 @@ class TcpStoreServer::Loop {
     void readSome(Connection &c);
     void flush(Connection &c);
     void pump(Connection &c, Clock::time_point now);
-    void queue(Connection &c, std::string payload, Clock::time_point now);
+    void queue(Connection &c, const std::string &payload, Clock::time_point now);
     void closeWith(Connection &c, Errc code, const std::string &why, Clock::time_point now);
     void drainWake();
 
@@ -256,7 +256,7 @@ void TcpStoreServer::Loop::advance(Connection &c, short revents, Clock::time_poi
             c.pending_revision = revision;
             if (auto reply = resumePending(*server_.store_, *c.pending, now)) {
                 c.pending.reset();
-                queue(c, std::move(*reply), now);
+                queue(c, *reply, now);
             }
         }
     }
@@ -330,7 +330,7 @@ void TcpStoreServer::Loop::flush(Connection &c) {
     if (c.refused || c.closing) ::shutdown(c.fd.get(), SHUT_WR);
 }
 
-void TcpStoreServer::Loop::queue(Connection &c, std::string payload, Clock::time_point now) {
+void TcpStoreServer::Loop::queue(Connection &c, const std::string &payload, Clock::time_point now) {
     c.out = encodeFrame(payload, UINT32_MAX);
     c.sent = 0;
     c.send_deadline = now + server_.limits_.send_timeout;
@@ -352,7 +352,7 @@ void TcpStoreServer::Loop::pump(Connection &c, Clock::time_point now) {
         std::optional<std::string> reply =
             handleRequest(*server_.store_, *frame, server_.limits_.max_call_timeout, pending);
         if (reply) {
-            queue(c, std::move(*reply), now);
+            queue(c, *reply, now);
         } else {
             c.pending = std::move(pending);
             c.pending_revision = revision;
