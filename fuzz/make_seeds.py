@@ -69,8 +69,10 @@ LAYOUT = {"format": "weightsync-layout/1", "name": "seed", "num_layers": 2,
 
 
 def seeds():
+    # regression_*: inputs that crashed a target once (docs/fuzzing.md), replayed on every run.
     yield "base64", {"empty": b"", "foobar": b"Zm9vYmFy", "pad1": b"Zm8=", "pad2": b"Zg==",
-                     "key": DESCRIPTOR["key"].encode(), "bad_char": b"ab!c", "bad_pad": b"a=bc"}
+                     "key": DESCRIPTOR["key"].encode(), "bad_char": b"ab!c", "bad_pad": b"a=bc",
+                     "regression_noncanonical": b"Ze=="}
     chunk = b"\x07"  # first byte: how the stream is cut into reads
     yield "store_request", {
         "hello": chunk + frame({"op": "hello", "id": 1, "version": 1}),
@@ -101,7 +103,9 @@ def seeds():
         "error": compact({"id": 7, "ok": False, "code": "timeout", "error": "wait for key 'k' timed out"}),
         "refused": compact({"id": None, "ok": False, "code": "peer lost", "error": "too many connections"}),
     }
-    yield "descriptor", {"ucx": compact(DESCRIPTOR), "cuda": compact(CUDA_DESCRIPTOR)}
+    float_v = compact(DESCRIPTOR).replace(b'"v":1', b'"v":11e300')
+    yield "descriptor", {"ucx": compact(DESCRIPTOR), "cuda": compact(CUDA_DESCRIPTOR),
+                         "regression_float_v": float_v}
     yield "agent_messages", {"hello": compact(HELLO), "memory": compact(MEMORY)}
     yield "job_spec", {
         "demo": compact(SPEC),
