@@ -121,7 +121,9 @@ def seeds():
     address = b"WSCUDAIPC1:" + compact({"host": "vm/boot", "pid": 4242, "device": 0,
                                         "uuid": "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f",
                                         "uuid_bytes": list(range(16))})
-    yield "cuda_ipc", {"key": b"\x00" + key, "address": b"\x01" + address}
+    float_byte = address.replace(b",15]", b",1599999999999999999999]")  # a float: UB as an int
+    yield "cuda_ipc", {"key": b"\x00" + key, "address": b"\x01" + address,
+                       "regression_float_uuid_byte": b"\x01" + float_byte}
 
 
 def main():
