@@ -26,6 +26,7 @@ std::string_view convKindName(ConvKind kind) {
 namespace {
 
 constexpr std::string_view kFormat = "weightsync-layout/1";
+constexpr int64_t kMaxTemplateLayers = 4096;
 
 TpSplit parseTp(const std::string &s, const std::string &where) {
     if (s == "replicated") return TpSplit::kReplicated;
@@ -73,6 +74,10 @@ void forEachLayer(const json &entry, const std::string &name, int64_t num_layers
           where, name, begin, end);
     check(end > 0 || begin == end, Errc::kInvalidArgument,
           "{} '{}': templated entry needs num_layers or layers", where, name);
+    // Parsing safety: a few bytes ("num_layers": 24294967296) must not expand without bound.
+    check(end - begin <= kMaxTemplateLayers, Errc::kInvalidArgument,
+          "{} '{}': {} layers, more than the {} a template may expand to", where, name, end - begin,
+          kMaxTemplateLayers);
     for (int64_t i = begin; i < end; ++i) fn(i);
 }
 

@@ -124,6 +124,22 @@ TEST(JsonLayout, LoadsFilesWithClearErrors) {
     EXPECT_THROW((void)loadLayoutFile(path), Error);
 }
 
+TEST(JsonLayout, RefusesTemplatesThatExpandWithoutBound) {
+    // Found by the layout_json fuzz target: a 1 KB file with "num_layers": 24294967296 expanded
+    // every templated entry 24 billion times.
+    json doc = templated();
+    doc["num_layers"] = int64_t{24294967296};
+    try {
+        (void)layoutFromJson(doc);
+        FAIL();
+    } catch (const Error &e) {
+        EXPECT_EQ(e.code(), Errc::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("24294967296 layers, more than the 4096"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
 TEST(JsonLayout, RefusesFloatsAndDeepNesting) {
     json doc = templated();
     doc["sources"][0]["shape"][0] = 1e300;  // would be a float-to-int conversion (UB)
