@@ -116,7 +116,8 @@ def seeds():
                              transport="cuda_ipc", transport_options={"streams": 2, "chunk_bytes": 1048576},
                              engines=[{"ep": 1, "ranks": 2, "tp": 2, "expert_maps": [[0, 1, 2, 3], [0, 1, 2, 3]]}])),
     }
-    yield "layout_json", {"templated": compact(LAYOUT)}
+    yield "layout_json", {"templated": compact(LAYOUT),
+                          "regression_huge_num_layers": compact(dict(LAYOUT, num_layers=24294967296))}
     key = b"WSIPCK01" + bytes(range(64)) + struct.pack("<QQq", 4096, 1 << 30, 4242) + bytes(range(16))
     address = b"WSCUDAIPC1:" + compact({"host": "vm/boot", "pid": 4242, "device": 0,
                                         "uuid": "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f",
