@@ -134,8 +134,9 @@ void TcpStoreServer::Loop::iterate() {
     const auto now = Clock::now();
     if (rc > 0 && (fds_[0].revents & POLLIN) != 0) drainWake();
 
-    // Every pending call is retried on each pass; writes made during the pass (or in-process,
-    // which wake the loop) make the next poll return at once.
+    // A parked call is retried once the store's revision moved or its deadline passed. Writes
+    // made during this pass (and in-process writes, which wake the loop) make the next poll
+    // return at once.
     checked_revision_ = server_.store_->revision();
     size_t i = 2;
     for (auto &c : connections_) {
