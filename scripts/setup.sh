@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-pybind11 python3-numpy python3-pytest python3-torch python3-pip python3-venv
   clang-format clang-tidy
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizers for scripts/fuzz.sh
 )
 
 missing=()

@@ -70,6 +70,11 @@ std::string decodeBase64(std::string_view text) {
             check(d >= 0, Errc::kInvalidArgument, "invalid base64 character at offset {}", i + j);
             v = (v << 6) | static_cast<uint32_t>(d);
         }
+        // One encoding per byte string: the bits below the last byte must be zero ("Ze==" is
+        // not another spelling of "Zg==").
+        const uint32_t unused = !last ? 0 : padding == 2 ? 0xffffU : padding == 1 ? 0xffU : 0;
+        check((v & unused) == 0, Errc::kInvalidArgument,
+              "base64 text has non-zero padding bits at offset {}", i);
         out += static_cast<char>((v >> 16) & 0xff);
         if (!last || padding < 2) out += static_cast<char>((v >> 8) & 0xff);
         if (!last || padding < 1) out += static_cast<char>(v & 0xff);

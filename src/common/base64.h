@@ -8,7 +8,8 @@ namespace weightsync {
 
 std::string encodeBase64(std::string_view bytes);
 
-/// Throws Error(kInvalidArgument) on characters outside the alphabet or a bad length/padding.
+/// Throws Error(kInvalidArgument) on characters outside the alphabet, a bad length/padding, or
+/// non-zero padding bits (so every byte string has exactly one accepted encoding).
 std::string decodeBase64(std::string_view text);
 
 }  // namespace weightsync

@@ -8,8 +8,9 @@
 namespace weightsync::control {
 
 int runCoordinator(const std::string &host, int port, std::atomic<bool> &stop_flag,
-                   const std::function<void(int bound_port)> &on_ready) {
-    TcpStoreServer server(host, port);
+                   const std::function<void(int bound_port)> &on_ready,
+                   const ServerLimits &limits) {
+    TcpStoreServer server(host, port, nullptr, limits);
     logger("control")->info("coordinator serving the store on {}:{}", host, server.port());
     if (on_ready) on_ready(server.port());
     while (!stop_flag.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -8,8 +8,6 @@
 namespace weightsync::control {
 namespace {
 
-constexpr auto kCancelPoll = std::chrono::milliseconds(50);
-
 bool hasPrefix(const std::string &key, const std::string &prefix) {
     return key.compare(0, prefix.size(), prefix) == 0;
 }
@@ -18,23 +16,8 @@ bool hasPrefix(const std::string &key, const std::string &prefix) {
 
 template <typename Ready>
 bool MemoryStore::blockUntil(std::unique_lock<std::mutex> &lock, std::chrono::milliseconds timeout,
-                             const CancelFn &cancelled, Ready ready) {
-    const auto deadline = deadlineAfter(timeout);
-    while (!ready()) {
-        if (cancelled) {
-            lock.unlock();  // cancelled() may make a system call; do not hold up the store
-            const bool stop = cancelled();
-            lock.lock();
-            if (stop) fail(Errc::kPeerLost, "wait cancelled");
-            if (ready()) break;
-        }
-        const auto now = Clock::now();
-        if (now >= deadline) return false;
-        auto until = deadline;
-        if (cancelled && deadline - now > kCancelPoll) until = now + kCancelPoll;
-        changed_.wait_until(lock, until);
-    }
-    return true;
+                             Ready ready) {
+    return changed_.wait_until(lock, deadlineAfter(timeout), ready);
 }
 
 void MemoryStore::writeLocked(const std::string &key, std::string value) {
@@ -44,6 +27,7 @@ void MemoryStore::writeLocked(const std::string &key, std::string value) {
     entry.revision = ++revision_;
     by_revision_.emplace(entry.revision, key);
     changed_.notify_all();
+    for (const auto &[id, listener] : listeners_) listener();
 }
 
 void MemoryStore::eraseLocked(std::map<std::string, Entry>::iterator it) {
@@ -92,14 +76,8 @@ std::optional<std::string> MemoryStore::get(const std::string &key) {
 }
 
 std::string MemoryStore::wait(const std::string &key, std::chrono::milliseconds timeout) {
-    return waitCancellable(key, timeout, {});
-}
-
-std::string MemoryStore::waitCancellable(const std::string &key, std::chrono::milliseconds timeout,
-                                         const CancelFn &cancelled) {
     std::unique_lock lock(mutex_);
-    const bool found =
-        blockUntil(lock, timeout, cancelled, [&] { return entries_.count(key) != 0; });
+    const bool found = blockUntil(lock, timeout, [&] { return entries_.count(key) != 0; });
     check(found, Errc::kTimeout, "wait for key '{}' timed out after {} ms", key, timeout.count());
     return entries_.at(key).value;
 }
@@ -139,19 +117,31 @@ std::vector<KeyValue> MemoryStore::list(const std::string &prefix) {
 
 std::vector<KeyValue> MemoryStore::watch(const std::string &prefix, uint64_t after_revision,
                                          std::chrono::milliseconds timeout) {
-    return watchCancellable(prefix, after_revision, timeout, {});
-}
-
-std::vector<KeyValue> MemoryStore::watchCancellable(const std::string &prefix,
-                                                    uint64_t after_revision,
-                                                    std::chrono::milliseconds timeout,
-                                                    const CancelFn &cancelled) {
     std::unique_lock lock(mutex_);
-    const bool ready = blockUntil(lock, timeout, cancelled,
-                                  [&] { return hasNewerLocked(prefix, after_revision); });
+    const bool ready =
+        blockUntil(lock, timeout, [&] { return hasNewerLocked(prefix, after_revision); });
     check(ready, Errc::kTimeout, "watch on prefix '{}' after revision {} timed out after {} ms",
           prefix, after_revision, timeout.count());
     return collectLocked(prefix, after_revision);
+}
+
+std::vector<KeyValue> MemoryStore::changedSince(const std::string &prefix,
+                                                uint64_t after_revision) const {
+    std::lock_guard lock(mutex_);
+    if (!hasNewerLocked(prefix, after_revision)) return {};
+    return collectLocked(prefix, after_revision);
+}
+
+uint64_t MemoryStore::addWriteListener(WriteListener listener) {
+    std::lock_guard lock(mutex_);
+    const uint64_t id = next_listener_++;
+    listeners_.emplace(id, std::move(listener));
+    return id;
+}
+
+void MemoryStore::removeWriteListener(uint64_t id) {
+    std::lock_guard lock(mutex_);
+    listeners_.erase(id);
 }
 
 void MemoryStore::erase(const std::string &key) {

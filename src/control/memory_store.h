@@ -1,6 +1,8 @@
 #pragma once
 // In-process Store: one mutex, one condition variable, a store-wide revision counter that every
-// mutation (set, successful compareSet, add, erase) bumps. TcpStoreServer serves one of these.
+// mutation (set, successful compareSet, add, erase) bumps. TcpStoreServer serves one of these;
+// it answers blocking calls without blocking (changedSince, get) and learns of writes made by
+// other users of the same store through a write listener.
 
 #include "control/store.h"
 
@@ -13,8 +15,9 @@ namespace weightsync::control {
 
 class MemoryStore : public Store {
   public:
-    /// Polled while blocked; returning true abandons the wait with Errc::kPeerLost.
-    using CancelFn = std::function<bool()>;
+    /// Called after every write, with the store's lock held: it must be quick and must not use
+    /// the store.
+    using WriteListener = std::function<void()>;
 
     void set(const std::string &key, const std::string &value) override;
     std::optional<std::string> get(const std::string &key) override;
@@ -31,12 +34,12 @@ class MemoryStore : public Store {
     std::unique_ptr<LastWill> lastWill(const std::string &key, const std::string &value,
                                        std::chrono::milliseconds ttl) override;
 
-    /// wait/watch that also give up when cancelled() turns true (checked every ~50 ms).
-    std::string waitCancellable(const std::string &key, std::chrono::milliseconds timeout,
-                                const CancelFn &cancelled);
-    std::vector<KeyValue> watchCancellable(const std::string &prefix, uint64_t after_revision,
-                                           std::chrono::milliseconds timeout,
-                                           const CancelFn &cancelled);
+    /// What watch(prefix, after_revision) would return now; empty when it would block.
+    std::vector<KeyValue> changedSince(const std::string &prefix, uint64_t after_revision) const;
+
+    /// Registers a listener for writes; returns the id that removes it.
+    uint64_t addWriteListener(WriteListener listener);
+    void removeWriteListener(uint64_t id);
 
     /// The revision of the latest mutation (0 for a fresh store).
     uint64_t revision() const;
@@ -47,10 +50,10 @@ class MemoryStore : public Store {
         uint64_t revision = 0;
     };
 
-    /// Waits (lock held) until ready() or the deadline/cancellation; true when ready.
+    /// Waits (lock held) until ready() or the deadline; true when ready.
     template <typename Ready>
     bool blockUntil(std::unique_lock<std::mutex> &lock, std::chrono::milliseconds timeout,
-                    const CancelFn &cancelled, Ready ready);
+                    Ready ready);
     void writeLocked(const std::string &key, std::string value);
     void eraseLocked(std::map<std::string, Entry>::iterator it);
     bool hasNewerLocked(const std::string &prefix, uint64_t after_revision) const;
@@ -63,6 +66,8 @@ class MemoryStore : public Store {
     /// changed since r, however many keys the store holds.
     std::map<uint64_t, std::string> by_revision_;
     uint64_t revision_ = 0;
+    std::map<uint64_t, WriteListener> listeners_;
+    uint64_t next_listener_ = 1;
 };
 
 }  // namespace weightsync::control

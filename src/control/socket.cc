@@ -20,6 +20,8 @@
 namespace weightsync::control {
 namespace {
 
+constexpr size_t kRecvChunk = 64U << 10;
+
 std::string errnoText(int err) {
     return std::strerror(err);
 }
@@ -158,12 +160,14 @@ int boundPort(int fd) {
     return ntohs(reinterpret_cast<sockaddr_in *>(&addr)->sin_port);
 }
 
-ScopedFd acceptTcp(int listen_fd, std::string &peer) {
+ScopedFd acceptTcp(int listen_fd, std::string &peer, int *error) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     ScopedFd fd(::accept4(listen_fd, reinterpret_cast<sockaddr *>(&addr), &len, SOCK_CLOEXEC));
     if (!fd.valid()) {
-        peer = errnoText(errno);
+        const int err = errno;
+        if (error != nullptr) *error = err;
+        peer = errnoText(err);
         return fd;
     }
     char host[NI_MAXHOST] = {};
@@ -222,26 +226,25 @@ void sendFrame(int fd, const std::string &payload, Clock::time_point deadline) {
     sendAll(fd, payload.data(), payload.size(), deadline);
 }
 
-std::string recvFrame(int fd, Clock::time_point deadline) {
+std::string recvFrame(int fd, Clock::time_point deadline, uint32_t max_bytes) {
     char header[4];
     recvAll(fd, header, sizeof header, deadline);
     uint32_t size_be = 0;
     std::memcpy(&size_be, header, sizeof size_be);
     const uint32_t size = ntohl(size_be);
-    check(size <= kMaxFrameBytes, Errc::kProtocol,
+    check(size <= max_bytes, Errc::kProtocol,
           "peer announced a {} byte frame (limit {}); not a weightsync store peer?", size,
-          kMaxFrameBytes);
-    std::string payload(size, '\0');
-    recvAll(fd, payload.data(), size, deadline);
+          max_bytes);
+    // Grow with what arrives: a peer that announces a large frame and sends little costs little.
+    std::string payload;
+    size_t have = 0;
+    while (have < size) {
+        const size_t grow = std::min<size_t>(size - have, std::max<size_t>(have, kRecvChunk));
+        payload.resize(have + grow);
+        recvAll(fd, payload.data() + have, grow, deadline);
+        have += grow;
+    }
     return payload;
-}
-
-bool peerClosed(int fd) {
-    char byte = 0;
-    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return true;
-    if (n > 0) return false;
-    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 }  // namespace weightsync::control

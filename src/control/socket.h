@@ -5,18 +5,17 @@
 // Failures are reported as weightsync::Error:
 //   kPeerLost  - the other side closed or reset the connection (EOF, ECONNRESET, EPIPE)
 //   kTimeout   - the deadline passed before the whole frame moved
-//   kProtocol  - a frame larger than kMaxFrameBytes was announced
+//   kProtocol  - a frame larger than kMaxFrameBytes (control/frame.h) was announced
 //   kIo        - any other system call failure
 
 #include "control/clock.h"
+#include "control/frame.h"
 
 #include <cstdint>
 #include <string>
 #include <utility>
 
 namespace weightsync::control {
-
-inline constexpr uint32_t kMaxFrameBytes = 256U << 20;
 
 class ScopedFd {
   public:
@@ -40,17 +39,17 @@ class ScopedFd {
 ScopedFd listenTcp(const std::string &host, int port);
 /// The local port a bound socket ended up on.
 int boundPort(int fd);
-/// Accepts one pending connection (TCP_NODELAY set); an invalid fd on a transient failure.
-/// peer receives "address:port" of the other side.
-ScopedFd acceptTcp(int listen_fd, std::string &peer);
+/// Accepts one pending connection (TCP_NODELAY set). peer receives "address:port" of the other
+/// side; on failure, an invalid fd, the error text in peer and its errno in *error (if given).
+ScopedFd acceptTcp(int listen_fd, std::string &peer, int *error = nullptr);
 /// One connect attempt that gives up at deadline. Returns an invalid fd and sets error on
 /// failure (refused, unreachable, timed out) so callers can retry.
 ScopedFd connectTcp(const std::string &host, int port, Clock::time_point deadline,
                     std::string &error);
 
 void sendFrame(int fd, const std::string &payload, Clock::time_point deadline);
-std::string recvFrame(int fd, Clock::time_point deadline);
-/// True when the peer has closed its end (EOF or error pending); never blocks, never consumes.
-bool peerClosed(int fd);
+/// Receives one frame. The payload buffer grows as bytes arrive (never to the announced size
+/// up front), and an announced size over max_bytes is refused before any of it is read.
+std::string recvFrame(int fd, Clock::time_point deadline, uint32_t max_bytes = kMaxFrameBytes);
 
 }  // namespace weightsync::control

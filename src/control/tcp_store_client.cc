@@ -19,6 +19,7 @@ using std::chrono::milliseconds;
 constexpr auto kMaxRetryPause = milliseconds(200);
 
 std::vector<KeyValue> entriesOf(const json &reply) {
+    check(reply.contains("entries"), Errc::kProtocol, "store reply without 'entries'");
     return wire::entriesFromJson(reply.at("entries"));
 }
 
@@ -116,7 +117,10 @@ TcpStoreClient::TcpStoreClient(std::string host, int port, milliseconds connect_
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     const json reply = call({{"op", "hello"}, {"version", wire::kProtocolVersion}},
                             std::max(left, milliseconds(0)));
-    const int version = reply.value("version", 0);
+    const auto version_it = reply.find("version");
+    const int64_t version = version_it != reply.end() && version_it->is_number_integer()
+                                ? version_it->get<int64_t>()
+                                : 0;
     check(version == wire::kProtocolVersion, Errc::kProtocol,
           "coordinator at {}:{} speaks store protocol {}, expected {}", host_, port_, version,
           wire::kProtocolVersion);
@@ -156,16 +160,9 @@ json TcpStoreClient::call(json request, milliseconds call_timeout) {
         }
         markLost(fmt::format("during '{}': {}", op, wire::bareMessage(e)));
     }
-    if (reply.value("id", uint64_t{0}) != id) {
-        markLost(fmt::format("reply id {} does not match request id {} for '{}'",
-                             reply.value("id", json()).dump(), id, op));
-    }
-    if (!reply.value("ok", false)) {
-        const Errc code = wire::parseCode(reply.value("code", std::string()));
-        const std::string message = reply.value("error", std::string("(no message)"));
-        if (code == Errc::kPeerLost) markLost("it is shutting down: " + message);
-        throw Error(code, message);
-    }
+    const wire::ReplyStatus status = wire::replyStatus(reply, id);
+    if (status.connection_lost) markLost(fmt::format("during '{}': {}", op, status.message));
+    if (!status.ok) throw Error(status.code, status.message);
     return reply;
 }
 
@@ -175,14 +172,14 @@ void TcpStoreClient::set(const std::string &key, const std::string &value) {
 
 std::optional<std::string> TcpStoreClient::get(const std::string &key) {
     const json reply = call({{"op", "get"}, {"key", key}}, milliseconds(0));
-    if (!reply.at("found").get<bool>()) return std::nullopt;
-    return wire::base64Decode(reply.at("value").get<std::string>());
+    if (!wire::field<bool>(reply, "found")) return std::nullopt;
+    return wire::base64Decode(wire::field<std::string>(reply, "value"));
 }
 
 std::string TcpStoreClient::wait(const std::string &key, milliseconds timeout) {
     const json reply =
         call({{"op", "wait"}, {"key", key}, {"timeout_ms", timeout.count()}}, timeout);
-    return wire::base64Decode(reply.at("value").get<std::string>());
+    return wire::base64Decode(wire::field<std::string>(reply, "value"));
 }
 
 bool TcpStoreClient::compareSet(const std::string &key, const std::optional<std::string> &expected,
@@ -192,12 +189,12 @@ bool TcpStoreClient::compareSet(const std::string &key, const std::optional<std:
                     {"expected", nullptr},
                     {"desired", wire::base64Encode(desired)}};
     if (expected) request["expected"] = wire::base64Encode(*expected);
-    return call(std::move(request), milliseconds(0)).at("swapped").get<bool>();
+    return wire::field<bool>(call(std::move(request), milliseconds(0)), "swapped");
 }
 
 int64_t TcpStoreClient::add(const std::string &key, int64_t delta) {
     const json reply = call({{"op", "add"}, {"key", key}, {"delta", delta}}, milliseconds(0));
-    return reply.at("value").get<int64_t>();
+    return wire::field<int64_t>(reply, "value");
 }
 
 std::vector<KeyValue> TcpStoreClient::list(const std::string &prefix) {

@@ -1,6 +1,7 @@
 #include "control/wire.h"
 
 #include "common/base64.h"
+#include "common/json.h"
 
 #include <array>
 
@@ -57,15 +58,49 @@ nlohmann::json entriesToJson(const std::vector<KeyValue> &entries) {
 }
 
 std::vector<KeyValue> entriesFromJson(const nlohmann::json &array) {
-    check(array.is_array(), Errc::kProtocol, "expected an array of entries");
+    check(array.is_array(), Errc::kProtocol, "expected an array of entries, got {}",
+          array.type_name());
     std::vector<KeyValue> entries;
     entries.reserve(array.size());
     for (const auto &item : array) {
-        entries.push_back({item.at("key").get<std::string>(),
-                           base64Decode(item.at("value").get<std::string>()),
-                           item.at("revision").get<uint64_t>()});
+        check(item.is_object(), Errc::kProtocol, "an entry is a JSON {}, not an object",
+              item.type_name());
+        entries.push_back({field<std::string>(item, "key"),
+                           base64Decode(field<std::string>(item, "value")),
+                           field<uint64_t>(item, "revision")});
     }
     return entries;
+}
+
+ReplyStatus replyStatus(const nlohmann::json &reply, uint64_t id) {
+    ReplyStatus status;
+    const auto text = [&](const char *name) {
+        const auto it = reply.find(name);
+        return it != reply.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    const auto id_it = reply.find("id");
+    const bool null_id = id_it == reply.end() || id_it->is_null();
+    const auto ok_it = reply.find("ok");
+    status.ok = ok_it != reply.end() && ok_it->is_boolean() && ok_it->get<bool>();
+    if (!status.ok) {
+        status.code = parseCode(text("code"));
+        status.message = text("error");
+        if (status.message.empty()) status.message = "(no message)";
+    }
+    if (null_id && !status.ok) {
+        status.connection_lost = true;
+        status.message = "it closed this connection: " + status.message;
+    } else if (id_it == reply.end() || !id_it->is_number_unsigned() ||
+               id_it->get<uint64_t>() != id) {
+        status.connection_lost = true;
+        std::string got = null_id ? std::string("null") : id_it->dump();
+        if (got.size() > 40) got = got.substr(0, 40) + "...";
+        status.message = fmt::format("reply id {} does not match request id {}", got, id);
+    } else if (!status.ok && status.code == Errc::kPeerLost) {
+        status.connection_lost = true;
+        status.message = "it is shutting down: " + status.message;
+    }
+    return status;
 }
 
 std::string dump(const nlohmann::json &message) {
@@ -76,9 +111,10 @@ std::string dump(const nlohmann::json &message) {
     }
 }
 
-nlohmann::json parse(const std::string &text) {
-    auto message = nlohmann::json::parse(text, nullptr, false);
-    check(message.is_object(), Errc::kProtocol, "malformed store message ({} bytes)", text.size());
+nlohmann::json parse(std::string_view text) {
+    auto message = parseJson(text, "store message");
+    check(message.is_object(), Errc::kProtocol, "store message is a JSON {}, not an object",
+          message.type_name());
     return message;
 }
 

@@ -1,6 +1,7 @@
 #include "engine/job.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "layout/json_fields.h"
 #include "layout/limits.h"
 
@@ -141,6 +142,9 @@ void JobSpec::validate() const {
 }
 
 JobSpec JobSpec::fromJson(const json &j) {
+    // Parsing safety (the caller may have parsed without limits): transport_options is copied,
+    // recursively. (Every integer field refuses floats itself, naming the field.)
+    checkJsonDepth(j, "job spec", Errc::kInvalidArgument, limits::kMaxJsonDepth);
     const jsonfields::Fields f(j, "job spec");
     JobSpec s;
     s.model = f.string("model", kMaxModelLength);

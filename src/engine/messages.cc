@@ -2,12 +2,34 @@
 
 #include "common/base64.h"
 #include "common/error.h"
+#include "common/json.h"
 
 #include <fmt/format.h>
 
 namespace weightsync::engine {
 
 using nlohmann::json;
+
+namespace {
+
+/// j[name] as the integer type T: a float or an out-of-range value is kProtocol, never converted.
+template <typename T>
+T integer(const json &j, const char *name) {
+    return jsonInteger<T>(j.at(name), name);
+}
+
+template <typename T>
+std::vector<T> integers(const json &j, const char *name) {
+    const json &array = j.at(name);
+    check(array.is_array(), Errc::kProtocol, "{}: expected an array, got {}", name,
+          array.type_name());
+    std::vector<T> out;
+    out.reserve(array.size());
+    for (const json &v : array) out.push_back(jsonInteger<T>(v, name));
+    return out;
+}
+
+}  // namespace
 
 json peerToJson(const planner::PeerSpec &p) {
     return {{"name", p.name},       {"engine", p.engine}, {"rank", p.rank},
@@ -18,12 +40,12 @@ json peerToJson(const planner::PeerSpec &p) {
 planner::PeerSpec peerFromJson(const json &j) {
     planner::PeerSpec p;
     p.name = j.at("name").get<std::string>();
-    p.engine = j.at("engine").get<int>();
-    p.rank = j.at("rank").get<int>();
-    p.tp_rank = j.at("tp_rank").get<int>();
-    p.tp = j.at("tp").get<int>();
+    p.engine = integer<int>(j, "engine");
+    p.rank = integer<int>(j, "rank");
+    p.tp_rank = integer<int>(j, "tp_rank");
+    p.tp = integer<int>(j, "tp");
     p.expert_parallel = j.at("expert_parallel").get<bool>();
-    p.experts = j.at("experts").get<std::vector<int64_t>>();
+    p.experts = integers<int64_t>(j, "experts");
     return p;
 }
 
@@ -62,9 +84,9 @@ InferenceHello InferenceHello::fromJson(const json &j) {
         h.peer = peerFromJson(j.at("peer"));
         h.fingerprint = j.at("fingerprint").get<std::string>();
         for (const json &t : j.at("params")) {
-            h.params.push_back({t.at("name").get<std::string>(), t.at("shape").get<Shape>(),
+            h.params.push_back({t.at("name").get<std::string>(), integers<int64_t>(t, "shape"),
                                 parseDType(t.at("dtype").get<std::string>()),
-                                t.at("bytes").get<int64_t>()});
+                                integer<int64_t>(t, "bytes")});
         }
         return h;
     } catch (const json::exception &e) {
@@ -104,7 +126,7 @@ MemoryRecord MemoryRecord::fromJson(const json &j) {
     try {
         MemoryRecord r;
         r.host = j.at("host").get<std::string>();
-        r.generation = j.at("generation").get<uint64_t>();
+        r.generation = integer<uint64_t>(j, "generation");
         for (const json &e : j.at("endpoints")) {
             Endpoint ep;
             ep.backend = e.at("backend").get<std::string>();
@@ -117,10 +139,13 @@ MemoryRecord MemoryRecord::fromJson(const json &j) {
         for (const json &t : j.at("tensors")) {
             TensorMemory m;
             m.name = t.at("name").get<std::string>();
-            m.bytes = t.at("bytes").get<int64_t>();
+            m.bytes = integer<int64_t>(t, "bytes");
             for (const json &c : t.at("chunks")) {
-                m.chunks.push_back(
-                    {c.at(0).get<uint32_t>(), c.at(1).get<uint64_t>(), c.at(2).get<uint64_t>()});
+                check(c.is_array() && c.size() == 3, Errc::kProtocol,
+                      "chunk: expected [region, offset, bytes], got {}", c.type_name());
+                m.chunks.push_back({jsonInteger<uint32_t>(c[0], "chunk region"),
+                                    jsonInteger<uint64_t>(c[1], "chunk offset"),
+                                    jsonInteger<uint64_t>(c[2], "chunk bytes")});
             }
             r.tensors.push_back(std::move(m));
         }

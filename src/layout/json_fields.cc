@@ -1,6 +1,7 @@
 #include "layout/json_fields.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "layout/limits.h"
 
 #include <fmt/format.h>
@@ -13,18 +14,8 @@ namespace weightsync::jsonfields {
 using nlohmann::json;
 
 json parse(std::string_view text, std::string_view what) {
-    // nlohmann parses iteratively; the callback only refuses absurd nesting before it is built.
-    const json::parser_callback_t depth_limit = [&](int depth, json::parse_event_t /*event*/,
-                                                    json & /*parsed*/) {
-        check(depth <= limits::kMaxJsonDepth, Errc::kInvalidArgument,
-              "{} is nested deeper than {} levels", what, limits::kMaxJsonDepth);
-        return true;
-    };
-    try {
-        return json::parse(text.begin(), text.end(), depth_limit);
-    } catch (const json::exception &e) {
-        fail(Errc::kInvalidArgument, "{} is not valid JSON: {}", what, e.what());
-    }
+    // The project's one depth-limited parser (common/json.h), with this layer's limit and code.
+    return parseJson(text, what, Errc::kInvalidArgument, limits::kMaxJsonDepth);
 }
 
 Error inContext(const Error &e, std::string_view where) {

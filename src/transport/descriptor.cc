@@ -1,6 +1,7 @@
 // RemoteDescriptor <-> JSON. The schema is versioned ("v"); the key blob travels as base64.
 
 #include "common/base64.h"
+#include "common/json.h"
 #include "transport/transport.h"
 
 #include <nlohmann/json.hpp>
@@ -25,11 +26,16 @@ template <typename T>
 T field(const nlohmann::json &json, const char *name) {
     const auto it = json.find(name);
     check(it != json.end(), Errc::kInvalidArgument, "descriptor: missing field '{}'", name);
-    try {
-        return it->get<T>();
-    } catch (const nlohmann::json::exception &e) {
-        fail(Errc::kInvalidArgument, "descriptor: field '{}' has the wrong type: {}", name,
-             e.what());
+    if constexpr (std::is_integral_v<T>) {  // a float must not be converted (UB when too large)
+        return jsonInteger<T>(*it, fmt::format("descriptor: field '{}'", name),
+                              Errc::kInvalidArgument);
+    } else {
+        try {
+            return it->get<T>();
+        } catch (const nlohmann::json::exception &e) {
+            fail(Errc::kInvalidArgument, "descriptor: field '{}' has the wrong type: {}", name,
+                 e.what());
+        }
     }
 }
 

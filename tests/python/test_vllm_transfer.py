@@ -186,7 +186,7 @@ def test_worker_engines_receive_three_versions_from_a_trainer_process(
         # (vLLM's Worker ends the update session on an error: each try starts a new one.)
         for bad, message in ((2, "version 2 is not newer than version 3"),
                              (3, "version 3 is not newer than version 3"),
-                             (5, "version 5 would skip versions after 3")):
+                             (5, "version 5 is not the next version")):
             workers.start_weight_update()
             with pytest.raises(ws.ProtocolError, match=message):
                 workers.update_weights({"version": bad})

@@ -112,6 +112,9 @@ void addAgentCommands(CLI::App &app) {
         auto port = std::make_shared<int>(29600);
         auto port_file = std::make_shared<std::string>();
         auto parent_pid = std::make_shared<int>(0);
+        auto limits = std::make_shared<control::ServerLimits>();
+        auto read_timeout_ms = std::make_shared<int64_t>(limits->read_timeout.count());
+        auto max_call_ms = std::make_shared<int64_t>(limits->max_call_timeout.count());
         CLI::App *cmd = app.add_subcommand("coordinator", "serve the control-plane store");
         cmd->add_option("--host", *host, "address to bind")
             ->check(nonEmpty())
@@ -124,21 +127,41 @@ void addAgentCommands(CLI::App &app) {
         cmd->add_option("--parent-pid", *parent_pid,
                         "stop serving when the process of this pid (its launcher) ends")
             ->check(integerIn(1, 1 << 30));
-        cmd->callback([host, port, port_file, parent_pid] {
+        cmd->add_option("--max-connections", limits->max_connections,
+                        "client connections served at once; more are refused")
+            ->check(integerIn(1, 1 << 20))
+            ->capture_default_str();
+        cmd->add_option("--max-frame-bytes", limits->max_frame_bytes, "largest request frame")
+            ->check(integerIn(1024, static_cast<int64_t>(UINT32_MAX)))
+            ->capture_default_str();
+        cmd->add_option("--read-timeout-ms", *read_timeout_ms,
+                        "a request frame must arrive whole within this")
+            ->check(integerIn(1, int64_t{7} * 24 * 3600 * 1000))
+            ->capture_default_str();
+        cmd->add_option("--max-call-timeout-ms", *max_call_ms,
+                        "wait/watch timeouts are clamped to this")
+            ->check(integerIn(1, int64_t{7} * 24 * 3600 * 1000))
+            ->capture_default_str();
+        cmd->callback([host, port, port_file, parent_pid, limits, read_timeout_ms, max_call_ms] {
+            limits->read_timeout = std::chrono::milliseconds(*read_timeout_ms);
+            limits->max_call_timeout = std::chrono::milliseconds(*max_call_ms);
             std::signal(SIGTERM, [](int) { g_stop = true; });
             std::signal(SIGINT, [](int) { g_stop = true; });
             exitWithParent(*parent_pid, SIGTERM);
-            control::runCoordinator(*host, *port, g_stop, [&](int bound) {
-                if (!port_file->empty()) {
-                    const std::string tmp = *port_file + ".tmp";
-                    std::ofstream out(tmp);
-                    out << bound << "\n";
-                    out.close();
-                    check(out.good() && std::rename(tmp.c_str(), port_file->c_str()) == 0,
-                          Errc::kIo, "--port-file: cannot write '{}'", *port_file);
-                }
-                fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
-            });
+            control::runCoordinator(
+                *host, *port, g_stop,
+                [&](int bound) {
+                    if (!port_file->empty()) {
+                        const std::string tmp = *port_file + ".tmp";
+                        std::ofstream out(tmp);
+                        out << bound << "\n";
+                        out.close();
+                        check(out.good() && std::rename(tmp.c_str(), port_file->c_str()) == 0,
+                              Errc::kIo, "--port-file: cannot write '{}'", *port_file);
+                    }
+                    fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
+                },
+                *limits);
         });
     }
     {

@@ -1,6 +1,7 @@
 #include "transport/cuda_ipc/cuda_ipc_identity.h"
 
 #include "common/error.h"
+#include "common/json.h"
 
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -53,15 +54,19 @@ ProcessAddress ProcessAddress::decode(const std::string &blob, const std::string
           "cuda_ipc: the address of peer {} ({} bytes) is not a cuda_ipc address", peer,
           blob.size());
     try {
-        const auto json = nlohmann::json::parse(blob.substr(kAddressMagic.size()));
+        const auto json = parseJson(std::string_view(blob).substr(kAddressMagic.size()), "address");
         ProcessAddress a;
         a.host = json.at("host").get<std::string>();
-        a.pid = json.at("pid").get<int64_t>();
-        a.device = json.at("device").get<int>();
-        const auto bytes = json.at("uuid_bytes").get<std::vector<int>>();
-        check(bytes.size() == a.uuid.size(), Errc::kInvalidArgument, "uuid of {} bytes",
-              bytes.size());
-        for (size_t i = 0; i < bytes.size(); ++i) a.uuid[i] = static_cast<uint8_t>(bytes[i]);
+        // Checked integers: a float here was converted to int (undefined behaviour), and a uuid
+        // byte of 300 was silently wrapped.
+        a.pid = jsonInteger<int64_t>(json.at("pid"), "pid");
+        a.device = jsonInteger<int>(json.at("device"), "device");
+        const auto &bytes = json.at("uuid_bytes");
+        check(bytes.is_array() && bytes.size() == a.uuid.size(), Errc::kInvalidArgument,
+              "uuid of {} bytes", bytes.size());
+        for (size_t i = 0; i < bytes.size(); ++i) {
+            a.uuid[i] = jsonInteger<uint8_t>(bytes[i], "uuid byte");
+        }
         return a;
     } catch (const std::exception &e) {
         fail(Errc::kInvalidArgument, "cuda_ipc: malformed address of peer {}: {}", peer, e.what());

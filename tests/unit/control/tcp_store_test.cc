@@ -273,6 +273,7 @@ TEST(ControlWire, Base64RoundTripsAndRejectsGarbage) {
     expectError([] { wire::base64Decode("abc"); }, Errc::kProtocol);
     expectError([] { wire::base64Decode("a=bc"); }, Errc::kProtocol);
     expectError([] { wire::base64Decode("ab!c"); }, Errc::kProtocol);
+    expectError([] { wire::base64Decode("Zm9="); }, Errc::kProtocol);  // "Zm8=" spelled twice
 }
 
 TEST(ControlWire, ErrorCodesRoundTrip) {

@@ -124,5 +124,50 @@ TEST(JsonLayout, LoadsFilesWithClearErrors) {
     EXPECT_THROW((void)loadLayoutFile(path), Error);
 }
 
+TEST(JsonLayout, RefusesTemplatesThatExpandWithoutBound) {
+    // Found by the layout_json fuzz target: a 1 KB file with "num_layers": 24294967296 expanded
+    // every templated entry 24 billion times.
+    json doc = templated();
+    doc["num_layers"] = int64_t{24294967296};
+    try {
+        (void)layoutFromJson(doc);
+        FAIL();
+    } catch (const Error &e) {
+        EXPECT_EQ(e.code(), Errc::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("'num_layers' must be an integer in [0, 4096], got "
+                                             "24294967296"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+TEST(JsonLayout, RefusesFloatsAndDeepNesting) {
+    json doc = templated();
+    doc["sources"][0]["shape"][0] = 1e300;  // would be a float-to-int conversion (UB)
+    try {
+        (void)layoutFromJson(doc);
+        FAIL();
+    } catch (const Error &e) {
+        EXPECT_EQ(e.code(), Errc::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("must be an integer in [1, 16777216], got 1e+300"),
+                  std::string::npos)
+            << e.what();
+    }
+    const std::string path = ::testing::TempDir() + "/deep_layout.json";
+    {
+        std::ofstream out(path);
+        out << std::string(100000, '[') << std::string(100000, ']');
+    }
+    try {
+        (void)loadLayoutFile(path);
+        FAIL();
+    } catch (const Error &e) {
+        EXPECT_EQ(e.code(), Errc::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("nested deeper than 32"), std::string::npos)
+            << e.what();
+    }
+    std::remove(path.c_str());
+}
+
 }  // namespace
 }  // namespace weightsync::layout

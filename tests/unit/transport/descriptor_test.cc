@@ -109,5 +109,17 @@ TEST(TransportDescriptor, RejectsInconsistentValues) {
     EXPECT_EQ(codeOf([&] { RemoteDescriptor::fromJson(json); }), Errc::kInvalidArgument);
 }
 
+TEST(TransportDescriptor, RefusesFloatsInIntegerFields) {
+    // Found by the descriptor fuzz target: {"v": 1.1e301, ...} converted a float to int (UB).
+    for (const char *field : {"v", "device"}) {
+        SCOPED_TRACE(field);
+        auto json = sample().toJson();
+        json[field] = 1.1e301;
+        EXPECT_EQ(codeOf([&] { RemoteDescriptor::fromJson(json); }), Errc::kInvalidArgument);
+        json[field] = 1.0;
+        EXPECT_EQ(codeOf([&] { RemoteDescriptor::fromJson(json); }), Errc::kInvalidArgument);
+    }
+}
+
 }  // namespace
 }  // namespace weightsync::transport
