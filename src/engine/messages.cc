@@ -57,10 +57,12 @@ TrainerHello TrainerHello::fromJson(const json &j) {
     try {
         TrainerHello h;
         h.fingerprint = j.at("fingerprint").get<std::string>();
-        const auto mesh = j.at("mesh").get<std::vector<int>>();
-        check(mesh.size() == 3, Errc::kProtocol, "malformed trainer hello: mesh of {} numbers",
-              mesh.size());
-        h.mesh = {mesh[0], mesh[1], mesh[2]};
+        const json &mesh = j.at("mesh");
+        check(mesh.is_array() && mesh.size() == 3, Errc::kProtocol,
+              "malformed trainer hello: the mesh is not 3 integers");
+        h.mesh = {jsonInteger<int>(mesh[0], "trainer hello mesh"),
+                  jsonInteger<int>(mesh[1], "trainer hello mesh"),
+                  jsonInteger<int>(mesh[2], "trainer hello mesh")};
         return h;
     } catch (const json::exception &e) {
         fail(Errc::kProtocol, "malformed trainer hello: {}", e.what());

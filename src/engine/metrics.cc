@@ -1,5 +1,7 @@
 #include "engine/metrics.h"
 
+#include "common/json.h"
+
 namespace weightsync::engine {
 
 nlohmann::json PushMetrics::toJson() const {
@@ -18,8 +20,8 @@ nlohmann::json PushMetrics::toJson() const {
 
 PushMetrics PushMetrics::fromJson(const nlohmann::json &j) {
     PushMetrics m;
-    m.version = j.at("version").get<uint64_t>();
-    m.rank = j.at("rank").get<int>();
+    m.version = jsonInteger<uint64_t>(j.at("version"), "version");
+    m.rank = jsonInteger<int>(j.at("rank"), "rank");
     m.generate_seconds = j.at("generate_s").get<double>();
     m.pause_seconds = j.at("pause_s").get<double>();
     m.convert_seconds = j.at("convert_s").get<double>();
@@ -27,8 +29,8 @@ PushMetrics PushMetrics::fromJson(const nlohmann::json &j) {
     m.drain_seconds = j.at("drain_s").get<double>();
     m.barrier_seconds = j.at("barrier_s").get<double>();
     m.total_seconds = j.at("total_s").get<double>();
-    m.wire_bytes = j.at("wire_bytes").get<int64_t>();
-    m.writes = j.at("writes").get<int64_t>();
+    m.wire_bytes = jsonInteger<int64_t>(j.at("wire_bytes"), "wire_bytes");
+    m.writes = jsonInteger<int64_t>(j.at("writes"), "writes");
     return m;
 }
 

@@ -1,6 +1,7 @@
 #include "engine/trainer_agent.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "engine/endpoints.h"
 #include "engine/messages.h"
@@ -84,7 +85,7 @@ void TrainerAgent::rendezvous() {
     const auto trainers = session_->await(trainer_keys, deadline, on, "waiting for trainer hellos");
     for (int t = 0; t < spec_.mesh.ranks(); ++t) {
         const TrainerHello h =
-            TrainerHello::fromJson(json::parse(trainers[static_cast<size_t>(t)]));
+            TrainerHello::fromJson(parseJson(trainers[static_cast<size_t>(t)], trainer_keys[static_cast<size_t>(t)]));
         check(h.fingerprint == layout.fingerprint(), Errc::kMismatch,
               "trainer rank {} has layout fingerprint {}, rank {} has {}", t, h.fingerprint, rank_,
               layout.fingerprint());
@@ -101,7 +102,7 @@ void TrainerAgent::rendezvous() {
     for (const planner::PeerSpec &p : planned) hello_keys.push_back(keys::inferenceHello(p.name));
     const auto hellos = session_->await(hello_keys, deadline, on, "waiting for inference hellos");
     for (size_t i = 0; i < planned.size(); ++i) {
-        validateHello(layout, InferenceHello::fromJson(json::parse(hellos[i])), planned[i]);
+        validateHello(layout, InferenceHello::fromJson(parseJson(hellos[i], hello_keys[i])), planned[i]);
     }
 
     plan_.emplace(planner::buildPlan(layout, spec_.mesh, fleet, spec_.planner));
@@ -124,7 +125,7 @@ void TrainerAgent::connectPeers() {
     generations_.assign(plan_->peers.size(), 0);
     // Validate every peer, also those this rank does not write: init fails everywhere or nowhere.
     for (size_t q = 0; q < plan_->peers.size(); ++q) {
-        connectPeer(q, MemoryRecord::fromJson(json::parse(records[q])));
+        connectPeer(q, MemoryRecord::fromJson(parseJson(records[q], memory_keys[q])));
     }
     store_->set(keys::trainerReady(rank_), "1");
     std::vector<std::string> ready;
@@ -165,7 +166,7 @@ void TrainerAgent::refreshPeers() {
         const std::string &peer = plan_->peers[q].name;
         const auto raw = session_->cached(keys::memory(peer));
         if (!raw) continue;
-        const MemoryRecord record = MemoryRecord::fromJson(json::parse(*raw));
+        const MemoryRecord record = MemoryRecord::fromJson(parseJson(*raw, keys::memory(peer)));
         if (record.generation == generations_[q]) continue;
         check(record.generation > generations_[q], Errc::kProtocol,
               "trainer rank {}: inference rank {} published memory of generation {}, older "
@@ -174,7 +175,7 @@ void TrainerAgent::refreshPeers() {
         const auto hello = session_->cached(keys::inferenceHello(peer));
         check(hello.has_value(), Errc::kProtocol,
               "trainer rank {}: inference rank {} rejoined without a hello", rank_, peer);
-        validateHello(*layout_, InferenceHello::fromJson(json::parse(*hello)), plan_->peers[q]);
+        validateHello(*layout_, InferenceHello::fromJson(parseJson(*hello, keys::inferenceHello(peer))), plan_->peers[q]);
         logger("trainer")->warn("rank {}: inference rank {} rejoined", rank_, peer);
         connectPeer(q, record);
     }

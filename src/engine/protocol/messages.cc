@@ -1,5 +1,6 @@
 #include "engine/protocol/messages.h"
 
+#include "common/json.h"
 #include "control/wire.h"
 #include "engine/metrics.h"
 
@@ -7,16 +8,101 @@
 
 namespace weightsync::engine::protocol {
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Request, version)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Paused, version, held)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Done, version, bytes, writes)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Landed, version)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Prepared, version, wait_seconds, hook_seconds)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Resumed, version, wait_seconds, hook_seconds, reads)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Aborted, version, held, intact, serving,
-                                   mismatched_bytes_vs_held, error)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Verified, version, verified, checked_bytes, mismatched_bytes,
-                                   verify_seconds)
+using nlohmann::json;
+
+namespace {
+
+// Fields read from another process: integers must be JSON integers that fit (a float such as
+// 1e300 is refused, never converted), numbers must be numbers.
+template <typename T>
+T integer(const json &j, const char *name) {
+    return jsonInteger<T>(j.at(name), name);
+}
+double number(const json &j, const char *name) {
+    const json &v = j.at(name);
+    check(v.is_number(), Errc::kProtocol, "{}: expected a number, got {}", name, v.type_name());
+    return v.get<double>();
+}
+
+}  // namespace
+
+void to_json(json &j, const Request &m) {
+    j = {{"version", m.version}};
+}
+void from_json(const json &j, Request &m) {
+    m.version = integer<uint64_t>(j, "version");
+}
+void to_json(json &j, const Paused &m) {
+    j = {{"version", m.version}, {"held", m.held}};
+}
+void from_json(const json &j, Paused &m) {
+    m.version = integer<uint64_t>(j, "version");
+    m.held = integer<uint64_t>(j, "held");
+}
+void to_json(json &j, const Done &m) {
+    j = {{"version", m.version}, {"bytes", m.bytes}, {"writes", m.writes}};
+}
+void from_json(const json &j, Done &m) {
+    m.version = integer<uint64_t>(j, "version");
+    m.bytes = integer<int64_t>(j, "bytes");
+    m.writes = integer<int64_t>(j, "writes");
+}
+void to_json(json &j, const Landed &m) {
+    j = {{"version", m.version}};
+}
+void from_json(const json &j, Landed &m) {
+    m.version = integer<uint64_t>(j, "version");
+}
+void to_json(json &j, const Prepared &m) {
+    j = {{"version", m.version}, {"wait_seconds", m.wait_seconds}, {"hook_seconds", m.hook_seconds}};
+}
+void from_json(const json &j, Prepared &m) {
+    m.version = integer<uint64_t>(j, "version");
+    m.wait_seconds = number(j, "wait_seconds");
+    m.hook_seconds = number(j, "hook_seconds");
+}
+void to_json(json &j, const Resumed &m) {
+    j = {{"version", m.version},
+         {"wait_seconds", m.wait_seconds},
+         {"hook_seconds", m.hook_seconds},
+         {"reads", m.reads}};
+}
+void from_json(const json &j, Resumed &m) {
+    m.version = integer<uint64_t>(j, "version");
+    m.wait_seconds = number(j, "wait_seconds");
+    m.hook_seconds = number(j, "hook_seconds");
+    m.reads = integer<uint64_t>(j, "reads");
+}
+void to_json(json &j, const Aborted &m) {
+    j = {{"version", m.version},
+         {"held", m.held},
+         {"intact", m.intact},
+         {"serving", m.serving},
+         {"mismatched_bytes_vs_held", m.mismatched_bytes_vs_held},
+         {"error", m.error}};
+}
+void from_json(const json &j, Aborted &m) {
+    m.version = integer<uint64_t>(j, "version");
+    m.held = integer<uint64_t>(j, "held");
+    j.at("intact").get_to(m.intact);
+    j.at("serving").get_to(m.serving);
+    m.mismatched_bytes_vs_held = integer<int64_t>(j, "mismatched_bytes_vs_held");
+    j.at("error").get_to(m.error);
+}
+void to_json(json &j, const Verified &m) {
+    j = {{"version", m.version},
+         {"verified", m.verified},
+         {"checked_bytes", m.checked_bytes},
+         {"mismatched_bytes", m.mismatched_bytes},
+         {"verify_seconds", m.verify_seconds}};
+}
+void from_json(const json &j, Verified &m) {
+    m.version = integer<uint64_t>(j, "version");
+    j.at("verified").get_to(m.verified);
+    m.checked_bytes = integer<int64_t>(j, "checked_bytes");
+    m.mismatched_bytes = integer<int64_t>(j, "mismatched_bytes");
+    m.verify_seconds = number(j, "verify_seconds");
+}
 
 void to_json(nlohmann::json &j, const Outcome &o) {
     j = {{"version", o.version},
@@ -27,7 +113,7 @@ void to_json(nlohmann::json &j, const Outcome &o) {
 }
 
 void from_json(const nlohmann::json &j, Outcome &o) {
-    j.at("version").get_to(o.version);
+    o.version = integer<uint64_t>(j, "version");
     j.at("commit").get_to(o.commit);
     j.at("by").get_to(o.by);
     o.code = control::wire::parseCode(j.at("code").get<std::string>());
@@ -72,9 +158,13 @@ template <typename Message>
 Message decode(const std::string &text, uint64_t version, const std::string &key) {
     Message m;
     try {
-        m = fromJsonValue<Message>(nlohmann::json::parse(text));
+        const json j = parseJson(text, key);
+        check(j.is_object(), Errc::kProtocol, "is a JSON {}, not an object", j.type_name());
+        m = fromJsonValue<Message>(j);
     } catch (const nlohmann::json::exception &e) {
         fail(Errc::kProtocol, "malformed message at '{}': {}", key, e.what());
+    } catch (const Error &e) {
+        fail(Errc::kProtocol, "malformed message at '{}': {}", key, control::wire::bareMessage(e));
     }
     check(versionOf(m) == version, Errc::kProtocol,
           "message at '{}' belongs to version {}, expected version {}", key, versionOf(m), version);
