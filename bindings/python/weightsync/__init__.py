@@ -12,11 +12,13 @@ registered tensors. This package wraps it for PyTorch:
   ``wait_for_version(n)``;
 * :mod:`weightsync.vllm` -- a vLLM worker extension over WeightReceiver;
 * :class:`Coordinator`, :func:`job_spec`, :func:`publish_job` -- the job's
-  control plane; :mod:`weightsync.errors` -- typed exceptions.
+  control plane; :func:`derive_layout` -- a model's layout from the two sides'
+  modules; :mod:`weightsync.errors` -- typed exceptions.
 """
 
 from . import errors
 from ._core import builtin_layouts, local_tensors
+from .derive import derive_layout, rule_sets
 from .dtensor import Shard
 from .errors import (
     InvalidArgumentError,
@@ -38,6 +40,7 @@ from .job import (
     PeerSpec,
     TrainerMesh,
     find_peer,
+    job_layout,
     job_spec,
     publish_job,
     read_job,
@@ -70,8 +73,10 @@ __all__ = [
     "WeightSender",
     "WeightsyncError",
     "builtin_layouts",
+    "derive_layout",
     "errors",
     "find_peer",
+    "job_layout",
     "job_spec",
     "local_tensors",
     "publish_job",
@@ -79,5 +84,6 @@ __all__ = [
     "reference_synthetic",
     "reference_tensors",
     "resolve_layout",
+    "rule_sets",
     "synthetic_sources",
 ]
