@@ -157,7 +157,9 @@ void dense(Params &p, const Config &c, const std::string &arch) {
 
 void qwen3Moe(Params &p, const Config &c) {
     const Common k = common(c);
-    const int64_t experts = c.count("num_experts", 0, limits::kMaxExperts, 0);
+    // Qwen's config.json says num_experts; transformers >= 5 saves it as num_local_experts.
+    const int64_t experts = c.count("num_experts", 0, limits::kMaxExperts,
+                                    c.count("num_local_experts", 0, limits::kMaxExperts, 0));
     const int64_t step = c.count("decoder_sparse_step", 1, limits::kMaxLayers, 1);
     const std::vector<int64_t> mlp_only = c.layerList("mlp_only_layers");
     embeddings(p, k);
@@ -183,7 +185,8 @@ void deepseekV3(Params &p, const Config &c) {
     const std::optional<int64_t> q_lora = c.optionalDim("q_lora_rank");
     const int64_t kv_lora = c.dim("kv_lora_rank"), rope = c.dim("qk_rope_head_dim");
     const int64_t nope = c.dim("qk_nope_head_dim"), v_head = c.dim("v_head_dim");
-    const int64_t experts = c.count("n_routed_experts", 1, limits::kMaxExperts, 256);
+    const int64_t experts = c.count("n_routed_experts", 1, limits::kMaxExperts,
+                                    c.count("num_local_experts", 1, limits::kMaxExperts, 256));
     const int64_t shared = c.count("n_shared_experts", 0, 64, 1);
     const int64_t first_dense = c.count("first_k_dense_replace", 0, limits::kMaxLayers, 3);
     const int64_t moe_inter = c.dim("moe_intermediate_size");

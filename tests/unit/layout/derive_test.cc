@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <random>
 
@@ -153,6 +154,11 @@ TEST(Derive, Qwen3MoeAndMlaWithoutQLora) {
     EXPECT_TRUE(moe.hasDest("model.layers.0.mlp.gate_up_proj.weight"));  // mlp_only_layers [0]
     EXPECT_TRUE(moe.hasDest("model.layers.2.mlp.experts.routed_experts.w2_weight"));
     EXPECT_EQ(moe.dest("model.layers.2.mlp.gate.weight").shape, (Shape{8, 256}));
+    // transformers >= 5 saves Qwen3-MoE's num_experts as num_local_experts.
+    nlohmann::json saved = nlohmann::json::parse(std::ifstream(configPath("qwen3-moe-tiny")));
+    saved.erase("num_experts");
+    saved["num_local_experts"] = 8;
+    EXPECT_EQ(deriveFromHf(hfModel(saved), "vllm", "moe").fingerprint(), moe.fingerprint());
 
     nlohmann::json config = nlohmann::json::parse(R"({"architectures": ["DeepseekV3ForCausalLM"],
         "vocab_size": 256, "hidden_size": 128, "intermediate_size": 256, "moe_intermediate_size": 128,
