@@ -18,7 +18,10 @@ std::vector<std::string> ruleSetNames() {
     return rules::names();
 }
 
-bool naturalLess(std::string_view a, std::string_view b) {
+namespace {
+
+/// <0, 0, >0 as `a` sorts before, with or after `b` when runs of digits compare as numbers.
+int naturalCompare(std::string_view a, std::string_view b) {
     const auto digit = [](char c) { return c >= '0' && c <= '9'; };
     size_t i = 0, j = 0;
     while (i < a.size() && j < b.size()) {
@@ -30,17 +33,26 @@ bool naturalLess(std::string_view a, std::string_view b) {
             std::string_view na = a.substr(i, ei - i), nb = b.substr(j, ej - j);
             while (na.size() > 1 && na.front() == '0') na.remove_prefix(1);
             while (nb.size() > 1 && nb.front() == '0') nb.remove_prefix(1);
-            if (na.size() != nb.size()) return na.size() < nb.size();
-            if (na != nb) return na < nb;
+            if (na.size() != nb.size()) return na.size() < nb.size() ? -1 : 1;
+            if (na != nb) return na < nb ? -1 : 1;
             i = ei;
             j = ej;
             continue;
         }
-        if (a[i] != b[j]) return a[i] < b[j];
+        if (a[i] != b[j]) return a[i] < b[j] ? -1 : 1;
         ++i;
         ++j;
     }
-    return a.size() - i < b.size() - j;
+    const size_t ra = a.size() - i, rb = b.size() - j;
+    return ra == rb ? 0 : (ra < rb ? -1 : 1);
+}
+
+}  // namespace
+
+bool naturalLess(std::string_view a, std::string_view b) {
+    const int c = naturalCompare(a, b);
+    // "x.07" and "x.7" are the same number: plain order decides, so the order stays total.
+    return c != 0 ? c < 0 : a < b;
 }
 
 namespace {
@@ -101,6 +113,17 @@ class Deriver {
     Deriver(const rules::RuleSet &rules, const std::vector<ParamInfo> &trainer,
             const std::vector<ParamInfo> &inference)
         : r_(rules) {
+        for (const auto *side : {&trainer, &inference}) {
+            for (const ParamInfo &p : *side) {
+                const std::string_view what = side == &trainer ? "trainer" : "inference";
+                const bool dims =
+                    std::all_of(p.shape.begin(), p.shape.end(), [](int64_t d) { return d >= 1; });
+                check(!p.shape.empty() && p.shape.size() <= 3 && dims, Errc::kInvalidArgument,
+                      "{} tensor '{}' has shape {}: layouts hold 1-D to 3-D tensors of "
+                      "dimensions >= 1",
+                      what, p.name, shapeString(p.shape));
+            }
+        }
         for (const ParamInfo &p : trainer) {
             check(trainer_.emplace(p.name, &p).second, Errc::kInvalidArgument,
                   "trainer tensor '{}' is listed twice", p.name);
@@ -306,7 +329,7 @@ Layout deriveLayout(const std::vector<ParamInfo> &trainer, const std::vector<Par
         const Match m = d.match(p);
         checkParts(p, m, d, r.name);
         Conversion c{p.name, "", m.sources, ConvKind::kCopy, m.tp, m.expert};
-        dests[p.name] = DestTensor{p.name, p.shape, p.dtype};
+        dests.insert_or_assign(p.name, DestTensor{p.name, p.shape, p.dtype});
         if (p.dtype == DType::kF8E4M3) {
             c.kind = ConvKind::kQuantizeFp8;
             c.scale = scaleName(p.name);
@@ -315,7 +338,7 @@ Layout deriveLayout(const std::vector<ParamInfo> &trainer, const std::vector<Par
             check(scale.shape == want, Errc::kInvalidArgument,
                   "scale tensor '{}' is {}, but 128x128 block scales of '{}' {} are {}", scale.name,
                   shapeString(scale.shape), p.name, shapeString(p.shape), shapeString(want));
-            dests[c.scale] = DestTensor{scale.name, scale.shape, scale.dtype};
+            dests.insert_or_assign(c.scale, DestTensor{scale.name, scale.shape, scale.dtype});
         }
         for (const std::string &s : m.sources) {
             const auto [it, fresh] = consumer.emplace(s, p.name);
@@ -323,7 +346,7 @@ Layout deriveLayout(const std::vector<ParamInfo> &trainer, const std::vector<Par
                   "trainer tensor '{}' would feed both '{}' and '{}' under rules {}", s, it->second,
                   p.name, r.name);
             const ParamInfo &t = d.trainer(s);
-            sources[s] = SourceTensor{s, t.shape, t.dtype, 0, m.expert ? 0 : -1};
+            sources.insert_or_assign(s, SourceTensor{s, t.shape, t.dtype, 0, m.expert ? 0 : -1});
         }
         conversions.push_back(std::move(c));
     }
@@ -349,8 +372,8 @@ Layout deriveLayout(const std::vector<ParamInfo> &trainer, const std::vector<Par
 Layout canonicalOrder(const Layout &layout, const std::string &name) {
     std::map<std::string, SourceTensor> sources;
     std::map<std::string, DestTensor> dests;
-    for (const SourceTensor &s : layout.sources()) sources[s.name] = s;
-    for (const DestTensor &d : layout.dests()) dests[d.name] = d;
+    for (const SourceTensor &s : layout.sources()) sources.insert_or_assign(s.name, s);
+    for (const DestTensor &d : layout.dests()) dests.insert_or_assign(d.name, d);
     return assemble(name.empty() ? layout.name() : name, sources, dests, layout.conversions());
 }
 

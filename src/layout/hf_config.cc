@@ -353,7 +353,7 @@ std::vector<ParamInfo> hfTargetParams(const HfModel &model, std::string_view rul
             if (f.parts.front() != leaf) continue;
             std::vector<const HfParam *> parts;
             for (const std::string &part : f.parts) {
-                auto it = by_name.find(parent + part + param);
+                auto it = by_name.find(fmt::format("{}{}{}", parent, part, param));
                 if (it != by_name.end()) parts.push_back(it->second);
             }
             if (parts.size() != f.parts.size()) continue;
@@ -365,7 +365,7 @@ std::vector<ParamInfo> hfTargetParams(const HfModel &model, std::string_view rul
                 fp8 = fp8 && quantized(*q);
                 done.insert(q->param.name);
             }
-            emit(parent + f.fused + param, shape, p.param.dtype, fp8, false);
+            emit(fmt::format("{}{}{}", parent, f.fused, param), shape, p.param.dtype, fp8, false);
             fusedHere = true;
             break;
         }

@@ -188,7 +188,8 @@ TEST(Derive, NaturalOrder) {
     EXPECT_TRUE(naturalLess("model.layers.2.a", "model.layers.10.a"));
     EXPECT_FALSE(naturalLess("model.layers.10.a", "model.layers.2.a"));
     EXPECT_TRUE(naturalLess("a.b", "a.b.c"));
-    EXPECT_FALSE(naturalLess("x.007", "x.7"));
+    // The same number spelt twice: plain order, so that the order stays total.
+    EXPECT_TRUE(naturalLess("x.007", "x.7"));
     EXPECT_FALSE(naturalLess("x.7", "x.007"));
 }
 
@@ -315,6 +316,14 @@ TEST_F(DeriveRefusals, BadDtypesAndDuplicates) {
     inference.push_back(inference.front());
     m = refused();
     EXPECT_NE(m.find("is listed twice"), std::string::npos) << m;
+    inference = inferenceOf(qwen3);
+    inference.push_back({"scalar", {}, DType::kF32});
+    m = refused();
+    EXPECT_NE(m.find("inference tensor 'scalar' has shape []"), std::string::npos) << m;
+    find(trainer, "model.norm.weight").shape = {256, 0};
+    m = refused();
+    EXPECT_NE(m.find("trainer tensor 'model.norm.weight' has shape [256,0]"), std::string::npos)
+        << m;
 }
 
 TEST_F(DeriveRefusals, PerExpertTrainerIntoStackedExperts) {
