@@ -366,7 +366,9 @@ def run_arch(arch: str, args: argparse.Namespace, coordinator: ws.Coordinator,
     cfg = {"arch": arch, "scale": args.scale, "coordinator": coordinator.address, "job": job,
            "versions": args.versions, "seed": args.seed, "lr": args.lr, "tmp": tmp,
            "fp8_matmul": args.fp8_matmul}
+    # No hub: an installed `kernels` package must fail at once, not wait on the network.
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUBLAS_WORKSPACE_CONFIG=":4096:8")
+    env.setdefault("HF_HUB_OFFLINE", "1")
     inference = spawn("inference", {**cfg, "device": args.inference_device}, env)
     trainer = None
     try:
