@@ -68,7 +68,7 @@ def main() -> int:
     args = p.parse_args()
 
     spec = ws.read_job(args.coordinator, args.job)
-    layout = ws.resolve_layout(spec.model, spec.layers)
+    layout = ws.job_layout(spec)
     peer = ws.find_peer(spec, args.engine, args.rank)
     # The engine's own tensors (vLLM would have loaded the FP8 checkpoint into them).
     model = build_module({t.name: ws.torch_interop.empty(t.shape, t.dtype)

@@ -6,11 +6,14 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python]
+# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|hf]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
 #   CPU tests); check: GPU tests + demos; python: the PyTorch path only (CUDA-tensor Python
 #   tests, the FSDP2 torchrun test, the Python push benchmark next to the demo); write: how
-#   the push rate depends on size, streams, pieces and peers (the write-phase investigation).
+#   the push rate depends on size, streams, pieces and peers (the write-phase investigation);
+#   hf: real transformers models (Qwen3, Qwen3-MoE, DeepSeek-V3) through derived layouts into
+#   block-FP8 models, generation checked after every version (tests/gpu/python/hf_models.py;
+#   uses the host's transformers 5.x, nothing carried beyond the build dependencies).
 # WS_BUNDLE=1 packs everything but summary.{txt,json} into results.tgz (the device tool brings
 # back only a few files).
 set -uo pipefail
@@ -47,13 +50,20 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DWEIGHTSYNC_UCX_ROOT=/tmp/ucxwheel/libucx \
     -DWEIGHTSYNC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DPython_EXECUTABLE="$PY" \
     -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
-if [ "$MODE" = python ]; then  # the CLI (for the demo) and the Python package only
+if [ "$MODE" = python ] || [ "$MODE" = hf ]; then  # the CLI and the Python package only
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli weightsync_python
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
 B=build-gpu
 IG=$((NGPU >= 2 ? 1 : 0))
+if [ "$MODE" = hf ]; then
+    # bf16 trainer process on GPU 0 -> block-FP8 transformers model in a process on GPU $IG.
+    step hf_models env PYTHONPATH=build-gpu/python "$PY" tests/gpu/python/hf_models.py \
+        --trainer-gpu 0 --inference-gpu "$IG" --out "$OUT/hf_models.json"
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
+    exit 0
+fi
 # The GLM-5 update at real dimensions (5 layers: 3 dense + 2 MoE, 30.2 GB per push), GPU0 ->
 # GPU1: the phases one after the other (each measured alone), then pipelined; with 2 trainer
 # processes on GPU0 (FSDP 2 x EP 2) and with 1. Each run's JSON line goes to demo_<name>.json.

@@ -135,6 +135,26 @@ def main():
             print(f"    trainer: slot arena {t['slot_bytes'] / 1e9:.2f} GB, GPU memory taken by "
                   f"register+connect {t['gpu_bytes_taken_by_register_connect'] / 1e9:.2f} GB, "
                   f"host RSS {t['host_rss_gib_before']:.2f} -> {t['host_rss_gib_after']:.2f} GiB")
+    hf = load(os.path.join(out, "hf_models.json"))
+    if hf:
+        print(f"\n  Hugging Face models (tests/gpu/python/hf_models.py, transformers "
+              f"{hf.get('transformers')}): derived layout, bf16 trainer -> block-FP8 model")
+        for arch, r in hf.get("archs", {}).items():
+            if "error" in r:
+                print(f"    {arch:<12} FAILED: {r['error'][:300]}")
+                continue
+            vs = r["versions"]
+            figures.setdefault("hf_models", {})[arch] = {
+                "ok": r["ok"], "parameters": r["parameters"], "fp8_matmul": r["fp8_matmul"],
+                "generation_equal": [v["generation_equal"] for v in vs],
+                "mismatched_bytes": [v["mismatched_bytes"] for v in vs],
+                "logits_max_abs_err": [v["logits_max_abs_err"] for v in vs],
+                "logits_mean_abs_err": [v["logits_mean_abs_err"] for v in vs]}
+            print(f"    {arch:<12} {r['parameters'] / 1e6:6.1f} M params, {len(vs)} versions: "
+                  f"generation equal {all(v['generation_equal'] for v in vs)}, bytes equal "
+                  f"{all(v['mismatched_bytes'] == 0 for v in vs)}, max|dlogit| "
+                  f"{max(v['logits_max_abs_err'] for v in vs):.4f}, mean|dlogit| "
+                  f"{max(v['logits_mean_abs_err'] for v in vs):.5f} -> {'ok' if r['ok'] else 'FAILED'}")
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump({"command": "bash scripts/gpu_run.sh " + os.environ.get("MODE", "?"),
                    "host": host(out), "steps": dict(zip(names, states)), "figures": figures},

@@ -140,7 +140,7 @@ void InferenceAgent::adoptExternalTensors() {
 
 void InferenceAgent::init() {
     spec_ = JobSpec::parse(store_->wait(keys::spec(), std::chrono::seconds(60)));
-    layout_.emplace(faults_.model.empty() ? layout::resolveLayout(spec_.model, spec_.layers)
+    layout_.emplace(faults_.model.empty() ? jobLayout(spec_)
                                           : layout::resolveLayout(faults_.model));
     const layout::Layout &layout = *layout_;
     const auto peers = planner::fleetPeers(spec_.fleet, planner::layoutExperts(layout));

@@ -3,7 +3,9 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "layout/json_fields.h"
+#include "layout/json_layout.h"
 #include "layout/limits.h"
+#include "layout/registry.h"
 
 #include <algorithm>
 #include <array>
@@ -86,6 +88,7 @@ json JobSpec::toJson() const {
               {"retain_versions", retain_versions},
               {"launcher_collects", launcher_collects}};
     if (layers) j["layers"] = *layers;
+    if (!layout.is_null()) j["layout"] = layout;
     return j;
 }
 
@@ -99,6 +102,11 @@ void JobSpec::validate() const {
         check(*layers >= 1 && *layers <= limits::kMaxLayers, Errc::kInvalidArgument,
               "job spec: 'layers' must be in [1, {}], got {}", limits::kMaxLayers, *layers);
     }
+    check(layout.is_null() || layout.is_object(), Errc::kInvalidArgument,
+          "job spec: 'layout' must be a layout document (a JSON object), got {}",
+          jsonfields::brief(layout));
+    check(layout.is_null() || !layers, Errc::kInvalidArgument,
+          "job spec: 'layers' does not apply to a job that carries its own layout");
     try {
         mesh.validate();
         fleet.validate();
@@ -149,6 +157,7 @@ JobSpec JobSpec::fromJson(const json &j) {
     JobSpec s;
     s.model = f.string("model", kMaxModelLength);
     if (f.has("layers")) s.layers = f.integer("layers", 1, limits::kMaxLayers);
+    if (f.has("layout")) s.layout = f.at("layout");
     const jsonfields::Fields m(f.at("mesh"), "job spec: mesh");
     s.mesh.replicas = static_cast<int>(m.integer("replicas", 1, limits::kMaxTrainerRanks));
     s.mesh.fsdp = static_cast<int>(m.integer("fsdp", 1, limits::kMaxTrainerRanks));
@@ -183,6 +192,15 @@ JobSpec JobSpec::fromJson(const json &j) {
 
 JobSpec JobSpec::parse(const std::string &text) {
     return fromJson(jsonfields::parse(text, "job spec"));
+}
+
+layout::Layout jobLayout(const JobSpec &spec) {
+    if (spec.layout.is_null()) return layout::resolveLayout(spec.model, spec.layers);
+    try {
+        return layout::layoutFromJson(spec.layout);
+    } catch (const Error &e) {
+        throw jsonfields::inContext(e, "job spec: 'layout'");
+    }
 }
 
 }  // namespace weightsync::engine

@@ -2,6 +2,7 @@
 // The job description every agent reads from the coordinator at start-up: model, cluster shape,
 // transport and timeouts. Written once by whoever launches the job (the demo, a test, a script).
 
+#include "layout/layout.h"
 #include "planner/plan.h"
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,11 @@ namespace weightsync::engine {
 struct JobSpec {
     std::string model = "glm5-tiny";
     std::optional<int64_t> layers;
+    /// The layout itself (a weightsync-layout/1 document), for models that are neither built in
+    /// nor a file every agent can read — e.g. one derived from the two sides' modules. When set,
+    /// it is the job's layout (`model` is its name, `layers` must be unset), so every agent gets
+    /// the same layout from the spec.
+    nlohmann::json layout;
     planner::TrainerMesh mesh;
     planner::Fleet fleet;
     planner::PlannerOptions planner;
@@ -54,8 +60,12 @@ struct JobSpec {
     static JobSpec parse(const std::string &text);
     /// Checks every value against its range (layout/limits.h): timeouts > 0, a known transport
     /// and device, a valid mesh and fleet, ... Throws Error(kInvalidArgument) naming the field.
-    /// Does not resolve the model: buildPlan(resolveLayout(model, layers), ...) does that.
+    /// Does not resolve the model: buildPlan(jobLayout(spec), ...) does that.
     void validate() const;
 };
+
+/// The job's layout: the spec's own `layout` document when it has one, else the built-in model
+/// or layout file `model` names (with `layers`). Throws Error naming what is wrong.
+layout::Layout jobLayout(const JobSpec &spec);
 
 }  // namespace weightsync::engine

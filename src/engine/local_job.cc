@@ -88,7 +88,7 @@ void LocalJob::start() {
         }
         agents_.emplace(name, Child(args, logOf(name)));
     };
-    const layout::Layout layout = layout::resolveLayout(options_.spec.model, options_.spec.layers);
+    const layout::Layout layout = jobLayout(options_.spec);
     for (const planner::PeerSpec &p :
          planner::fleetPeers(options_.spec.fleet, planner::layoutExperts(layout))) {
         spawn("inference-" + p.name, {"inference", "--engine", std::to_string(p.engine), "--rank",

@@ -55,7 +55,7 @@ void TrainerAgent::init() {
     spec_ = JobSpec::parse(store_->wait(keys::spec(), std::chrono::seconds(60)));
     check(rank_ >= 0 && rank_ < spec_.mesh.ranks(), Errc::kInvalidArgument,
           "trainer rank {} outside the job's {} ranks", rank_, spec_.mesh.ranks());
-    layout_.emplace(layout::resolveLayout(spec_.model, spec_.layers));
+    layout_.emplace(jobLayout(spec_));
     protocol::Roster roster{spec_.mesh.ranks(), {}};
     for (const planner::PeerSpec &p :
          planner::fleetPeers(spec_.fleet, planner::layoutExperts(*layout_))) {

@@ -10,6 +10,8 @@
 #include "control/wire.h"
 #include "engine/job.h"
 #include "engine/protocol/session.h"
+#include "layout/json_fields.h"
+#include "layout/layout.h"
 
 #include <pybind11/stl.h>
 
@@ -131,6 +133,15 @@ void registerControl(py::module_ &m) {
         .def(py::init<>())
         .def_readwrite("model", &JobSpec::model)
         .def_readwrite("layers", &JobSpec::layers)
+        .def_property(
+            "layout",
+            [](const JobSpec &s) { return s.layout.is_null() ? std::string() : s.layout.dump(); },
+            [](JobSpec &s, const std::string &text) {
+                s.layout =
+                    text.empty() ? nlohmann::json() : jsonfields::parse(text, "job spec: 'layout'");
+            },
+            "The job's own layout as JSON text (a derived layout travels in the spec), or "
+            "\"\" when `model` names a built-in layout or a layout file.")
         .def_readwrite("mesh", &JobSpec::mesh)
         .def_property(
             "engines", [](const JobSpec &s) { return s.fleet.engines; },
@@ -225,6 +236,13 @@ void registerControl(py::module_ &m) {
         py::arg("code") = "invalid argument", py::call_guard<py::gil_scoped_release>(),
         "Fails the job's start-up for every agent (the first failure wins): for a mismatch no "
         "retry can fix, e.g. a model that does not match the job's layout.");
+    m.def(
+        "job_layout",
+        [](const JobSpec &spec) {
+            return std::make_shared<layout::Layout>(engine::jobLayout(spec));
+        },
+        py::arg("spec"),
+        "The job's layout: the spec's own layout document, or the built-in / file `model`.");
     m.def("trainer_name", &engine::protocol::trainerName, py::arg("rank"));
     m.def("inference_name", &engine::protocol::inferenceName, py::arg("peer"));
 }

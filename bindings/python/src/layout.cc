@@ -8,8 +8,12 @@
 #include "common/error.h"
 #include "convert/reference.h"
 #include "convert/synthetic.h"
+#include "layout/derive.h"
+#include "layout/hf_config.h"
+#include "layout/json_fields.h"
 #include "layout/json_layout.h"
 #include "layout/registry.h"
+#include "layout/rules.h"
 #include "planner/geometry.h"
 #include "planner/plan.h"
 #include "planner/topology.h"
@@ -26,6 +30,35 @@ namespace weightsync::python {
 namespace {
 
 using layout::Layout;
+
+/// (name, shape, dtype name) triples as the derivation's parameter list.
+using ParamTuple = std::tuple<std::string, Shape, std::string>;
+
+std::vector<layout::ParamInfo> paramList(const std::vector<ParamTuple> &params,
+                                         std::string_view side) {
+    std::vector<layout::ParamInfo> out;
+    out.reserve(params.size());
+    for (const auto &[name, shape, dtype] : params) {
+        try {
+            out.push_back({name, shape, parseDType(dtype)});
+        } catch (const Error &e) {
+            fail(Errc::kInvalidArgument, "{} tensor '{}': {}", side, name, e.what());
+        }
+    }
+    return out;
+}
+
+std::vector<ParamTuple> paramTuples(const std::vector<layout::ParamInfo> &params) {
+    std::vector<ParamTuple> out;
+    for (const layout::ParamInfo &p : params) {
+        out.emplace_back(p.name, p.shape, dtypeString(p.dtype));
+    }
+    return out;
+}
+
+layout::HfModel hfModelOf(const std::string &config_text) {
+    return layout::hfModel(jsonfields::parse(config_text, "HF config"));
+}
 
 py::bytes toBytes(const std::vector<std::byte> &data) {
     return {reinterpret_cast<const char *>(data.data()), data.size()};
@@ -109,6 +142,65 @@ void registerLayout(py::module_ &m) {
         },
         py::arg("text"));
     m.def("builtin_layouts", &layout::builtinLayoutNames);
+    m.def("rule_sets", &layout::ruleSetNames, "The rule sets derive_layout knows.");
+    m.def(
+        "derive_layout",
+        [](const std::vector<ParamTuple> &trainer, const std::vector<ParamTuple> &inference,
+           const std::string &rules, const std::string &name) {
+            const auto t = paramList(trainer, "trainer");
+            const auto i = paramList(inference, "inference");
+            return std::make_shared<Layout>(layout::deriveLayout(t, i, rules, name));
+        },
+        py::arg("trainer"), py::arg("inference"), py::arg("rules"), py::arg("name"),
+        "The layout from two parameter lists of (name, shape, dtype) under a rule set.");
+    m.def(
+        "canonical_order",
+        [](const Layout &l, const std::string &name) {
+            return std::make_shared<Layout>(layout::canonicalOrder(l, name));
+        },
+        py::arg("layout"), py::arg("name") = "",
+        "The layout with its entries in the canonical order of derived layouts.");
+    m.def(
+        "rule_set_tables",
+        [](const std::string &name) {
+            const layout::rules::RuleSet &r = layout::rules::ruleSet(name);
+            py::dict fusions;
+            for (const auto &f : r.fusions) fusions[py::str(f.fused)] = f.parts;
+            py::dict experts;
+            for (const auto &t : r.experts) {
+                py::dict e;
+                e["sources"] = t.sources;
+                e["per_expert"] = t.per_expert;
+                e["tp"] = std::string(layout::tpSplitName(t.tp));
+                experts[py::str(t.dest)] = e;
+            }
+            py::dict out;
+            out["fusions"] = fusions;
+            out["experts"] = experts;
+            out["expert_containers"] = r.expert_containers;
+            out["rows_modules"] = r.rows_modules;
+            out["cols_modules"] = r.cols_modules;
+            return out;
+        },
+        py::arg("name"), "A rule set's tables (for the checks against the engines' own code).");
+    m.def("hf_architectures", &layout::hfArchitectures);
+    m.def(
+        "hf_parameters",
+        [](const std::string &config_text, const std::string &rules) {
+            const layout::HfModel model = hfModelOf(config_text);
+            return paramTuples(rules.empty() ? layout::hfTrainerParams(model)
+                                             : layout::hfTargetParams(model, rules));
+        },
+        py::arg("config"), py::arg("rules") = "",
+        "(name, shape, dtype) of a HF config.json's model as transformers holds it (rules "
+        "empty), or as the engine of a rule set holds it.");
+    m.def(
+        "derive_from_hf",
+        [](const std::string &config_text, const std::string &rules, const std::string &name) {
+            return std::make_shared<Layout>(
+                layout::deriveFromHf(hfModelOf(config_text), rules, name));
+        },
+        py::arg("config"), py::arg("rules"), py::arg("name"));
 
     py::class_<planner::TrainerMesh>(m, "TrainerMesh",
                                      "Trainer ranks: HSDP replicas x FSDP shards, EP inside FSDP.")

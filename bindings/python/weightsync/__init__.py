@@ -16,11 +16,13 @@ registered tensors. This package wraps it for PyTorch:
 * :mod:`weightsync.vllm` -- a vLLM worker extension over WeightReceiver, for vLLM
   versions without that API;
 * :class:`Coordinator`, :func:`job_spec`, :func:`publish_job` -- the job's
-  control plane; :mod:`weightsync.errors` -- typed exceptions.
+  control plane; :func:`derive_layout` -- a model's layout from the two sides'
+  modules; :mod:`weightsync.errors` -- typed exceptions.
 """
 
 from . import errors
 from ._core import builtin_layouts, local_tensors
+from .derive import derive_layout, rule_sets
 from .dtensor import Shard
 from .errors import (
     InvalidArgumentError,
@@ -42,6 +44,7 @@ from .job import (
     PeerSpec,
     TrainerMesh,
     find_peer,
+    job_layout,
     job_spec,
     publish_job,
     read_job,
@@ -74,8 +77,10 @@ __all__ = [
     "WeightSender",
     "WeightsyncError",
     "builtin_layouts",
+    "derive_layout",
     "errors",
     "find_peer",
+    "job_layout",
     "job_spec",
     "local_tensors",
     "publish_job",
@@ -83,5 +88,6 @@ __all__ = [
     "reference_synthetic",
     "reference_tensors",
     "resolve_layout",
+    "rule_sets",
     "synthetic_sources",
 ]

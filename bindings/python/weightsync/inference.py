@@ -44,7 +44,7 @@ class WeightReceiver:
                  connect_timeout: float = 60.0) -> None:
         self._store = _core.connect_store(coordinator, job, connect_timeout)
         self.spec = _core.read_job(self._store, connect_timeout)
-        self.layout = _core.resolve_layout(self.spec.model, self.spec.layers)
+        self.layout = _core.job_layout(self.spec)
         self.engine = engine
         self.rank = rank
         self.peer = find_peer(self.spec, engine, rank)

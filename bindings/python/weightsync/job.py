@@ -22,6 +22,7 @@ TrainerMesh = _core.TrainerMesh
 EngineSpec = _core.EngineSpec
 PeerSpec = _core.PeerSpec
 resolve_layout = _core.resolve_layout
+job_layout = _core.job_layout
 
 
 def _integer(name: str, value: Any, low: int, high: int = 2**31 - 1) -> int:
@@ -54,7 +55,7 @@ def _string(name: str, value: Any) -> str:
     return value
 
 
-def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
+def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] = None,
              trainer_ranks: int = 1, trainer_ep: int = 1, trainer_replicas: int = 1,
              engines: Union[int, Sequence[EngineSpec]] = 1, engine_ranks: int = 1,
              engine_tp: int = 1, engine_ep: int = 1, transport: str = "auto",
@@ -65,7 +66,9 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
              step_timeout: float = 300.0) -> JobSpec:
     """Builds and validates a job spec.
 
-    model: a built-in layout (``weightsync.builtin_layouts()``) or a layout JSON file.
+    model: a built-in layout (``weightsync.builtin_layouts()``), a layout JSON file, or a
+    :class:`Layout` (e.g. from :func:`weightsync.derive_layout`), which travels in the spec
+    itself, so every agent of the job gets that very layout (``spec.model`` is its name).
     trainer_ranks / trainer_ep / trainer_replicas: the trainer mesh (ranks = replicas x FSDP).
     engines: a count of identical engines (engine_ranks / engine_tp / engine_ep each) or a
     list of EngineSpec. transport: "auto" (CUDA-IPC between GPU tensors of one host, UCX
@@ -79,7 +82,12 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
     the model must exist (NotFoundError) and the mesh and engines must be able to split it (the
     plan is built once), so a bad spec fails where it is written, not in every agent.
     """
-    _string("model", model)
+    if isinstance(model, Layout):
+        if layers is not None:
+            raise _core.InvalidArgumentError(
+                "job_spec: layers does not apply to a Layout (derive it with the layers you want)")
+    else:
+        _string("model", model)
     if layers is not None:
         _integer("layers", layers, 1)
     for name, value in (("trainer_ranks", trainer_ranks), ("trainer_ep", trainer_ep),
@@ -110,8 +118,12 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
     _seconds("step_timeout", step_timeout)
 
     spec = JobSpec()
-    spec.model = model
-    spec.layers = layers
+    if isinstance(model, Layout):
+        spec.model = model.name
+        spec.layout = model.to_json()
+    else:
+        spec.model = model
+        spec.layers = layers
     spec.mesh = TrainerMesh(replicas=trainer_replicas, fsdp=trainer_ranks // trainer_replicas,
                             ep=trainer_ep)
     spec.engines = list(engines)
@@ -128,8 +140,7 @@ def job_spec(model: str = "glm5-tiny", *, layers: Optional[int] = None,
     spec.step_timeout = step_timeout
     spec.validate()
     # The model exists and the topology can split it: the checks every agent would make.
-    _core.planned_gathers(resolve_layout(model, layers), spec.mesh, spec.engines,
-                          gather_threshold_bytes)
+    _core.planned_gathers(job_layout(spec), spec.mesh, spec.engines, gather_threshold_bytes)
     return spec
 
 
@@ -147,7 +158,7 @@ def read_job(coordinator: str, job: str, timeout: float = 60.0) -> JobSpec:
 
 def find_peer(spec: JobSpec, engine: int, rank: int) -> PeerSpec:
     """The inference rank `rank` of engine `engine` in a job."""
-    layout = resolve_layout(spec.model, spec.layers)
+    layout = job_layout(spec)
     for peer in _core.fleet_peers(spec.engines, layout.experts):
         if peer.engine == engine and peer.rank == rank:
             return peer

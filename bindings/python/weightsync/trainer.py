@@ -93,7 +93,7 @@ class WeightSender:
                  connect_timeout: float = 60.0) -> None:
         self._store = _core.connect_store(coordinator, job, connect_timeout)
         self.spec = _core.read_job(self._store, connect_timeout)
-        self.layout = _core.resolve_layout(self.spec.model, self.spec.layers)
+        self.layout = _core.job_layout(self.spec)
         self.rank = rank
         self._sources = _core.TensorSources(self.layout, self.spec.mesh, rank)
         self._regs: dict[str, _Registration] = {}

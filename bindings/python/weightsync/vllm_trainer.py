@@ -160,7 +160,9 @@ class WeightSyncTrainerWeightTransferEngine(
         rank = init_info.rank
         ranks = param_meta.trainer_ranks(metas, init_info.trainer_ranks)
         if init_info.model is not None:
-            layout = resolve_layout(init_info.model, init_info.layers)
+            # A built-in name or layout file, or a layout object (e.g. from ws.derive_layout).
+            layout = (init_info.model if isinstance(init_info.model, _core.Layout)
+                      else resolve_layout(init_info.model, init_info.layers))
             param_meta.check_names(layout, metas)
             mesh = param_meta.derive_mesh(layout, metas, ranks)
             if rank == 0:

@@ -122,6 +122,44 @@ TEST_F(CliRefusals, MalformedLayouts) {
 }
 
 // Issue 14: EP that does not divide the experts (glm5-tiny has 8), zero or negative ranks.
+// Issue 15: `layout --from-hf CONFIG.json --rules vllm|hf-fp8` derives a layout that `plan`
+// accepts; a bad rule set, config or option combination is refused naming it.
+constexpr const char *kQwen3Tiny = R"({"architectures": ["Qwen3ForCausalLM"], "vocab_size": 512,
+    "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 64})";
+
+TEST_F(CliRefusals, LayoutFromHfConfig) {
+    const std::string config = file("config.json", kQwen3Tiny);
+    CliResult r = run({"layout", "--from-hf", config, "--rules", "hf-fp8", "--summary"});
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("Qwen3ForCausalLM/hf-fp8: 25 trainer tensors"), std::string::npos)
+        << r.output;
+    r = run({"layout", "--from-hf", config, "--rules", "vllm", "--name", "q3"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(json::parse(r.output)["name"], "q3");
+    // A TP-2 engine: the derived rules split qkv_proj / gate_up_proj per part, o_proj by columns.
+    r = run({"plan", "--model", file("derived.json", r.output), "--trainer-ranks", "2",
+             "--trainer-ep", "1", "--inference-engines", "1", "--inference-ranks", "2",
+             "--inference-ep", "1", "--inference-tp", "2"});
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("every destination byte written exactly once"), std::string::npos)
+        << r.output;
+
+    expectRefused({"layout", "--from-hf", config, "--rules", "sglang"},
+                  "--rules: sglang not in {hf-fp8,vllm}");
+    expectRefused({"layout", "--rules", "vllm"}, "--rules requires --from-hf");
+    expectRefused({"layout", "--from-hf", config, "--layers", "3"}, "--layers excludes --from-hf");
+    expectRefused({"layout", "--from-hf", scratch() + "/none.json"},
+                  "--from-hf: File does not exist");
+    expectRefused({"layout", "--from-hf", file("gpt2.json", R"({"architectures": ["GPT2"]})")},
+                  "architecture 'GPT2' is not supported");
+    expectRefused({"layout", "--from-hf", file("bad.json", "{\"architectures\": [")},
+                  "not valid JSON");
+    json moe = json::parse(kQwen3Tiny);
+    moe["num_hidden_layers"] = 1000000;
+    expectRefused({"layout", "--from-hf", file("huge.json", moe.dump())}, "'num_hidden_layers'");
+}
+
 TEST_F(CliRefusals, Topologies) {
     expectRefused({"plan", "--trainer-ranks", "3", "--trainer-ep", "3"},
                   "8 experts are not divisible by trainer EP 3");

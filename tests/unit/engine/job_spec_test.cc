@@ -3,6 +3,9 @@
 
 #include "common/error.h"
 #include "engine/job.h"
+#include "layout/derive.h"
+#include "layout/json_layout.h"
+#include "layout/registry.h"
 #include "support/expect_error.h"
 
 #include <gtest/gtest.h>
@@ -121,6 +124,35 @@ TEST(JobSpecRefusals, ValidateChecksASpecBuiltInCode) {
     s = JobSpec::fromJson(goodSpec());
     s.fleet.engines[0].ranks = 0;
     testing::expectThrows(Errc::kInvalidArgument, [&] { s.validate(); });
+}
+
+// Issue 15: a job carries its own (e.g. derived) layout document, and every agent's jobLayout
+// is that layout.
+TEST(JobSpec, CarriesItsOwnLayout) {
+    const layout::Layout builtin = layout::resolveLayout("qwen3-tiny");
+    const layout::Layout derived = layout::canonicalOrder(builtin, "derived-q3");
+    JobSpec s = JobSpec::fromJson(goodSpec());
+    s.mesh = {1, 1, 1};
+    s.fleet.engines = {{1, 1, 1, {}}};
+    EXPECT_EQ(jobLayout(s).fingerprint(), layout::resolveLayout(s.model).fingerprint());
+    s.model = derived.name();
+    s.layout = layout::toJson(derived);
+    const JobSpec back = JobSpec::parse(s.toJson().dump());
+    EXPECT_EQ(jobLayout(back).fingerprint(), derived.fingerprint());
+    EXPECT_EQ(back.model, "derived-q3");
+
+    json doc = back.toJson();
+    doc["layers"] = 2;
+    expectRefused(doc, {"'layers' does not apply to a job that carries its own layout"});
+    doc = back.toJson();
+    doc["layout"] = "qwen3-tiny";
+    expectRefused(doc, {"'layout' must be a layout document"});
+    JobSpec bad = back;
+    bad.layout["rules"][0]["sources"] = json::array({"nope"});
+    const auto thrown = testing::thrownBy([&] { (void)jobLayout(bad); });
+    ASSERT_TRUE(thrown);
+    EXPECT_NE(thrown->message.find("job spec: 'layout'"), std::string::npos) << thrown->message;
+    EXPECT_NE(thrown->message.find("'nope'"), std::string::npos) << thrown->message;
 }
 
 }  // namespace
