@@ -108,22 +108,27 @@ def seeds():
                          "regression_float_v": float_v}
     yield "agent_messages", {"hello": compact(HELLO), "memory": compact(MEMORY)}
     # Step-protocol messages as participants publish them (src/engine/protocol/messages.cc).
+    # Step-protocol messages as participants publish them (src/engine/protocol/messages.cc);
+    # the first byte picks the message type (step_protocol_fuzz.cc).
     yield "step_protocol", {
-        "request": compact({"version": 2}),
-        "paused": compact({"version": 2, "held": 1}),
-        "done": compact({"version": 2, "bytes": 7000000, "writes": 236}),
-        "prepared": compact({"version": 2, "wait_seconds": 0.01, "hook_seconds": 0.002}),
-        "outcome_abort": compact({"version": 2, "commit": False, "by": "inference-e0r1",
-                                  "code": "peer lost", "reason": "trainer1 is gone"}),
-        "resumed": compact({"version": 2, "wait_seconds": 0.01, "hook_seconds": 0.0, "reads": 7}),
-        "aborted": compact({"version": 2, "held": 1, "intact": True, "serving": True,
-                            "mismatched_bytes_vs_held": 0, "error": "x"}),
-        "verified": compact({"version": 2, "verified": True, "checked_bytes": 100,
-                             "mismatched_bytes": 0, "verify_seconds": 0.5}),
-        "metrics": compact({"version": 2, "rank": 0, "generate_s": 0.0, "pause_s": 0.001,
-                            "convert_s": 0.01, "post_s": 0.001, "drain_s": 0.0, "barrier_s": 0.02,
-                            "total_s": 0.03, "wire_bytes": 7000000, "writes": 236}),
-        "float_version": compact({"version": 1e300, "held": -1}),
+        "request": b"\x00" + compact({"version": 2}),
+        "paused": b"\x01" + compact({"version": 2, "held": 1}),
+        "done": b"\x02" + compact({"version": 2, "bytes": 7000000, "writes": 236}),
+        "landed": b"\x03" + compact({"version": 2}),
+        "prepared": b"\x04" + compact({"version": 2, "wait_seconds": 0.01, "hook_seconds": 0.002}),
+        "outcome_abort": b"\x05" + compact({"version": 2, "commit": False, "by": "inference-e0r1",
+                                            "code": "peer lost", "reason": "trainer1 is gone"}),
+        "resumed": b"\x06" + compact({"version": 2, "wait_seconds": 0.01, "hook_seconds": 0.0,
+                                       "reads": 7}),
+        "aborted": b"\x07" + compact({"version": 2, "held": 1, "intact": True, "serving": True,
+                                       "mismatched_bytes_vs_held": 0, "error": "x"}),
+        "verified": b"\x08" + compact({"version": 2, "verified": True, "checked_bytes": 100,
+                                        "mismatched_bytes": 0, "verify_seconds": 0.5}),
+        "metrics": b"\x09" + compact({"version": 2, "rank": 0, "generate_s": 0.0, "pause_s": 0.001,
+                                       "convert_s": 0.01, "post_s": 0.001, "drain_s": 0.0,
+                                       "barrier_s": 0.02, "total_s": 0.03, "wire_bytes": 7000000,
+                                       "writes": 236}),
+        "float_version": b"\x01" + compact({"version": 1e300, "held": -1}),
     }
     yield "job_spec", {
         "demo": compact(SPEC),
