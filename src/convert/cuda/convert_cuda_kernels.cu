@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(kThreads) syntheticFillKernel(SyntheticFillDes
         const int64_t r = d.r0 + (row - gl * d.rows);
         const uint64_t row_key =
             d.step_key ^ syntheticMix(static_cast<uint64_t>(g * d.tensor_rows + r));
-        const float scale = blockScale(d.key, g, r / 128, c0 / 128);
+        const float scale = blockScale(d.key, g, r / kFp8BlockSize, c0 / kFp8BlockSize);
         float v[kChunk];
 #pragma unroll
         for (int i = 0; i < kChunk; ++i) {

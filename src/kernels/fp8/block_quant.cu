@@ -18,7 +18,7 @@ namespace weightsync::kernels::detail {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kB = static_cast<int>(kFp8Block);
+constexpr int kB = static_cast<int>(kFp8BlockSize);
 constexpr int kChunk = 8;                               // elements per 16-byte bf16 load
 constexpr int kChunksPerRow = kB / kChunk;              // 16 threads per block row
 constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // 16 rows per pass
