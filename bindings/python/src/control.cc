@@ -149,7 +149,11 @@ void registerControl(py::module_ &m) {
             })
         .def_readwrite("seed", &JobSpec::seed)
         .def_readwrite("steps", &JobSpec::steps)
-        .def_readwrite("transport", &JobSpec::transport)
+        .def_property(
+            "transport",
+            [](const JobSpec &s) { return std::string(transport::choiceName(s.transport)); },
+            [](JobSpec &s, const std::string &name) { s.transport = engine::parseTransport(name); },
+            "auto, ucx, cuda_ipc or inproc.")
         .def_property(
             "transport_options", [](const JobSpec &s) { return s.transport_options.dump(); },
             [](JobSpec &s, const std::string &text) {
@@ -166,8 +170,7 @@ void registerControl(py::module_ &m) {
             [](JobSpec &s, double v) { s.step_timeout = toMillis(v); }, "seconds")
         .def("to_json", [](const JobSpec &s) { return s.toJson().dump(); })
         .def_static(
-            "from_json",
-            [](const std::string &text) { return JobSpec::parse(text); },
+            "from_json", [](const std::string &text) { return JobSpec::parse(text); },
             py::arg("text"))
         .def("validate", [](const JobSpec &s) {
             // The checks fromJson applies, so a bad spec fails where it is written.
