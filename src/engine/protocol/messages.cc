@@ -12,7 +12,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Paused, version, held)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Done, version, bytes, writes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Landed, version)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Prepared, version, wait_seconds, hook_seconds)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Resumed, version, wait_seconds, hook_seconds, reads)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Resumed, version, wait_seconds, hook_seconds)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Aborted, version, held, intact, serving,
                                    mismatched_bytes_vs_held, error)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Verified, version, verified, checked_bytes, mismatched_bytes,
