@@ -55,8 +55,8 @@ class Overlap {
           peer_(platform::deviceCount() >= 2 ? 1 : 0),
           src_(static_cast<size_t>(o.groups * o.rows * o.cols) * 2, 0),
           dst_(static_cast<size_t>(o.groups * o.rows * o.cols), 0),
-          scales_(static_cast<size_t>(o.groups * blocksOf(o.rows, kFp8Block) *
-                                      blocksOf(o.cols, kFp8Block)) *
+          scales_(static_cast<size_t>(o.groups * blocksOf(o.rows, kFp8BlockSize) *
+                                      blocksOf(o.cols, kFp8BlockSize)) *
                       4,
                   0),
           copy_src_(o.copy_bytes, 0),
@@ -127,7 +127,7 @@ class Overlap {
         const size_t n = static_cast<size_t>(o_.rows * o_.cols);  // first expert only
         std::vector<uint16_t> src(n);
         std::vector<uint8_t> got(n), want(n);
-        const int64_t sb = blocksOf(o_.rows, kFp8Block) * blocksOf(o_.cols, kFp8Block);
+        const int64_t sb = blocksOf(o_.rows, kFp8BlockSize) * blocksOf(o_.cols, kFp8BlockSize);
         std::vector<float> got_s(static_cast<size_t>(sb)), want_s(static_cast<size_t>(sb));
         platform::cudaCheck(cudaMemcpy(src.data(), src_.data(), n * 2, cudaMemcpyDeviceToHost),
                             "read");
@@ -135,10 +135,11 @@ class Overlap {
         platform::cudaCheck(
             cudaMemcpy(got_s.data(), scales_.data(), got_s.size() * 4, cudaMemcpyDeviceToHost),
             "read");
-        blockQuantizeFp8Ref(denseConstView(src.data(), DType::kBF16, 1, o_.rows, o_.cols),
-                            denseView(want.data(), DType::kF8E4M3, 1, o_.rows, o_.cols),
-                            denseView(want_s.data(), DType::kF32, 1, blocksOf(o_.rows, kFp8Block),
-                                      blocksOf(o_.cols, kFp8Block)));
+        blockQuantizeFp8Ref(
+            denseConstView(src.data(), DType::kBF16, 1, o_.rows, o_.cols),
+            denseView(want.data(), DType::kF8E4M3, 1, o_.rows, o_.cols),
+            denseView(want_s.data(), DType::kF32, 1, blocksOf(o_.rows, kFp8BlockSize),
+                      blocksOf(o_.cols, kFp8BlockSize)));
         return got == want && std::memcmp(got_s.data(), want_s.data(), got_s.size() * 4) == 0;
     }
 
@@ -161,8 +162,8 @@ class Overlap {
     }
 
     void launchQuant(int ctas) {
-        const int64_t rb = blocksOf(o_.rows, kFp8Block);
-        const int64_t cb = blocksOf(o_.cols, kFp8Block);
+        const int64_t rb = blocksOf(o_.rows, kFp8BlockSize);
+        const int64_t cb = blocksOf(o_.cols, kFp8BlockSize);
         platform::cudaCheck(
             blockQuantizeFp8(ConstView3{src_.data(), DType::kBF16, o_.groups, o_.rows, o_.cols,
                                         o_.rows * o_.cols, o_.cols},

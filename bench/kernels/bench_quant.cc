@@ -101,10 +101,10 @@ std::vector<float> timeReps(const Options &opt, int sets, cudaStream_t stream, F
 
 nlohmann::json runCase(const Case &c, const Options &opt, int64_t l2_bytes, cudaStream_t stream) {
     const int64_t n = c.groups * c.rows * c.cols;
-    const int64_t rb = blocksOf(c.rows, kFp8Block);
-    const int64_t cb = blocksOf(c.cols, kFp8Block);
+    const int64_t rb = blocksOf(c.rows, kFp8BlockSize);
+    const int64_t cb = blocksOf(c.cols, kFp8BlockSize);
     const auto src_bytes = static_cast<size_t>(n) * dtypeSize(c.dtype);
-    const auto scale_bytes = static_cast<size_t>(c.groups * rb * cb) * 4;
+    const auto scale_bytes = static_cast<size_t>(c.groups * rb * cb * kScaleBytes);
     // Enough buffer sets that consecutive reps never hit in L2.
     const int sets = static_cast<int>(std::max<int64_t>(2, 1 + 2 * l2_bytes / (int64_t)src_bytes));
     const std::vector<uint8_t> host = makeSource(c);
@@ -153,7 +153,7 @@ nlohmann::json runCase(const Case &c, const Options &opt, int64_t l2_bytes, cuda
         launch(0);
         BENCH_CUDA(cudaStreamSynchronize(stream));
         std::vector<uint8_t> got_q(static_cast<size_t>(n)), want_q(static_cast<size_t>(n));
-        std::vector<float> got_s(scale_bytes / 4), want_s(scale_bytes / 4);
+        std::vector<float> got_s(scale_bytes / sizeof(float)), want_s(scale_bytes / sizeof(float));
         BENCH_CUDA(cudaMemcpy(got_q.data(), bufs[0].dst, got_q.size(), cudaMemcpyDeviceToHost));
         BENCH_CUDA(cudaMemcpy(got_s.data(), bufs[0].scales, scale_bytes, cudaMemcpyDeviceToHost));
         blockQuantizeFp8Ref(denseConstView(host.data(), c.dtype, c.groups, c.rows, c.cols),

@@ -30,12 +30,12 @@ void benchQuantBf16(benchmark::State &state) {
     for (size_t i = 0; i < src.size(); ++i) src[i] = f32ToBf16Bits(values[i]);
     std::vector<uint8_t> dst(src.size());
     std::vector<float> scales(
-        static_cast<size_t>(blocksOf(rows, kFp8Block) * blocksOf(cols, kFp8Block)));
+        static_cast<size_t>(blocksOf(rows, kFp8BlockSize) * blocksOf(cols, kFp8BlockSize)));
     for (auto _ : state) {
         blockQuantizeFp8Ref(denseConstView(src.data(), DType::kBF16, 1, rows, cols),
                             denseView(dst.data(), DType::kF8E4M3, 1, rows, cols),
-                            denseView(scales.data(), DType::kF32, 1, blocksOf(rows, kFp8Block),
-                                      blocksOf(cols, kFp8Block)));
+                            denseView(scales.data(), DType::kF32, 1, blocksOf(rows, kFp8BlockSize),
+                                      blocksOf(cols, kFp8BlockSize)));
         benchmark::DoNotOptimize(dst.data());
     }
     state.SetBytesProcessed(state.iterations() * rows * cols * 2);
@@ -47,12 +47,12 @@ void benchQuantF32(benchmark::State &state) {
     const std::vector<float> src = randomValues(rows * cols);
     std::vector<uint8_t> dst(src.size());
     std::vector<float> scales(
-        static_cast<size_t>(blocksOf(rows, kFp8Block) * blocksOf(cols, kFp8Block)));
+        static_cast<size_t>(blocksOf(rows, kFp8BlockSize) * blocksOf(cols, kFp8BlockSize)));
     for (auto _ : state) {
         blockQuantizeFp8Ref(denseConstView(src.data(), DType::kF32, 1, rows, cols),
                             denseView(dst.data(), DType::kF8E4M3, 1, rows, cols),
-                            denseView(scales.data(), DType::kF32, 1, blocksOf(rows, kFp8Block),
-                                      blocksOf(cols, kFp8Block)));
+                            denseView(scales.data(), DType::kF32, 1, blocksOf(rows, kFp8BlockSize),
+                                      blocksOf(cols, kFp8BlockSize)));
         benchmark::DoNotOptimize(dst.data());
     }
     state.SetBytesProcessed(state.iterations() * rows * cols * 4);

@@ -37,7 +37,7 @@ CASES = [
 
 def block_quant(x, exact=False):
     """x [G, R, C] bf16/fp32 -> (q float8_e4m3fn [G, R, C], s fp32 [G, ceil(R/128), ceil(C/128)])."""
-    x = x.to(torch.bfloat16).float()  # quantize the bf16-rounded values (reference design B10)
+    x = x.to(torch.bfloat16).float()  # quantize the bf16-rounded values, as the C++ kernels do
     g, r, c = x.shape
     rb, cb = -(-r // BLOCK), -(-c // BLOCK)
     if rb * BLOCK != r or cb * BLOCK != c:

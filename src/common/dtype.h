@@ -11,6 +11,13 @@ namespace weightsync {
 
 enum class DType : uint8_t { kBF16, kF32, kF8E4M3, kU8 };
 
+/// FP8 (e4m3) tensors carry one fp32 scale per kFp8BlockSize x kFp8BlockSize block of values;
+/// the last block of a row or of a column may be partial.
+inline constexpr int64_t kFp8BlockSize = 128;
+/// Bytes of one block scale (an fp32).
+inline constexpr int64_t kScaleBytes = 4;
+static_assert(kScaleBytes == sizeof(float));
+
 size_t dtypeSize(DType dtype);
 std::string_view dtypeName(DType dtype);
 /// Parses "bf16", "fp32"/"f32"/"float32", "fp8_e4m3"/"float8_e4m3fn", "u8"; throws on anything

@@ -1,6 +1,5 @@
 #include "convert/host_weights.h"
 
-
 namespace weightsync::convert {
 
 HostWeights::HostWeights(const layout::Layout &layout) : layout_(layout) {

@@ -54,13 +54,13 @@ void referenceConvert(const layout::Layout &layout, const layout::Conversion &co
     // 2. Convert the whole thing.
     const size_t elem = dtypeSize(dest.dtype);
     std::vector<std::byte> converted(static_cast<size_t>(groups * de.r * de.c) * elem);
-    const int64_t brows = layout::ceilDiv(de.r, 128);
-    const int64_t bcols = layout::ceilDiv(de.c, 128);
+    const int64_t brows = layout::ceilDiv(de.r, kFp8BlockSize);
+    const int64_t bcols = layout::ceilDiv(de.c, kFp8BlockSize);
     std::vector<std::byte> scales;
     const auto src = kernels::denseConstView(fused.data(), DType::kF32, groups, de.r, de.c);
     const auto dst = kernels::denseView(converted.data(), dest.dtype, groups, de.r, de.c);
     if (geo.quantized) {
-        scales.resize(static_cast<size_t>(groups * brows * bcols) * 4);
+        scales.resize(static_cast<size_t>(groups * brows * bcols * kScaleBytes));
         kernels::blockQuantizeFp8Ref(
             src, dst, kernels::denseView(scales.data(), DType::kF32, groups, brows, bcols));
     } else {
@@ -70,8 +70,9 @@ void referenceConvert(const layout::Layout &layout, const layout::Conversion &co
     out_values.assign(static_cast<size_t>(groups * geo.rows * geo.cols) * elem, std::byte{0});
     out_scales.clear();
     if (geo.quantized) {
-        out_scales.assign(static_cast<size_t>(groups * geo.blockRows() * geo.blockCols()) * 4,
-                          std::byte{0});
+        out_scales.assign(
+            static_cast<size_t>(groups * geo.blockRows() * geo.blockCols() * kScaleBytes),
+            std::byte{0});
     }
     int64_t global_row = 0;
     for (size_t p = 0; p < geo.part_rows.size(); ++p) {
@@ -80,9 +81,10 @@ void referenceConvert(const layout::Layout &layout, const layout::Conversion &co
         sliceCopy(converted.data(), de.r, de.c, groups, global_row + lo, n, geo.col_lo, geo.cols,
                   elem, out_values.data(), geo.rows, geo.part_local[p]);
         if (geo.quantized) {
-            sliceCopy(scales.data(), brows, bcols, groups, (global_row + lo) / 128,
-                      layout::ceilDiv(n, 128), geo.col_lo / 128, geo.blockCols(), 4,
-                      out_scales.data(), geo.blockRows(), geo.part_local[p] / 128);
+            sliceCopy(scales.data(), brows, bcols, groups, (global_row + lo) / kFp8BlockSize,
+                      layout::ceilDiv(n, kFp8BlockSize), geo.col_lo / kFp8BlockSize,
+                      geo.blockCols(), static_cast<size_t>(kScaleBytes), out_scales.data(),
+                      geo.blockRows(), geo.part_local[p] / kFp8BlockSize);
         }
         global_row += geo.part_rows[p];
     }

@@ -42,8 +42,8 @@ void convertOpsCpu(const layout::Layout &layout, std::span<const planner::ConvOp
                 const kernels::View3 scales{arena + op.scale_offset,
                                             DType::kF32,
                                             g,
-                                            layout::ceilDiv(r, 128),
-                                            layout::ceilDiv(c, 128),
+                                            layout::ceilDiv(r, kFp8BlockSize),
+                                            layout::ceilDiv(c, kFp8BlockSize),
                                             op.scale_group_stride,
                                             op.scale_row_stride};
                 kernels::blockQuantizeFp8Ref(in, out, scales);

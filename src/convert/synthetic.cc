@@ -57,9 +57,9 @@ void syntheticFill(const layout::Layout &layout, uint32_t index, uint64_t seed, 
     for (int64_t g = g0; g < g0 + groups; ++g) {
         for (int64_t r = r0; r < r0 + rows; ++r) {
             const uint64_t row_key = step_key ^ mix(static_cast<uint64_t>(g * e.r + r));
-            for (int64_t c0 = 0; c0 < e.c; c0 += 128) {
-                const float scale = blockScale(key, g, r / 128, c0 / 128);
-                const int64_t c1 = std::min(e.c, c0 + 128);
+            for (int64_t c0 = 0; c0 < e.c; c0 += kFp8BlockSize) {
+                const float scale = blockScale(key, g, r / kFp8BlockSize, c0 / kFp8BlockSize);
+                const int64_t c1 = std::min(e.c, c0 + kFp8BlockSize);
                 for (int64_t c = c0; c < c1; ++c, ++at) {
                     const uint64_t h = mix(row_key + static_cast<uint64_t>(c));
                     const float u = static_cast<float>(h >> 40) * (1.0f / 16777216.0f);

@@ -1,14 +1,14 @@
 #pragma once
-// Where a rank's weights live and how its conversion and verification run: on the CPU with the
-// reference kernels, or on a CUDA device with the CUDA kernels (engine/cuda/, built with CUDA).
+// Where a rank's weights live and how its conversion runs: on the CPU with the reference kernels,
+// or on a CUDA device with the CUDA kernels (engine/cuda/, built with CUDA).
 // The agents are written against these two interfaces only.
 
 #include "convert/source.h"
-#include "engine/arena.h"
 #include "engine/job.h"
 #include "layout/layout.h"
 #include "planner/geometry.h"
 #include "planner/plan.h"
+#include "platform/arena.h"
 
 #include <cstddef>
 #include <memory>
@@ -17,6 +17,8 @@
 #include <vector>
 
 namespace weightsync::engine {
+
+using platform::Arena;
 
 /// A trainer rank's compute side: its weights, its slot arena and the conversion into it.
 class TrainerCompute {
@@ -34,8 +36,8 @@ class TrainerCompute {
     virtual void waitFence(uint64_t fence) = 0;
 };
 
-/// An inference rank's memory: the live destination tensors, an optional staging copy that
-/// receives the writes, and the check of every byte against the reference conversion.
+/// An inference rank's memory: the live destination tensors and an optional staging copy that
+/// receives the writes.
 class ReceiverMemory {
   public:
     virtual ~ReceiverMemory() = default;
@@ -49,17 +51,7 @@ class ReceiverMemory {
     virtual void rollback() = 0;
     /// Host copy of `bytes` at `offset` of the live arena (hooks read derived-tensor inputs).
     virtual void readLive(size_t offset, size_t bytes, std::byte *out) = 0;
-    /// Mismatched bytes of the live tensors against version `version` of the synthetic weights;
-    /// `checked` receives the bytes compared.
-    virtual int64_t verify(const planner::PeerSpec &peer, uint64_t version,
-                           const std::vector<int64_t> &offsets, int64_t &checked) = 0;
 };
-
-/// Mismatched bytes of an inference rank's destination tensors (host pointers, layout.dests()
-/// order) against version `version` of the synthetic weights of `seed`, by the CPU reference.
-int64_t verifyHostTensors(const layout::Layout &layout, const planner::PeerSpec &peer,
-                          uint64_t seed, uint64_t version, const std::vector<std::byte *> &tensors,
-                          int64_t &checked);
 
 /// `external`: the caller's weights (nullptr = synthetic weights of spec.seed). Where they live
 /// (external->device()) picks the compute: CUDA on their GPU, or the CPU; synthetic weights
@@ -71,9 +63,7 @@ std::unique_ptr<TrainerCompute> makeTrainerCompute(
 /// `target`: memory for the arena that receives writes (staging or live) when a transport
 /// offers better memory than a plain allocation (UCX shared memory, written one-sided); null =
 /// allocate it here.
-std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec,
-                                                   const layout::Layout &layout, int gpu,
-                                                   size_t bytes,
+std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec, int gpu, size_t bytes,
                                                    std::unique_ptr<Arena> target = nullptr);
 
 /// The GPU of trainer rank `rank` / of inference peer index `peer` (-1 for CPU jobs).

@@ -2,7 +2,6 @@
 // the factories that pick CPU or CUDA.
 
 #include "common/error.h"
-#include "convert/reference.h"
 #include "convert/slot_converter.h"
 #include "convert/synthetic.h"
 #include "engine/compute.h"
@@ -18,9 +17,7 @@ namespace weightsync::engine {
 std::unique_ptr<TrainerCompute> makeCudaTrainerCompute(
     const JobSpec &spec, const layout::Layout &layout, int rank, const planner::RankPlan &plan,
     std::shared_ptr<const convert::SourceProvider> external, int gpu);
-std::unique_ptr<ReceiverMemory> makeCudaReceiverMemory(const JobSpec &spec,
-                                                       const layout::Layout &layout, int gpu,
-                                                       size_t bytes);
+std::unique_ptr<ReceiverMemory> makeCudaReceiverMemory(const JobSpec &spec, int gpu, size_t bytes);
 #endif
 
 namespace {
@@ -33,7 +30,7 @@ class CpuTrainerCompute : public TrainerCompute {
         : layout_(layout),
           plan_(plan),
           external_(std::move(external)),
-          arena_(makeHostArena(static_cast<size_t>(plan.arena_bytes))) {
+          arena_(platform::makeHostArena(static_cast<size_t>(plan.arena_bytes))) {
         if (!external_) {
             synthetic_ = std::make_unique<convert::SyntheticWeights>(layout, spec.mesh, rank,
                                                                      plan.full_sources, spec.seed);
@@ -76,14 +73,12 @@ void swapArenas(Arena &a, Arena &b) {
 
 class CpuReceiverMemory : public ReceiverMemory {
   public:
-    CpuReceiverMemory(const JobSpec &spec, const layout::Layout &layout, size_t bytes,
-                      std::unique_ptr<Arena> target)
-        : spec_(spec), layout_(layout) {
+    CpuReceiverMemory(const JobSpec &spec, size_t bytes, std::unique_ptr<Arena> target) {
         if (spec.staging) {
-            staging_ = target ? std::move(target) : makeHostArena(bytes);
-            live_ = makeHostArena(bytes);
+            staging_ = target ? std::move(target) : platform::makeHostArena(bytes);
+            live_ = platform::makeHostArena(bytes);
         } else {
-            live_ = target ? std::move(target) : makeHostArena(bytes);
+            live_ = target ? std::move(target) : platform::makeHostArena(bytes);
         }
     }
     Arena &live() override { return *live_; }
@@ -98,16 +93,8 @@ class CpuReceiverMemory : public ReceiverMemory {
         check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");
         std::memcpy(out, live_->data() + offset, bytes);
     }
-    int64_t verify(const planner::PeerSpec &peer, uint64_t version,
-                   const std::vector<int64_t> &offsets, int64_t &checked) override {
-        std::vector<std::byte *> tensors;
-        for (int64_t off : offsets) tensors.push_back(live_->data() + off);
-        return verifyHostTensors(layout_, peer, spec_.seed, version, tensors, checked);
-    }
 
   private:
-    const JobSpec &spec_;
-    const layout::Layout &layout_;
     std::unique_ptr<Arena> live_;
     std::unique_ptr<Arena> staging_;
 };
@@ -121,34 +108,13 @@ class CpuReceiverMemory : public ReceiverMemory {
 
 }  // namespace
 
-int64_t verifyHostTensors(const layout::Layout &layout, const planner::PeerSpec &peer,
-                          uint64_t seed, uint64_t version, const std::vector<std::byte *> &tensors,
-                          int64_t &checked) {
-    const convert::SyntheticGenerator gen(layout, seed, version);
-    int64_t mismatched = 0;
-    checked = 0;
-    for (const layout::Conversion &conv : layout.conversions()) {
-        std::vector<std::byte> values;
-        std::vector<std::byte> scales;
-        convert::referenceConvert(layout, conv, peer, gen, values, scales);
-        const auto compare = [&](const std::string &name, const std::vector<std::byte> &want) {
-            const std::byte *got = tensors[layout.destIndex(name)];
-            for (size_t b = 0; b < want.size(); ++b) mismatched += got[b] != want[b];
-            checked += static_cast<int64_t>(want.size());
-        };
-        compare(conv.dest, values);
-        if (!conv.scale.empty()) compare(conv.scale, scales);
-    }
-    return mismatched;
-}
-
 int trainerGpu(const JobSpec &spec, int rank) {
-    if (spec.device != "cuda") return -1;
+    if (spec.device != Device::kCuda) return -1;
     return spec.trainer_gpus[static_cast<size_t>(rank) % spec.trainer_gpus.size()];
 }
 
 int inferenceGpu(const JobSpec &spec, int peer) {
-    if (spec.device != "cuda") return -1;
+    if (spec.device != Device::kCuda) return -1;
     return spec.inference_gpus[static_cast<size_t>(peer) % spec.inference_gpus.size()];
 }
 
@@ -169,18 +135,17 @@ std::unique_ptr<TrainerCompute> makeTrainerCompute(
     return std::make_unique<CpuTrainerCompute>(spec, layout, rank, plan, std::move(external));
 }
 
-std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec,
-                                                   const layout::Layout &layout, int gpu,
-                                                   size_t bytes, std::unique_ptr<Arena> target) {
-    if (spec.device == "cuda") {
+std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec, int gpu, size_t bytes,
+                                                   std::unique_ptr<Arena> target) {
+    if (spec.device == Device::kCuda) {
 #if WEIGHTSYNC_HAVE_CUDA
-        return makeCudaReceiverMemory(spec, layout, gpu, bytes);
+        return makeCudaReceiverMemory(spec, gpu, bytes);
 #else
         (void)gpu;
         noCuda();
 #endif
     }
-    return std::make_unique<CpuReceiverMemory>(spec, layout, bytes, std::move(target));
+    return std::make_unique<CpuReceiverMemory>(spec, bytes, std::move(target));
 }
 
 }  // namespace weightsync::engine

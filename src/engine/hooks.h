@@ -1,6 +1,7 @@
 #pragma once
-// Work an inference rank does after new weights land and before it reads them (bug B15): derived
-// tensors that vLLM computes at load time must be recomputed after every update.
+// Work an inference rank does after new weights land and before it reads them: tensors that vLLM
+// derives from the weights at load time (e.g. GLM-5's absorbed MLA weights) are not written by
+// anybody, so they must be recomputed after every update or they go stale.
 
 #include "layout/layout.h"
 #include "planner/geometry.h"

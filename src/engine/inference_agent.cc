@@ -1,20 +1,16 @@
 #include "engine/inference_agent.h"
 
 #include "common/error.h"
+#include "common/host.h"
 #include "common/log.h"
-#include "convert/reference.h"
 #include "engine/endpoints.h"
 #include "engine/messages.h"
 #include "engine/metrics.h"
 #include "engine/protocol/version.h"
 #include "layout/registry.h"
-#include "transport/registry.h"
 
-#include <xxhash.h>
-
+#include <algorithm>
 #include <chrono>
-#include <csignal>
-#include <cstring>
 
 namespace weightsync::engine {
 
@@ -26,71 +22,18 @@ namespace {
 constexpr int64_t kAlign = 256;
 }  // namespace
 
-ReadLoop::ReadLoop(const std::byte *data, size_t bytes)
-    : data_(data), bytes_(bytes), thread_([this] { run(); }) {}
-
-ReadLoop::~ReadLoop() {
-    {
-        std::lock_guard lock(mutex_);
-        stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-}
-
-void ReadLoop::run() {
-    size_t at = 0;
-    constexpr size_t kWindow = size_t{1} << 20;
-    std::unique_lock lock(mutex_);
-    while (!stop_) {
-        if (pause_requested_) {
-            parked_ = true;
-            cv_.notify_all();
-            cv_.wait(lock, [&] { return stop_ || !pause_requested_; });
-            parked_ = false;
-            continue;
-        }
-        // One "forward pass": read a window of the weights.
-        if (bytes_ > 0) {
-            const size_t n = std::min(kWindow, bytes_ - at);
-            (void)XXH3_64bits(data_ + at, n);
-            at = (at + n) % bytes_;
-            reads_.fetch_add(1);
-        }
-        cv_.wait_for(lock, std::chrono::milliseconds(5));
-    }
-}
-
-void ReadLoop::pause() {
-    std::unique_lock lock(mutex_);
-    pause_requested_ = true;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return parked_ || stop_; });
-}
-
-void ReadLoop::resume() {
-    {
-        std::lock_guard lock(mutex_);
-        pause_requested_ = false;
-    }
-    cv_.notify_all();
-}
-
-InferenceAgent::InferenceAgent(std::shared_ptr<control::Store> store, int engine, int rank,
-                               InferenceFaults faults)
-    : store_(std::move(store)), engine_(engine), rank_(rank), faults_(std::move(faults)) {}
-
 InferenceAgent::InferenceAgent(std::shared_ptr<control::Store> store, int engine, int rank,
                                InferenceOptions options)
     : store_(std::move(store)),
       engine_(engine),
       rank_(rank),
-      faults_(std::move(options.faults)),
       external_(std::move(options.tensors)),
-      after_update_(std::move(options.after_update)) {}
+      after_update_(std::move(options.after_update)),
+      make_readers_(std::move(options.readers)),
+      check_(std::move(options.check)) {}
 
 InferenceAgent::~InferenceAgent() {
-    reader_.reset();
+    readers_.reset();
     for (auto &b : backends_) b->stopProgressThread();
 }
 
@@ -116,8 +59,9 @@ void InferenceAgent::adoptExternalTensors() {
             check(t.data != nullptr && want[i].bytes > 0, Errc::kInvalidArgument,
                   "inference {}: '{}' has no memory", peer_.name, t.name);
             check(!spec_.verify || t.kind == transport::MemoryKind::kHost, Errc::kUnsupported,
-                  "inference {}: verification reads destination tensors on the CPU, but '{}' is "
-                  "in device memory (run the job with verify off)",
+                  "inference {}: the job verifies, which a rank does for the caller's tensors "
+                  "in host memory only, but '{}' is in device memory (run the job with verify "
+                  "off)",
                   peer_.name, t.name);
             const ExternalTensor &first = external_.front();
             check(t.kind == first.kind && t.device == first.device, Errc::kInvalidArgument,
@@ -140,8 +84,7 @@ void InferenceAgent::adoptExternalTensors() {
 
 void InferenceAgent::init() {
     spec_ = JobSpec::parse(store_->wait(keys::spec(), std::chrono::seconds(60)));
-    layout_.emplace(faults_.model.empty() ? jobLayout(spec_)
-                                          : layout::resolveLayout(faults_.model));
+    layout_.emplace(jobLayout(spec_));
     const layout::Layout &layout = *layout_;
     const auto peers = planner::fleetPeers(spec_.fleet, planner::layoutExperts(layout));
     const auto it = std::find_if(peers.begin(), peers.end(), [&](const planner::PeerSpec &p) {
@@ -150,82 +93,32 @@ void InferenceAgent::init() {
     check(it != peers.end(), Errc::kInvalidArgument,
           "inference engine {} rank {} is not part of the job's fleet", engine_, rank_);
     peer_ = *it;
+    check(!spec_.verify || check_ != nullptr, Errc::kInvalidArgument,
+          "inference {}: the job verifies every version, but this rank was given no weight "
+          "check (InferenceOptions::check)",
+          peer_.name);
     protocol::Roster roster{spec_.mesh.ranks(), {}};
     for (const planner::PeerSpec &p : peers) roster.peers.push_back(p.name);
     session_ = std::make_unique<protocol::Session>(store_, protocol::inferenceName(peer_.name),
                                                    std::move(roster), spec_.retain_versions);
     session_->holdLiveness(spec_.liveness_ttl);
 
-    // Destination tensors, allocated once in one arena and registered once (B4), or the
-    // caller's tensors, each registered once where it lives.
+    // Destination tensors, allocated once in one arena and registered once, or the caller's
+    // tensors, each registered once where it lives; never re-registered while the job runs.
     weights_.layout = &layout;
     weights_.tensors = planner::localTensors(layout, peer_);
-    int64_t total = 0;
-    bool on_device = false;
-    const int gpu = inferenceGpu(spec_, static_cast<int>(it - peers.begin()));
     if (external_.empty()) {
-        for (const planner::LocalTensor &t : weights_.tensors) {
-            total = (total + kAlign - 1) / kAlign * kAlign;
-            offsets_.push_back(total);
-            total += t.bytes;
-        }
-        on_device = spec_.device == "cuda";
-        const auto kind = on_device ? transport::MemoryKind::kCuda : transport::MemoryKind::kHost;
-        backends_ = receiverBackends(spec_, kind, gpu);
-        // A single transport may offer memory it can be written into one-sided (UCX shared
-        // memory): then the writers' copies land directly and this rank does no work at all.
-        std::unique_ptr<transport::LocalRegion> offered;
-        if (backends_.size() == 1) {
-            offered = backends_.front()->allocateMemory(static_cast<size_t>(total), kind, gpu);
-        }
-        memory_ = makeReceiverMemory(spec_, layout, gpu, static_cast<size_t>(total),
-                                     offered ? viewArena(static_cast<std::byte *>(offered->data()),
-                                                         offered->size(), kind, gpu)
-                                             : nullptr);
-        for (int64_t off : offsets_) weights_.data.push_back(memory_->live().data() + off);
-        const Arena &target = memory_->target();
-        for (auto &b : backends_) {
-            regions_.emplace_back();
-            if (offered) {
-                regions_.back().push_back(std::move(offered));
-                continue;
-            }
-            regions_.back().push_back(
-                b->registerMemory(target.data(), target.size(), target.kind(), target.device()));
-        }
+        allocateArena(inferenceGpu(spec_, static_cast<int>(it - peers.begin())));
     } else {
         adoptExternalTensors();
-        const ExternalTensor &first = external_.front();
-        backends_ = receiverBackends(spec_, first.kind, first.device);
-        for (auto &b : backends_) {
-            regions_.emplace_back();
-            for (size_t i = 0; i < external_.size(); ++i) {
-                const ExternalTensor &t = external_[i];
-                try {
-                    regions_.back().push_back(b->registerMemory(
-                        t.data, static_cast<size_t>(weights_.tensors[i].bytes), t.kind, t.device));
-                } catch (const Error &e) {
-                    const Error named(e.code(), fmt::format("inference {}: registering '{}': {}",
-                                                            peer_.name, t.name, e.what()));
-                    try {
-                        (void)store_->compareSet(keys::initFailed(), std::nullopt, named.what());
-                    } catch (const Error &) {
-                    }
-                    throw named;
-                }
-            }
-        }
-        for (size_t i = 0; i < external_.size(); ++i) {
-            total += weights_.tensors[i].bytes;
-            on_device = on_device || external_[i].kind != transport::MemoryKind::kHost;
-        }
+        registerExternalTensors();
     }
     for (auto &b : backends_) b->startProgressThread();
     // The built-in hooks (GLM-5's MLA absorb) run on the GPU for device weights, the agent's own
     // or the caller's; a hook that needs host memory reads host copies of the agent's own arena
     // and is left to the caller's after_update for the caller's device tensors.
     hooks_ = hooksFor(spec_.model);
-    if (on_device && !memory_) {
+    if (weights_.on_device && !memory_) {
         std::erase_if(hooks_, [&](const std::unique_ptr<UpdateHook> &h) {
             if (h->supportsDevice()) return false;
             logger("inference")
@@ -234,26 +127,7 @@ void InferenceAgent::init() {
             return true;
         });
     }
-
-    InferenceHello hello{peer_, layout.fingerprint(), weights_.tensors};
-    store_->set(keys::inferenceHello(peer_.name), hello.toJson().dump());
-    MemoryRecord record;
-    record.host = hostIdentity();
-    record.generation = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
-    for (size_t b = 0; b < backends_.size(); ++b) {
-        Endpoint ep{backends_[b]->capabilities().name, backends_[b]->address(), {}};
-        for (const auto &r : regions_[b]) ep.regions.push_back(r->describe());
-        record.endpoints.push_back(std::move(ep));
-    }
-    for (size_t i = 0; i < weights_.tensors.size(); ++i) {
-        const planner::LocalTensor &t = weights_.tensors[i];
-        const uint64_t published =
-            static_cast<uint64_t>(t.bytes) - (t.name == faults_.shrink_tensor);
-        const Chunk chunk = memory_ ? Chunk{0, static_cast<uint64_t>(offsets_[i]), published}
-                                    : Chunk{static_cast<uint32_t>(i), 0, published};
-        record.tensors.push_back({t.name, t.bytes, {chunk}});
-    }
-    store_->set(keys::memory(peer_.name), record.toJson().dump());
+    publishMemory();
 
     std::vector<std::string> ready;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
@@ -268,51 +142,106 @@ void InferenceAgent::init() {
         const uint64_t v = std::stoull(*latest);
         joinable_ = session_->cached(keys::outcome(v)) ? v + 1 : v;
     }
-    if (memory_ && !on_device) {
-        reader_ = std::make_unique<ReadLoop>(memory_->live().data(), memory_->live().size());
-    }
+    if (make_readers_) readers_ = make_readers_(weights_);
+    int64_t total = 0;
+    for (const planner::LocalTensor &t : weights_.tensors) total += t.bytes;
     logger("inference")
         ->info("{}: ready, {} tensors, {} bytes", peer_.name, weights_.tensors.size(), total);
 }
 
-int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) const {
-    const convert::SyntheticGenerator gen(*layout_, spec_.seed, version);
-    int64_t mismatched =
-        memory_ ? memory_->verify(peer_, version, offsets_, checked)
-                : verifyHostTensors(*layout_, peer_, spec_.seed, version, weights_.data, checked);
-    // The derived tensors must come from the new weights.
-    for (const auto &hook : hooks_) {
-        auto *mla = dynamic_cast<MlaAbsorbHook *>(hook.get());
-        if (mla == nullptr) continue;
-        for (const MlaAbsorbHook::Derived &d : mla->derived()) {
-            const std::string name = d.layer + "self_attn.kv_b_proj.weight";
-            const auto it =
-                std::find_if(layout_->conversions().begin(), layout_->conversions().end(),
-                             [&](const layout::Conversion &c) { return c.dest == name; });
-            std::vector<std::byte> values;
-            std::vector<std::byte> scales;
-            convert::referenceConvert(*layout_, *it, peer_, gen, values, scales);
-            MlaAbsorbHook::Derived want;
-            const planner::LocalTensor &t = weights_.info(name);
-            mla->derive(values.data(), scales.data(), t.shape[0], t.shape[1], want);
-            mismatched += (want.w_uv != d.w_uv || want.w_uk_t != d.w_uk_t) ? 1 : 0;
+void InferenceAgent::allocateArena(int gpu) {
+    int64_t total = 0;
+    for (const planner::LocalTensor &t : weights_.tensors) {
+        total = (total + kAlign - 1) / kAlign * kAlign;
+        offsets_.push_back(total);
+        total += t.bytes;
+    }
+    const auto kind =
+        spec_.device == Device::kCuda ? transport::MemoryKind::kCuda : transport::MemoryKind::kHost;
+    backends_ = receiverBackends(spec_, kind, gpu, make_backend_);
+    // A single transport may offer memory it can be written into one-sided (UCX shared
+    // memory): then the writers' copies land directly and this rank does no work at all.
+    std::unique_ptr<transport::LocalRegion> offered;
+    if (backends_.size() == 1) {
+        offered = backends_.front()->allocateMemory(static_cast<size_t>(total), kind, gpu);
+    }
+    memory_ =
+        makeReceiverMemory(spec_, gpu, static_cast<size_t>(total),
+                           offered ? platform::viewArena(static_cast<std::byte *>(offered->data()),
+                                                         offered->size(), kind, gpu)
+                                   : nullptr);
+    const Arena &live = memory_->live();
+    for (int64_t off : offsets_) weights_.data.push_back(live.data() + off);
+    weights_.on_device = live.kind() == transport::MemoryKind::kCuda;
+    weights_.device = live.device();
+    const Arena &target = memory_->target();
+    for (auto &b : backends_) {
+        regions_.emplace_back();
+        if (offered) {
+            regions_.back().push_back(std::move(offered));
+            continue;
+        }
+        regions_.back().push_back(
+            b->registerMemory(target.data(), target.size(), target.kind(), target.device()));
+    }
+}
+
+void InferenceAgent::registerExternalTensors() {
+    const ExternalTensor &first = external_.front();
+    backends_ = receiverBackends(spec_, first.kind, first.device, make_backend_);
+    for (auto &b : backends_) {
+        regions_.emplace_back();
+        for (size_t i = 0; i < external_.size(); ++i) {
+            const ExternalTensor &t = external_[i];
+            try {
+                regions_.back().push_back(b->registerMemory(
+                    t.data, static_cast<size_t>(weights_.tensors[i].bytes), t.kind, t.device));
+            } catch (const Error &e) {
+                const Error named(e.code(), fmt::format("inference {}: registering '{}': {}",
+                                                        peer_.name, t.name, e.what()));
+                try {
+                    (void)store_->compareSet(keys::initFailed(), std::nullopt, named.what());
+                } catch (const Error &) {
+                }
+                throw named;
+            }
         }
     }
-    return mismatched;
+}
+
+void InferenceAgent::publishMemory() {
+    const InferenceHello hello{peer_, layout_->fingerprint(), weights_.tensors};
+    store_->set(keys::inferenceHello(peer_.name), hello.toJson().dump());
+    MemoryRecord record;
+    record.host = hostIdentity();
+    record.generation = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+    for (size_t b = 0; b < backends_.size(); ++b) {
+        Endpoint ep{backends_[b]->capabilities().name, backends_[b]->address(), {}};
+        for (const auto &r : regions_[b]) ep.regions.push_back(r->describe());
+        record.endpoints.push_back(std::move(ep));
+    }
+    for (size_t i = 0; i < weights_.tensors.size(); ++i) {
+        const auto bytes = static_cast<uint64_t>(weights_.tensors[i].bytes);
+        const Chunk chunk = memory_ ? Chunk{0, static_cast<uint64_t>(offsets_[i]), bytes}
+                                    : Chunk{static_cast<uint32_t>(i), 0, bytes};
+        record.tensors.push_back({weights_.tensors[i].name, weights_.tensors[i].bytes, {chunk}});
+    }
+    store_->set(keys::memory(peer_.name), record.toJson().dump());
+}
+
+int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) {
+    return check_->mismatches(version, RankWeights{spec_, peer_, weights_, hooks_}, checked);
 }
 
 LocalWeights InferenceAgent::hookWeights(std::vector<std::vector<std::byte>> &storage) {
-    // The caller's tensors (weights_ says where they live; init() kept device-capable hooks only).
-    if (!memory_ || memory_->live().kind() == transport::MemoryKind::kHost) return weights_;
+    // Host tensors, or the caller's (init() kept device-capable hooks only for those).
+    if (!memory_ || !weights_.on_device) return weights_;
     const bool all_device = std::all_of(hooks_.begin(), hooks_.end(),
                                         [](const auto &h) { return h->supportsDevice(); });
-    if (all_device) {
-        LocalWeights device = weights_;  // device pointers: the hooks run on the GPU
-        device.on_device = true;
-        device.device = memory_->live().device();
-        return device;
-    }
+    if (all_device) return weights_;  // device pointers: the hooks run on the GPU
     LocalWeights host = weights_;
+    host.on_device = false;
+    host.device = -1;
     std::fill(host.data.begin(), host.data.end(), nullptr);
     for (const auto &hook : hooks_) {
         for (const std::string &name : hook->inputs(*layout_)) {
@@ -327,24 +256,18 @@ LocalWeights InferenceAgent::hookWeights(std::vector<std::vector<std::byte>> &st
     return host;
 }
 
-/// The rank's side of one version: parks and restarts the stand-in reader, applies and restores
-/// the weights; the protocol decides when.
+/// The rank's side of one version: parks and restarts the readers, applies and restores the
+/// weights; the protocol decides when.
 class InferenceAgent::Work : public protocol::InferenceWork {
   public:
     explicit Work(InferenceAgent &agent) : agent_(agent) {}
     void pause() override {
-        if (agent_.reader_) agent_.reader_->pause();
+        if (agent_.readers_) agent_.readers_->pause();
     }
     void resume() override {
-        if (agent_.reader_) agent_.reader_->resume();
+        if (agent_.readers_) agent_.readers_->resume();
     }
     void at(protocol::Point point, uint64_t version) override {
-        if (point == protocol::Point::kPaused && agent_.faults_.die_at_version == version) {
-            logger("inference")
-                ->warn("{}: fault injection: dying in the middle of version {}", agent_.peer_.name,
-                       version);
-            std::raise(SIGKILL);
-        }
         if (agent_.on_point_) agent_.on_point_(point, version);
     }
     void apply(uint64_t version) override { agent_.apply(version); }

@@ -1,25 +1,23 @@
 #pragma once
 // One inference rank: allocates its destination tensors once (or adopts the caller's, e.g. a torch
-// module's parameters), registers them once, serves reads between updates, and per version pauses,
-// waits for every writer, runs the post-update hooks, (optionally) verifies every byte against the
-// reference converter, and resumes.
+// module's parameters), registers them once, and per version parks its readers, waits for every
+// writer, runs the post-update hooks, resumes, and (when the job verifies) checks every byte.
 
 #include "control/store.h"
 #include "engine/compute.h"
 #include "engine/hooks.h"
 #include "engine/job.h"
 #include "engine/protocol/version.h"
+#include "engine/serving.h"
 #include "layout/layout.h"
 #include "planner/geometry.h"
+#include "transport/registry.h"
 #include "transport/transport.h"
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <thread>
 
 namespace weightsync::engine {
 
@@ -27,7 +25,7 @@ namespace weightsync::engine {
 struct StepResult {
     uint64_t version = 0;
     bool committed = false;  // runs the new version
-    bool verified = false;   // every byte equal to the reference (when verification is on)
+    bool verified = false;   // every byte as pushed (when the job verifies)
     int64_t checked_bytes = 0;
     int64_t mismatched_bytes = 0;
     double wait_seconds = 0;  // paused until every writer was done
@@ -35,38 +33,9 @@ struct StepResult {
     double verify_seconds = 0;
 };
 
-/// A reader standing in for the inference engine's forward passes: it reads the weights while
-/// serving and parks when paused, so no read ever overlaps an update.
-class ReadLoop {
-  public:
-    ReadLoop(const std::byte *data, size_t bytes);
-    ~ReadLoop();
-    void pause();  // returns once the reader is parked
-    void resume();
-    [[nodiscard]] uint64_t reads() const { return reads_.load(); }
-
-  private:
-    void run();
-    const std::byte *data_;
-    size_t bytes_;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool pause_requested_ = false;
-    bool parked_ = false;
-    bool stop_ = false;
-    std::atomic<uint64_t> reads_{0};
-    std::thread thread_;
-};
-
-/// Fault injection for tests (the only fakes the project has).
-struct InferenceFaults {
-    uint64_t die_at_version = 0;  // SIGKILL itself after pausing for that version (mid-push)
-    std::string model;            // serve this layout instead of the job's (layout mismatch)
-    std::string shrink_tensor;    // publish this tensor one byte short (descriptor mismatch)
-};
-
 /// A destination tensor owned by the caller (e.g. a torch parameter), registered in place: the
-/// caller keeps the memory alive and in place for the agent's lifetime (bug B4).
+/// caller keeps the memory alive and in place for the agent's lifetime. (It is never copied: a
+/// registered copy would receive the writes while the live tensor stays stale.)
 struct ExternalTensor {
     std::string name;
     Shape shape;
@@ -77,12 +46,17 @@ struct ExternalTensor {
 };
 
 struct InferenceOptions {
-    InferenceFaults faults;
     /// The rank's destination tensors, provided by the caller in planner::localTensors(layout,
-    /// peer) order with the same names, shapes and dtypes; init() checks them, registers each as
-    /// its own region and runs no ReadLoop (the caller's engine does the reads). Empty = the agent
-    /// allocates and registers one arena of its own.
+    /// peer) order with the same names, shapes and dtypes; init() checks them and registers each
+    /// as its own region. Empty = the agent allocates and registers one arena of its own.
     std::vector<ExternalTensor> tensors;
+    /// Readers of the live tensors, parked during every update (none by default: e.g. the
+    /// caller's engine pauses its own forward passes).
+    ReadersFactory readers;
+    /// Required when the job verifies (JobSpec::verify): checks every version's bytes after the
+    /// rank resumed, and after a failed version whether the live weights still hold the previous
+    /// one. sim/synthetic_check.h checks against the synthetic weights trainers push.
+    std::shared_ptr<WeightCheck> check;
     /// Runs after a version landed and the built-in hooks ran, before the rank resumes (e.g. to
     /// recompute derived tensors). If it throws, the version fails on every rank (see
     /// engine/protocol/version.h) and serveStep rethrows.
@@ -92,9 +66,7 @@ struct InferenceOptions {
 class InferenceAgent {
   public:
     InferenceAgent(std::shared_ptr<control::Store> store, int engine, int rank,
-                   InferenceFaults faults = {});
-    InferenceAgent(std::shared_ptr<control::Store> store, int engine, int rank,
-                   InferenceOptions options);
+                   InferenceOptions options = {});
     ~InferenceAgent();
 
     void init();
@@ -110,6 +82,8 @@ class InferenceAgent {
     /// Observer of the protocol points of every version (tests inject faults through it).
     using PointObserver = std::function<void(protocol::Point, uint64_t version)>;
     void observePoints(PointObserver observer) { on_point_ = std::move(observer); }
+    /// Where the agent's transport backends come from (before init(); default: the registry).
+    void useBackends(transport::BackendFactory factory) { make_backend_ = std::move(factory); }
     /// Thread-safe: a serveStep() waiting for its version's request gives up within about a
     /// second with Errc::kTimeout, and so does every later one. A version already being received
     /// runs to its end.
@@ -125,13 +99,18 @@ class InferenceAgent {
     void runHooks(uint64_t version);  // built-in hooks, then the caller's
     protocol::InferenceWork::Restored restore(uint64_t held, bool applied);  // after a failure
     void adoptExternalTensors();  // checks the caller's tensors against the layout
-    int64_t verify(uint64_t version, int64_t &checked) const;
+    void allocateArena(int gpu);  // the agent's own arena, registered once per backend
+    void registerExternalTensors();
+    void publishMemory();  // the hello and the memory record
+    int64_t verify(uint64_t version, int64_t &checked);
 
     std::shared_ptr<control::Store> store_;
     int engine_, rank_;
-    InferenceFaults faults_;
     std::vector<ExternalTensor> external_;
     std::function<void(uint64_t)> after_update_;
+    ReadersFactory make_readers_;
+    std::shared_ptr<WeightCheck> check_;
+    transport::BackendFactory make_backend_ = transport::makeBackend;
     std::atomic<bool> cancelled_{false};
     JobSpec spec_;
     std::unique_ptr<protocol::Session> session_;
@@ -148,7 +127,7 @@ class InferenceAgent {
     /// Host copies of the tensors the hooks read, when the weights live in device memory.
     LocalWeights hookWeights(std::vector<std::vector<std::byte>> &storage);
     std::vector<std::unique_ptr<UpdateHook>> hooks_;
-    std::unique_ptr<ReadLoop> reader_;
+    std::unique_ptr<WeightReaders> readers_;
     uint64_t version_ = 0;    // the version the rank serves (the last that committed here)
     uint64_t attempted_ = 0;  // the last version it took part in, committed or not
     uint64_t joinable_ = 1;   // the first version it can take part in (set when joining)

@@ -18,7 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::array<std::string_view, 4> kTransports{"auto", "ucx", "cuda_ipc", "inproc"};
 constexpr int64_t kMaxTimeoutMs = static_cast<int64_t>(limits::kMaxTimeoutSeconds * 1000);
 constexpr int64_t kMaxBytes = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMaxModelLength = 4096;
@@ -60,6 +59,24 @@ planner::EngineSpec engineSpec(const json &j, size_t index) {
 
 }  // namespace
 
+std::string_view deviceName(Device device) {
+    return device == Device::kCuda ? "cuda" : "cpu";
+}
+
+Device parseDevice(std::string_view name) {
+    if (name == "cpu") return Device::kCpu;
+    if (name == "cuda") return Device::kCuda;
+    fail(Errc::kInvalidArgument, "job spec: 'device' must be cpu or cuda, got '{}'", name);
+}
+
+transport::TransportChoice parseTransport(std::string_view name) {
+    const auto choice = transport::parseChoice(name);
+    check(choice.has_value(), Errc::kInvalidArgument,
+          "job spec: 'transport' must be one of {}, got '{}'",
+          fmt::join(transport::choiceNames(), ", "), name);
+    return *choice;
+}
+
 json JobSpec::toJson() const {
     json engines = json::array();
     for (const planner::EngineSpec &e : fleet.engines) {
@@ -74,11 +91,11 @@ json JobSpec::toJson() const {
               {"pipeline", pipeline},
               {"seed", seed},
               {"steps", steps},
-              {"transport", transport},
+              {"transport", transport::choiceName(transport)},
               {"transport_options", transport_options},
               {"verify", verify},
               {"staging", staging},
-              {"device", device},
+              {"device", deviceName(device)},
               {"trainer_gpus", trainer_gpus},
               {"inference_gpus", inference_gpus},
               {"init_timeout_ms", init_timeout.count()},
@@ -120,14 +137,9 @@ void JobSpec::validate() const {
           "job spec: 'stage_bytes' must be >= 0, got {}", planner.stage_bytes);
     check(steps >= 1 && steps <= limits::kMaxSteps, Errc::kInvalidArgument,
           "job spec: 'steps' must be in [1, {}], got {}", limits::kMaxSteps, steps);
-    check(std::find(kTransports.begin(), kTransports.end(), transport) != kTransports.end(),
-          Errc::kInvalidArgument, "job spec: 'transport' must be one of {}, got '{}'",
-          fmt::join(kTransports, ", "), transport);
     check(transport_options.is_null() || transport_options.is_object(), Errc::kInvalidArgument,
           "job spec: 'transport_options' must be a JSON object, got {}",
           jsonfields::brief(transport_options));
-    check(device == "cpu" || device == "cuda", Errc::kInvalidArgument,
-          "job spec: 'device' must be cpu or cuda, got '{}'", device);
     for (const auto &[name, gpus] :
          {std::pair{"trainer_gpus", &trainer_gpus}, std::pair{"inference_gpus", &inference_gpus}}) {
         check(!gpus->empty() && static_cast<int64_t>(gpus->size()) <= limits::kMaxGpuOrdinal + 1,
@@ -170,11 +182,11 @@ JobSpec JobSpec::fromJson(const json &j) {
     s.pipeline = f.boolean("pipeline", true);
     s.seed = f.unsignedInteger("seed");
     s.steps = static_cast<int>(f.integer("steps", 1, limits::kMaxSteps));
-    s.transport = f.string("transport", 64);
+    s.transport = parseTransport(f.string("transport", 64));
     if (f.has("transport_options")) s.transport_options = f.at("transport_options");
     s.verify = f.boolean("verify");
     s.staging = f.boolean("staging", false);
-    s.device = f.string("device", "cpu", 64);
+    s.device = parseDevice(f.string("device", "cpu", 64));
     s.trainer_gpus = gpuList(f, "trainer_gpus");
     s.inference_gpus = gpuList(f, "inference_gpus");
     s.init_timeout = std::chrono::milliseconds(f.integer("init_timeout_ms", 1, kMaxTimeoutMs));

@@ -4,15 +4,26 @@
 
 #include "layout/layout.h"
 #include "planner/plan.h"
+#include "transport/selector.h"
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace weightsync::engine {
+
+/// Where a job's weights, slots and destination tensors live.
+enum class Device : uint8_t { kCpu, kCuda };
+/// "cpu", "cuda".
+std::string_view deviceName(Device device);
+/// The job spec's names of a device / a transport, as its JSON and the command line spell them;
+/// Error(kInvalidArgument) naming the field and the valid values otherwise.
+Device parseDevice(std::string_view name);
+transport::TransportChoice parseTransport(std::string_view name);
 
 struct JobSpec {
     std::string model = "glm5-tiny";
@@ -27,14 +38,14 @@ struct JobSpec {
     planner::PlannerOptions planner;
     uint64_t seed = 1;
     int steps = 1;  // weight versions 1..steps are pushed
-    std::string transport = "ucx";
+    transport::TransportChoice transport = transport::TransportChoice::kUcx;
     nlohmann::json transport_options;  // backend options (see transport/registry.h)
     bool verify = true;                // inference ranks compare every byte with the reference
     bool staging = false;              // inference ranks receive into a staging copy, then commit
     /// Convert stage k+1 while stage k's writes fly. Off: convert everything, then write
     /// everything, so that benchmarks measure each phase alone.
     bool pipeline = true;
-    std::string device = "cpu";          // "cpu" or "cuda": where weights, slots and tensors live
+    Device device = Device::kCpu;        // where weights, slots and tensors live
     std::vector<int> trainer_gpus{0};    // cuda: trainer rank r uses trainer_gpus[r % size]
     std::vector<int> inference_gpus{0};  // cuda: inference peer p uses inference_gpus[p % size]
     std::chrono::milliseconds init_timeout{120'000};
@@ -58,8 +69,8 @@ struct JobSpec {
     static JobSpec fromJson(const nlohmann::json &json);
     /// fromJson of a JSON text as the store holds it (bad JSON is Error(kInvalidArgument) too).
     static JobSpec parse(const std::string &text);
-    /// Checks every value against its range (layout/limits.h): timeouts > 0, a known transport
-    /// and device, a valid mesh and fleet, ... Throws Error(kInvalidArgument) naming the field.
+    /// Checks every value against its range (layout/limits.h): timeouts > 0, a valid mesh and
+    /// fleet, ... Throws Error(kInvalidArgument) naming the field.
     /// Does not resolve the model: buildPlan(jobLayout(spec), ...) does that.
     void validate() const;
 };

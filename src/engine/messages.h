@@ -1,7 +1,9 @@
 #pragma once
 // The payloads agents exchange through the store (JSON), and the checks a trainer applies to what
-// the inference side publishes: any disagreement fails init with a message naming tensor and peer
-// (bugs B3, B18).
+// the inference side publishes: every tensor's name, shape, dtype, chunk count and byte size is
+// compared on both sides before anything is written, and any disagreement fails init with a
+// message naming tensor and peer (a mismatch only logged would become writes of the wrong size at
+// the wrong offsets).
 
 #include "layout/layout.h"
 #include "planner/geometry.h"

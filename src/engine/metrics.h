@@ -1,6 +1,7 @@
 #pragma once
-// Per push and per rank timings, measured phase by phase (bugs B5, B6): real wire bytes, not slot
-// bytes; writes actually posted; post and drain timed separately.
+// Per push and per rank timings, measured phase by phase: real wire bytes, not slot bytes; the
+// writes actually posted, counted as they are posted; posting and draining (completion at the
+// targets) timed separately, so that neither hides inside the other.
 
 #include <nlohmann/json.hpp>
 

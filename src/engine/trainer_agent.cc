@@ -2,13 +2,13 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/host.h"
 #include "common/log.h"
 #include "engine/endpoints.h"
 #include "engine/messages.h"
 #include "engine/protocol/version.h"
 #include "layout/registry.h"
 #include "planner/geometry.h"
-#include "transport/registry.h"
 
 #include <chrono>
 #include <optional>
@@ -31,7 +31,7 @@ TrainerAgent::Link &TrainerAgent::link(const std::string &name) {
     if (it != links_.end()) return it->second;
     Link l;
     Arena &arena = compute_->arena();  // on the GPU of the rank's weights, or in host memory
-    l.backend = transport::makeBackend(name, backendOptions(spec_, name, arena.device()));
+    l.backend = make_backend_(name, backendOptions(spec_, name, arena.device()));
     if (arena.size() > 0) {  // ranks of other HSDP replicas write nothing
         l.region =
             l.backend->registerMemory(arena.data(), arena.size(), arena.kind(), arena.device());

@@ -12,6 +12,7 @@
 #include "engine/protocol/version.h"
 #include "layout/layout.h"
 #include "planner/plan.h"
+#include "transport/registry.h"
 #include "transport/transport.h"
 
 #include <functional>
@@ -46,6 +47,9 @@ class TrainerAgent {
     /// Observer of the protocol points of every version (tests inject faults through it).
     using PointObserver = std::function<void(protocol::Point, uint64_t version)>;
     void observePoints(PointObserver observer) { on_point_ = std::move(observer); }
+    /// Where the agent's transport backends come from (before init(); default: the registry).
+    /// Tests inject faults through it (transport/fault/).
+    void useBackends(transport::BackendFactory factory) { make_backend_ = std::move(factory); }
 
     [[nodiscard]] const JobSpec &spec() const { return spec_; }
     [[nodiscard]] const planner::Plan &plan() const { return *plan_; }
@@ -83,6 +87,7 @@ class TrainerAgent {
     JobSpec spec_;
     std::unique_ptr<protocol::Session> session_;
     PointObserver on_point_;
+    transport::BackendFactory make_backend_ = transport::makeBackend;
     std::optional<layout::Layout> layout_;
     std::optional<planner::Plan> plan_;
     std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights, if any

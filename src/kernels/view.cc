@@ -46,8 +46,8 @@ void checkQuantViews(const ConstView3 &src, const View3 &dst, const View3 &scale
           "block quantization scales must be fp32, got {}", describe(s));
     check(sameShape(src, d), Errc::kInvalidArgument,
           "block quantization destination {} does not match source {}", describe(d), describe(src));
-    const int64_t rb = blocksOf(src.rows, kFp8Block);
-    const int64_t cb = blocksOf(src.cols, kFp8Block);
+    const int64_t rb = blocksOf(src.rows, kFp8BlockSize);
+    const int64_t cb = blocksOf(src.cols, kFp8BlockSize);
     check(s.groups == src.groups && s.rows == rb && s.cols == cb, Errc::kInvalidArgument,
           "block quantization scales {} must be [{},{},{}] for source {}", describe(s), src.groups,
           rb, cb, describe(src));

@@ -1,6 +1,9 @@
 #pragma once
-// GLM-5 MoE-DSA (GlmMoeDsaForCausalLM) trainer layout -> vLLM FP8 kernel layout, exactly as the
-// reference design's table (section 5.2) plus the non-layer tensors it forgot (bug B9).
+// GLM-5 MoE-DSA (GlmMoeDsaForCausalLM) trainer layout -> vLLM FP8 kernel layout: every per-layer
+// tensor of the dense and the sparse (MoE) layers, and the non-layer tensors (embed_tokens, the
+// final norm, lm_head), which an update must carry too or the inference copies go stale. The
+// tensor table follows shared/docs/reference-design.md section 5.2 (outside this repository),
+// which lists the per-layer tensors only.
 
 #include "layout/layout.h"
 

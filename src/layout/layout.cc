@@ -35,9 +35,8 @@ Extent3 sourceExtent(const SourceTensor &source) {
 
 Shape scaleShape(const Shape &shape, bool expert) {
     const Extent3 e = canonicalExtent(shape, expert);
-    constexpr int64_t kBlock = 128;
-    if (expert) return {e.g, ceilDiv(e.r, kBlock), ceilDiv(e.c, kBlock)};
-    return {ceilDiv(e.r, kBlock), ceilDiv(e.c, kBlock)};
+    if (expert) return {e.g, ceilDiv(e.r, kFp8BlockSize), ceilDiv(e.c, kFp8BlockSize)};
+    return {ceilDiv(e.r, kFp8BlockSize), ceilDiv(e.c, kFp8BlockSize)};
 }
 
 namespace {
@@ -165,10 +164,10 @@ void validateConversion(const Layout &layout, const Conversion &conv) {
               "source '{}' {} does not fit destination '{}' {}", s, shapeString(src.shape), d,
               shapeString(dest.shape));
         if (conv.kind == ConvKind::kQuantizeFp8 && i + 1 < conv.sources.size()) {
-            check(se.r % 128 == 0, Errc::kInvalidArgument,
-                  "fused FP8 destination '{}': source '{}' has {} rows, not a multiple of 128, "
+            check(se.r % kFp8BlockSize == 0, Errc::kInvalidArgument,
+                  "fused FP8 destination '{}': source '{}' has {} rows, not a multiple of {}, "
                   "so its scale blocks would straddle the next source",
-                  d, s, se.r);
+                  d, s, se.r, kFp8BlockSize);
         }
         rows += se.r;
     }

@@ -53,10 +53,10 @@ LocalGeometry localGeometry(const layout::Layout &layout, const Conversion &conv
             check(rows % tp == 0, Errc::kInvalidArgument,
                   "'{}': {} rows of part '{}' are not divisible by TP {}", conv.dest, rows, s, tp);
             const int64_t per = rows / tp;
-            check(!g.quantized || per % 128 == 0, Errc::kInvalidArgument,
+            check(!g.quantized || per % kFp8BlockSize == 0, Errc::kInvalidArgument,
                   "'{}': TP {} gives {} rows of part '{}' per rank, not a multiple of the FP8 "
-                  "block (128)",
-                  conv.dest, tp, per, s);
+                  "block ({})",
+                  conv.dest, tp, per, s, kFp8BlockSize);
             lo = tr * per;
             hi = lo + per;
         }
@@ -74,9 +74,9 @@ LocalGeometry localGeometry(const layout::Layout &layout, const Conversion &conv
         check(de.c % tp == 0 && de.c > 1, Errc::kInvalidArgument,
               "'{}': {} columns are not divisible by TP {}", conv.dest, de.c, tp);
         const int64_t per = de.c / tp;
-        check(!g.quantized || per % 128 == 0, Errc::kInvalidArgument,
-              "'{}': TP {} gives {} columns per rank, not a multiple of the FP8 block (128)",
-              conv.dest, tp, per);
+        check(!g.quantized || per % kFp8BlockSize == 0, Errc::kInvalidArgument,
+              "'{}': TP {} gives {} columns per rank, not a multiple of the FP8 block ({})",
+              conv.dest, tp, per, kFp8BlockSize);
         g.col_lo = tr * per;
         g.col_hi = g.col_lo + per;
     }

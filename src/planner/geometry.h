@@ -19,8 +19,8 @@ struct LocalGeometry {
     std::vector<int64_t> expert_pos;         // global expert -> local index, -1 if absent
     bool quantized = false;
 
-    [[nodiscard]] int64_t blockRows() const { return layout::ceilDiv(rows, 128); }
-    [[nodiscard]] int64_t blockCols() const { return layout::ceilDiv(cols, 128); }
+    [[nodiscard]] int64_t blockRows() const { return layout::ceilDiv(rows, kFp8BlockSize); }
+    [[nodiscard]] int64_t blockCols() const { return layout::ceilDiv(cols, kFp8BlockSize); }
 };
 
 /// Throws Errc::kInvalidArgument naming the destination when the peer's TP split does not

@@ -39,6 +39,7 @@ struct Slot {
 struct ConvOp {
     uint32_t conversion = 0;
     uint32_t stage = 0;   // pipeline stage: ops run in stage order, one stage at a time
+    uint32_t chunk = 0;   // the planner's unit of pipelining; a stage is a run of chunks
     uint32_t source = 0;  // index into layout.sources()
     bool full = false;    // reads the whole (gathered) source, not the rank's own shard
     int64_t g0 = 0, g1 = 1, r0 = 0, r1 = 1, c0 = 0, c1 = 1;  // global canonical coordinates
@@ -61,6 +62,7 @@ struct Write {
     uint32_t peer = 0;   // index into Plan::peers
     uint32_t dest = 0;   // index into layout.dests()
     uint32_t stage = 0;  // may be posted once every op of this and earlier stages has run
+    uint32_t chunk = 0;  // the chunk whose op fills its source bytes (the first, once coalesced)
     int64_t src_offset = 0;
     int64_t dest_offset = 0;
     int64_t bytes = 0;

@@ -18,7 +18,6 @@ using layout::Layout;
 
 namespace {
 
-constexpr int64_t kBlock = 128;
 constexpr int64_t kMaxSlotAlignment = int64_t{1} << 20;
 
 struct Piece {
@@ -199,7 +198,8 @@ class PlanBuilder {
     bool perShard(const Conversion &conv, uint32_t p, int64_t rows) const {
         const layout::SourceTensor &s = layout_.source(conv.sources[p]);
         if (s.fsdp_dim != 0 || rows % mesh_.fsdp != 0) return false;
-        if (conv.kind == ConvKind::kQuantizeFp8 && (rows / mesh_.fsdp) % kBlock != 0) return false;
+        if (conv.kind == ConvKind::kQuantizeFp8 && (rows / mesh_.fsdp) % kFp8BlockSize != 0)
+            return false;
         const int64_t bytes = numel(s.shape) * static_cast<int64_t>(dtypeSize(s.dtype));
         return bytes >= options_.gather_threshold_bytes;
     }
@@ -211,7 +211,8 @@ class PlanBuilder {
         for (const Piece &pc : pieces) {
             const int64_t rows = g.part_hi[pc.part] - g.part_lo[pc.part];
             bytes += rows * g.cols * elem;
-            if (g.quantized) bytes += layout::ceilDiv(rows, kBlock) * g.blockCols() * 4;
+            if (g.quantized)
+                bytes += layout::ceilDiv(rows, kFp8BlockSize) * g.blockCols() * kScaleBytes;
         }
         return bytes;
     }
@@ -232,14 +233,14 @@ class PlanBuilder {
             pc.row_off = seg.rows;
             pc.block_off = seg.block_rows;
             seg.rows += pc.r1 - pc.r0;
-            seg.block_rows += layout::ceilDiv(pc.r1 - pc.r0, kBlock);
+            seg.block_rows += layout::ceilDiv(pc.r1 - pc.r0, kFp8BlockSize);
         }
         seg.pieces = std::move(pieces);
         const int64_t groups = g1 - g0;
         const int64_t cols = seg.c1 - seg.c0;
         seg.value_offset = addSlot(rp, c, false, dtype, {groups, seg.rows, cols});
         const bool fp8 = conv.kind == ConvKind::kQuantizeFp8;
-        const int64_t bcols = layout::ceilDiv(cols, kBlock);
+        const int64_t bcols = layout::ceilDiv(cols, kFp8BlockSize);
         if (fp8)
             seg.scale_offset = addSlot(rp, c, true, DType::kF32, {groups, seg.block_rows, bcols});
         chunkSegment(seg);
@@ -248,7 +249,7 @@ class PlanBuilder {
         const auto addOp = [&](const Piece &pc, int64_t ga, int64_t gb, int64_t ra, int64_t rb) {
             ConvOp op;
             op.conversion = c;
-            op.stage = seg.chunkOf(g0 + ga, pc, pc.r0 + ra);
+            op.chunk = seg.chunkOf(g0 + ga, pc, pc.r0 + ra);
             op.source = static_cast<uint32_t>(layout_.sourceIndex(conv.sources[pc.part]));
             op.full = full;
             op.g0 = g0 + ga;
@@ -263,8 +264,9 @@ class PlanBuilder {
             op.group_stride = seg.rows * cols;
             op.row_stride = cols;
             if (fp8) {
-                op.scale_offset = seg.scale_offset +
-                                  (ga * seg.block_rows + pc.block_off + ra / kBlock) * bcols * 4;
+                op.scale_offset =
+                    seg.scale_offset +
+                    (ga * seg.block_rows + pc.block_off + ra / kFp8BlockSize) * bcols * kScaleBytes;
                 op.scale_group_stride = seg.block_rows * bcols;
                 op.scale_row_stride = bcols;
             }
@@ -304,9 +306,9 @@ class PlanBuilder {
         const int64_t cols = seg.c1 - seg.c0;
         const int64_t row_bytes = cols * static_cast<int64_t>(seg.elem);
         const int64_t scale_row_bytes =
-            seg.scale_offset >= 0 ? layout::ceilDiv(cols, kBlock) * 4 : 0;
+            seg.scale_offset >= 0 ? layout::ceilDiv(cols, kFp8BlockSize) * kScaleBytes : 0;
         const auto bytesOf = [&](int64_t g, int64_t rows) {
-            return g * (rows * row_bytes + layout::ceilDiv(rows, kBlock) * scale_row_bytes);
+            return g * (rows * row_bytes + layout::ceilDiv(rows, kFp8BlockSize) * scale_row_bytes);
         };
         const int64_t group_bytes = seg.rows * row_bytes + seg.block_rows * scale_row_bytes;
         const int64_t target = options_.stage_bytes;
@@ -326,9 +328,9 @@ class PlanBuilder {
             return;
         }
         seg.group_chunk = 0;
-        const int64_t block_row_bytes = kBlock * row_bytes + scale_row_bytes;
+        const int64_t block_row_bytes = kFp8BlockSize * row_bytes + scale_row_bytes;
         seg.row_chunk =
-            std::max<int64_t>(1, target / std::max<int64_t>(block_row_bytes, 1)) * kBlock;
+            std::max<int64_t>(1, target / std::max<int64_t>(block_row_bytes, 1)) * kFp8BlockSize;
         for (Piece &pc : seg.pieces) {
             pc.chunk_base = static_cast<uint32_t>(chunks_.size());
             for (int64_t ra = 0; ra < pc.r1 - pc.r0; ra += seg.row_chunk) {
@@ -384,32 +386,34 @@ class PlanBuilder {
         const auto [gi, li, a, b] = run;
         const int64_t cols = seg.c1 - seg.c0;
         const int64_t elem = static_cast<int64_t>(seg.elem);
-        const int64_t bcols = layout::ceilDiv(cols, kBlock);
-        const uint32_t stage = seg.chunkOf(gi, pc, a);
+        const int64_t bcols = layout::ceilDiv(cols, kFp8BlockSize);
+        const uint32_t chunk = seg.chunkOf(gi, pc, a);
         const auto dest = static_cast<uint32_t>(layout_.destIndex(conv.dest));
         const int64_t seg_row = (gi - seg.g0) * seg.rows + pc.row_off + (a - pc.r0);
         const int64_t dst_row = li * g.rows + g.part_local[pc.part] + (a - g.part_lo[pc.part]);
-        addWrite(rp, {q, dest, stage, seg.value_offset + seg_row * cols * elem,
+        addWrite(rp, {q, dest, 0, chunk, seg.value_offset + seg_row * cols * elem,
                       dst_row * g.cols * elem, (b - a) * cols * elem});
         if (seg.scale_offset < 0) return;
         const int64_t part_end = g.part_rows[pc.part];
-        check((a - pc.r0) % kBlock == 0 && (dst_row - li * g.rows) % kBlock == 0 &&
-                  ((b - pc.r0) % kBlock == 0 || b == part_end || b == pc.r1),
+        check((a - pc.r0) % kFp8BlockSize == 0 && (dst_row - li * g.rows) % kFp8BlockSize == 0 &&
+                  ((b - pc.r0) % kFp8BlockSize == 0 || b == part_end || b == pc.r1),
               Errc::kInternal, "'{}': scale rows of a write are not block-aligned", conv.dest);
         const auto scale_dest = static_cast<uint32_t>(layout_.destIndex(conv.scale));
-        const int64_t sb0 = (a - pc.r0) / kBlock;
-        const int64_t sb1 = layout::ceilDiv(b - pc.r0, kBlock);
+        const int64_t sb0 = (a - pc.r0) / kFp8BlockSize;
+        const int64_t sb1 = layout::ceilDiv(b - pc.r0, kFp8BlockSize);
         const int64_t src_b = (gi - seg.g0) * seg.block_rows + pc.block_off + sb0;
-        const int64_t dst_b = li * g.blockRows() + (dst_row - li * g.rows) / kBlock;
-        addWrite(rp, {q, scale_dest, stage, seg.scale_offset + src_b * bcols * 4,
-                      dst_b * g.blockCols() * 4, (sb1 - sb0) * bcols * 4});
+        const int64_t dst_b = li * g.blockRows() + (dst_row - li * g.rows) / kFp8BlockSize;
+        addWrite(rp, {q, scale_dest, 0, chunk, seg.scale_offset + src_b * bcols * kScaleBytes,
+                      dst_b * g.blockCols() * kScaleBytes, (sb1 - sb0) * bcols * kScaleBytes});
     }
 
-    /// Appends w, or extends the last write when w continues it in both slot and destination.
-    static void appendOrExtend(std::vector<Write> &writes, const Write &w) {
+    /// Appends w, or extends the last write when w continues it in both slot and destination
+    /// and belongs to the same chunk (before stages are numbered) or stage (after).
+    static void appendOrExtend(std::vector<Write> &writes, const Write &w, bool by_stage) {
         if (!writes.empty()) {
             Write &last = writes.back();
-            if (last.peer == w.peer && last.dest == w.dest && last.stage == w.stage &&
+            const bool same = by_stage ? last.stage == w.stage : last.chunk == w.chunk;
+            if (last.peer == w.peer && last.dest == w.dest && same &&
                 last.src_offset + last.bytes == w.src_offset &&
                 last.dest_offset + last.bytes == w.dest_offset) {
                 last.bytes += w.bytes;
@@ -419,7 +423,9 @@ class PlanBuilder {
         writes.push_back(w);
     }
 
-    static void addWrite(RankPlan &rp, const Write &w) { appendOrExtend(rp.writes, w); }
+    static void addWrite(RankPlan &rp, const Write &w) {
+        appendOrExtend(rp.writes, w, /*by_stage=*/false);
+    }
 
     /// Gathered tensors: each (tensor, peer) pair goes to the least-loaded writing rank
     /// (longest-processing-time first), preferring a rank that already converts the tensor when
@@ -475,19 +481,19 @@ class PlanBuilder {
         });
         // Coalesce neighbours that the generation order did not put next to each other.
         std::vector<Write> merged;
-        for (const Write &w : rp.writes) appendOrExtend(merged, w);
+        for (const Write &w : rp.writes) appendOrExtend(merged, w, /*by_stage=*/true);
         rp.writes = std::move(merged);
         rp.send_bytes = 0;
         for (const Write &w : rp.writes) rp.send_bytes += w.bytes;
         std::sort(rp.full_sources.begin(), rp.full_sources.end());
     }
 
-    /// Turns the rank's chunk ids (in op.stage / write.stage) into stage numbers: chunks in
-    /// conversion order (then creation order: experts and rows ascending), consecutive chunks
-    /// merged while a stage stays within options_.stage_bytes.
+    /// Numbers the stages of the rank's ops and writes from their chunks: chunks in conversion
+    /// order (then creation order: experts and rows ascending), consecutive chunks merged while a
+    /// stage stays within options_.stage_bytes.
     void numberStages(RankPlan &rp) const {
         std::vector<uint32_t> used;
-        for (const ConvOp &op : rp.ops) used.push_back(op.stage);
+        for (const ConvOp &op : rp.ops) used.push_back(op.chunk);
         const auto order = [&](uint32_t a, uint32_t b) {
             return std::tie(chunks_[a].conversion, a) < std::tie(chunks_[b].conversion, b);
         };
@@ -509,9 +515,9 @@ class PlanBuilder {
             stage_of[used[i]] = stage;
             filled += chunk.bytes;
         }
-        for (ConvOp &op : rp.ops) op.stage = stage_of.at(op.stage);
+        for (ConvOp &op : rp.ops) op.stage = stage_of.at(op.chunk);
         for (Write &w : rp.writes) {
-            const auto it = stage_of.find(w.stage);
+            const auto it = stage_of.find(w.chunk);
             check(it != stage_of.end(), Errc::kInternal,
                   "rank {}: a write reads a chunk that no op converts", rp.rank);
             w.stage = it->second;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,5 +20,10 @@ std::vector<std::string> backendNames();
 /// Error(kInvalidArgument).
 std::unique_ptr<TransportBackend> makeBackend(const std::string &name,
                                               const nlohmann::json &options);
+
+/// Where an agent gets its backends: makeBackend by default; tests inject others (e.g. the
+/// registry's backends wrapped in a FaultInjectingBackend).
+using BackendFactory = std::function<std::unique_ptr<TransportBackend>(
+    const std::string &name, const nlohmann::json &options)>;
 
 }  // namespace weightsync::transport

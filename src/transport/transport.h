@@ -9,6 +9,7 @@
 // the backend's own progress thread (startProgressThread) while its owner thread is idle.
 
 #include "common/error.h"
+#include "common/memory_kind.h"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -21,7 +22,7 @@
 
 namespace weightsync::transport {
 
-enum class MemoryKind : uint8_t { kHost, kCuda };
+using weightsync::MemoryKind;  // transport::MemoryKind, as every backend spells it
 
 struct Capabilities {
     std::string name;          // "ucx", "inproc", "cuda_ipc"

@@ -1,5 +1,6 @@
 """Tensors the engine cannot use in place are refused with a clear, typed error naming them,
-never silently copied (reference design B4). A refusal is local (the agent may retry); peers
+never silently copied (a registered copy would receive the writes while the live tensor stays
+stale, or dangle once freed). A refusal is local (the agent may retry); peers
 that wait for it name it."""
 
 from __future__ import annotations

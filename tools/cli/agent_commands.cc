@@ -12,6 +12,9 @@
 #include "engine/trainer_agent.h"
 #include "layout/limits.h"
 #include "sim/faults.h"
+#include "sim/init_faults.h"
+#include "sim/read_loop.h"
+#include "sim/synthetic_check.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/validators.h"
 
@@ -36,10 +39,11 @@ struct AgentArgs {
     std::string job = "job";
     int rank = 0;
     int engine = 0;
-    engine::InferenceFaults faults;
     bool verbose = false;
     int parent_pid = 0;
     std::vector<std::string> fault_specs;  // testing: sim::Fault specs
+    uint64_t die_at_version = 0;           // testing: = --fault paused@<version>:kill
+    sim::InitFaults init_faults;           // testing: misreport at start-up
     bool keep_going = false;               // a failed version is logged; the next one follows
 };
 
@@ -64,9 +68,13 @@ void runVersion(const AgentArgs &a, control::Store &store, const char *who, uint
 /// The protocol-point observer that injects --fault (nullptr without faults).
 std::function<void(engine::protocol::Point, uint64_t)> faultObserver(
     const AgentArgs &a, const std::shared_ptr<control::Store> &store, const std::string &who) {
-    if (a.fault_specs.empty()) return nullptr;
     std::vector<sim::Fault> faults;
     for (const std::string &f : a.fault_specs) faults.push_back(sim::Fault::parse(f));
+    if (a.die_at_version > 0) {
+        faults.push_back(
+            {engine::protocol::Point::kPaused, a.die_at_version, sim::Fault::Action::kKill, 0});
+    }
+    if (faults.empty()) return nullptr;
     return sim::FaultInjector(store, who, std::move(faults));
 }
 
@@ -198,18 +206,25 @@ void addAgentCommands(CLI::App &app) {
         cmd->add_option("--rank", a->rank, "rank inside the engine")
             ->check(integerIn(0, limits::kMaxInferenceRanks - 1))
             ->required();
-        cmd->add_option("--fault-die-at-version", a->faults.die_at_version,
-                        "testing: kill this process in the middle of that version's push")
+        cmd->add_option("--fault-die-at-version", a->die_at_version,
+                        "testing: kill this process in the middle of that version's push (the "
+                        "same as --fault paused@<version>:kill)")
             ->check(integerIn(0, limits::kMaxSteps));
-        cmd->add_option("--fault-model", a->faults.model,
+        cmd->add_option("--fault-model", a->init_faults.model,
                         "testing: serve this model's layout instead of the job's");
-        cmd->add_option("--fault-shrink-tensor", a->faults.shrink_tensor,
+        cmd->add_option("--fault-shrink-tensor", a->init_faults.shrink_tensor,
                         "testing: publish this tensor's descriptor one byte short");
         cmd->callback([a] {
             exitWithParent(a->parent_pid, SIGKILL);
             if (a->verbose) setLogLevel(spdlog::level::info);
             const auto store = connectStore(*a);
-            engine::InferenceAgent agent(store, a->engine, a->rank, a->faults);
+            // The synthetic weights of `weightsync trainer`: a stand-in reader while serving, and
+            // every byte checked after every version when the job verifies.
+            engine::InferenceOptions options;
+            options.readers = sim::readLoopFor;
+            options.check = std::make_shared<sim::SyntheticCheck>();
+            engine::InferenceAgent agent(sim::misreportingStore(store, a->init_faults), a->engine,
+                                         a->rank, std::move(options));
             agent.observePoints(faultObserver(
                 *a, store,
                 engine::protocol::inferenceName(fmt::format("e{}r{}", a->engine, a->rank))));

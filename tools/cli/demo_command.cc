@@ -111,7 +111,7 @@ int runDemo(const DemoArgs &a) {
     o.spec.planner = a.topo.plannerOptions();
     o.spec.seed = a.seed;
     o.spec.steps = a.steps;
-    o.spec.transport = a.transport;
+    o.spec.transport = engine::parseTransport(a.transport);
     nlohmann::json options = nlohmann::json::object();
     if (!a.transport_options.empty()) {
         options = nlohmann::json::parse(a.transport_options, nullptr, false);
@@ -122,7 +122,7 @@ int runDemo(const DemoArgs &a) {
         (a.transport == "auto" ? options["ucx"] : options)["transports"] = a.ucx_tls;
     }
     if (!options.empty()) o.spec.transport_options = options;
-    o.spec.device = a.device;
+    o.spec.device = engine::parseDevice(a.device);
     o.spec.trainer_gpus = a.trainer_gpus;
     o.spec.inference_gpus = a.inference_gpus;
     o.spec.verify = !a.no_verify;

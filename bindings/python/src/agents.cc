@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "engine/inference_agent.h"
 #include "engine/trainer_agent.h"
+#include "sim/synthetic_check.h"
 
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
@@ -147,6 +148,9 @@ void registerAgents(py::module_ &m) {
                  engine::InferenceOptions options;
                  options.tensors = externalTensors(tensors);
                  options.after_update = std::move(after_update);
+                 // Jobs that verify push the synthetic weights (the trainers' own); the check
+                 // runs only for them.
+                 options.check = std::make_shared<sim::SyntheticCheck>();
                  return std::make_unique<InferenceAgent>(std::move(store), engine, rank,
                                                          std::move(options));
              }),

@@ -160,7 +160,11 @@ void registerControl(py::module_ &m) {
             })
         .def_readwrite("seed", &JobSpec::seed)
         .def_readwrite("steps", &JobSpec::steps)
-        .def_readwrite("transport", &JobSpec::transport)
+        .def_property(
+            "transport",
+            [](const JobSpec &s) { return std::string(transport::choiceName(s.transport)); },
+            [](JobSpec &s, const std::string &name) { s.transport = engine::parseTransport(name); },
+            "auto, ucx, cuda_ipc or inproc.")
         .def_property(
             "transport_options", [](const JobSpec &s) { return s.transport_options.dump(); },
             [](JobSpec &s, const std::string &text) {

@@ -2,8 +2,9 @@
 
 torch is imported lazily, so ``import weightsync`` never pays for it. Tensors
 cross into the core as data pointers plus shape, dtype and device, after the
-checks below; nothing is ever copied to make a tensor acceptable (reference
-design B4): a tensor the core cannot use in place is refused with an
+checks below; nothing is ever copied to make a tensor acceptable (a registered
+copy would receive the writes while the live tensor stays stale, or dangle once
+freed): a tensor the core cannot use in place is refused with an
 :class:`~weightsync.errors.InvalidArgumentError` naming it.
 """
 

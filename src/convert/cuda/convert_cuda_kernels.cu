@@ -3,6 +3,7 @@
 // two), written with _rn intrinsics so that no contraction can change it. One thread produces 8
 // consecutive columns of a row (one 128-column scale block), CTAs in y stride over rows.
 
+#include "common/dtype.h"
 #include "convert/cuda/convert_cuda_launch.h"
 #include "kernels/convert/bf16_device.cuh"
 
@@ -46,7 +47,7 @@ __global__ void __launch_bounds__(kThreads) syntheticFillKernel(SyntheticFillDes
         const int64_t r = d.r0 + (row - gl * d.rows);
         const uint64_t row_key =
             d.step_key ^ syntheticMix(static_cast<uint64_t>(g * d.tensor_rows + r));
-        const float scale = blockScale(d.key, g, r / 128, c0 / 128);
+        const float scale = blockScale(d.key, g, r / kFp8BlockSize, c0 / kFp8BlockSize);
         float v[kChunk];
 #pragma unroll
         for (int i = 0; i < kChunk; ++i) {

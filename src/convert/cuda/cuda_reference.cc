@@ -74,13 +74,15 @@ void CudaReference::reserve(const layout::Conversion &conv, const planner::Local
         part = std::max(part, layout::canonicalExtent(s.shape, conv.expert).r * de.c *
                                   static_cast<int64_t>(dtypeSize(s.dtype)));
     }
-    const int64_t scale_bytes = layout::ceilDiv(de.r, 128) * layout::ceilDiv(de.c, 128) * 4;
-    grow(fused_, de.r * de.c * 4, device_, stream);
+    const int64_t scale_bytes =
+        layout::ceilDiv(de.r, kFp8BlockSize) * layout::ceilDiv(de.c, kFp8BlockSize) * kScaleBytes;
+    grow(fused_, de.r * de.c * static_cast<int64_t>(sizeof(float)), device_, stream);
     grow(part_, part, device_, stream);
     grow(converted_, de.r * de.c * elem, device_, stream);
     if (geo.quantized) grow(scales_, scale_bytes, device_, stream);
     if (local_copy) {
-        grow(local_, geo.rows * geo.cols * elem + geo.blockRows() * geo.blockCols() * 4 + 256,
+        grow(local_,
+             geo.rows * geo.cols * elem + geo.blockRows() * geo.blockCols() * kScaleBytes + 256,
              device_, stream);
     }
 }
@@ -110,8 +112,8 @@ void CudaReference::convertGroup(const layout::Conversion &conv, const planner::
         row0 += rows;
     }
     // 2. Convert the whole thing.
-    const int64_t brows = layout::ceilDiv(de.r, 128);
-    const int64_t bcols = layout::ceilDiv(de.c, 128);
+    const int64_t brows = layout::ceilDiv(de.r, kFp8BlockSize);
+    const int64_t bcols = layout::ceilDiv(de.c, kFp8BlockSize);
     const auto src = kernels::denseConstView(fused_.data(), DType::kF32, 1, de.r, de.c);
     const auto dst = kernels::denseView(converted_.data(), dest.dtype, 1, de.r, de.c);
     if (geo.quantized) {
@@ -133,10 +135,13 @@ void CudaReference::convertGroup(const layout::Conversion &conv, const planner::
                    converted_.as<std::byte>() + ((global_row + lo) * de.c + geo.col_lo) * elem,
                    de.c * elem, geo.cols * elem, n, stream);
         if (geo.quantized) {
-            copyWindow(
-                scales + geo.part_local[p] / 128 * geo.blockCols() * 4, geo.blockCols() * 4,
-                scales_.as<std::byte>() + ((global_row + lo) / 128 * bcols + geo.col_lo / 128) * 4,
-                bcols * 4, geo.blockCols() * 4, layout::ceilDiv(n, 128), stream);
+            copyWindow(scales + geo.part_local[p] / kFp8BlockSize * geo.blockCols() * kScaleBytes,
+                       geo.blockCols() * kScaleBytes,
+                       scales_.as<std::byte>() + ((global_row + lo) / kFp8BlockSize * bcols +
+                                                  geo.col_lo / kFp8BlockSize) *
+                                                     kScaleBytes,
+                       bcols * kScaleBytes, geo.blockCols() * kScaleBytes,
+                       layout::ceilDiv(n, kFp8BlockSize), stream);
         }
         global_row += geo.part_rows[p];
     }
@@ -151,7 +156,7 @@ void CudaReference::convert(const layout::Conversion &conv, const planner::PeerS
     reserve(conv, geo, false, stream);
     const auto elem = static_cast<int64_t>(dtypeSize(layout_.dest(conv.dest).dtype));
     const int64_t value_group = geo.rows * geo.cols * elem;
-    const int64_t scale_group = geo.blockRows() * geo.blockCols() * 4;
+    const int64_t scale_group = geo.blockRows() * geo.blockCols() * kScaleBytes;
     for (int64_t li = 0; li < geo.groups; ++li) {
         convertGroup(conv, geo, peer, li, step, static_cast<std::byte *>(values) + li * value_group,
                      geo.quantized ? static_cast<std::byte *>(scales) + li * scale_group : nullptr,
@@ -184,7 +189,7 @@ std::vector<int64_t> CudaReference::compare(const planner::PeerSpec &peer, uint6
         const size_t si = conv.scale.empty() ? n : layout_.destIndex(conv.scale);
         const auto elem = static_cast<int64_t>(dtypeSize(layout_.dests()[vi].dtype));
         const int64_t value_group = geo.rows * geo.cols * elem;
-        const int64_t scale_group = geo.blockRows() * geo.blockCols() * 4;
+        const int64_t scale_group = geo.blockRows() * geo.blockCols() * kScaleBytes;
         check(geo.groups * value_group == local[vi].bytes &&
                   (si == n || geo.groups * scale_group == local[si].bytes),
               Errc::kInternal, "reference: local size of '{}' differs from the geometry",

@@ -35,8 +35,8 @@ Prepared prepare(const layout::Layout &layout, const planner::ConvOp &op,
     p.out = {arena + op.offset, op.dtype, g, r, c, op.group_stride, op.row_stride};
     try {
         if (op.scale_offset >= 0) {
-            const int64_t br = layout::ceilDiv(r, 128);
-            const int64_t bc = layout::ceilDiv(c, 128);
+            const int64_t br = layout::ceilDiv(r, kFp8BlockSize);
+            const int64_t bc = layout::ceilDiv(c, kFp8BlockSize);
             check(planner::scalesEnd(op) <= arena_bytes, Errc::kInternal,
                   "the scales of '{}' are written past the arena", name);
             p.scales = {arena + op.scale_offset, DType::kF32,        g, br, bc,

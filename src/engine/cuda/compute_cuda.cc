@@ -1,11 +1,9 @@
 // CUDA implementations of TrainerCompute and ReceiverMemory: cudaMalloc arenas (never VMM),
-// synthetic weights generated on the device, conversion through the CUDA kernels on one stream
-// with one event per stage, and verification against the GPU reference (bit-identical to the CPU
-// reference, see tests/gpu/convert).
+// synthetic weights generated on the device, and conversion through the CUDA kernels on one
+// stream with one event per stage.
 
 #include "common/error.h"
 #include "common/log.h"
-#include "convert/cuda/cuda_reference.h"
 #include "convert/cuda/cuda_slot_converter.h"
 #include "convert/cuda/cuda_synthetic_weights.h"
 #include "engine/compute.h"
@@ -84,13 +82,8 @@ class CudaTrainerCompute : public TrainerCompute {
 
 class CudaReceiverMemory : public ReceiverMemory {
   public:
-    CudaReceiverMemory(const JobSpec &spec, const layout::Layout &layout, int gpu, size_t bytes)
-        : gpu_(gpu),
-          guard_(gpu),
-          layout_(layout),
-          live_(platform::makeCudaArena(bytes, gpu)),
-          stream_(gpu),
-          reference_(layout, spec.seed, gpu) {
+    CudaReceiverMemory(const JobSpec &spec, int gpu, size_t bytes)
+        : gpu_(gpu), guard_(gpu), live_(platform::makeCudaArena(bytes, gpu)), stream_(gpu) {
         if (spec.staging) staging_ = platform::makeCudaArena(bytes, gpu);
     }
     Arena &live() override { return *live_; }
@@ -101,19 +94,6 @@ class CudaReceiverMemory : public ReceiverMemory {
         check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");
         platform::cudaCheck(cudaMemcpy(out, live_->data() + offset, bytes, cudaMemcpyDeviceToHost),
                             "reading the live arena");
-    }
-    int64_t verify(const planner::PeerSpec &peer, uint64_t version,
-                   const std::vector<int64_t> &offsets, int64_t &checked) override {
-        std::vector<const std::byte *> tensors;
-        for (int64_t off : offsets) tensors.push_back(live_->data() + off);
-        const std::vector<int64_t> bad = reference_.compare(peer, version, tensors, stream_.get());
-        int64_t mismatched = 0;
-        for (int64_t b : bad) mismatched += b;
-        checked = 0;
-        for (const planner::LocalTensor &t : planner::localTensors(layout_, peer)) {
-            checked += t.bytes;
-        }
-        return mismatched;
     }
 
   private:
@@ -141,12 +121,10 @@ class CudaReceiverMemory : public ReceiverMemory {
 
     int gpu_;
     platform::DeviceGuard guard_;
-    const layout::Layout &layout_;
     std::unique_ptr<Arena> swap_buffer_;
     std::unique_ptr<Arena> live_;
     std::unique_ptr<Arena> staging_;
     platform::Stream stream_;
-    convert::CudaReference reference_;
 };
 
 }  // namespace
@@ -166,12 +144,10 @@ std::unique_ptr<TrainerCompute> makeCudaTrainerCompute(
     return compute;
 }
 
-std::unique_ptr<ReceiverMemory> makeCudaReceiverMemory(const JobSpec &spec,
-                                                       const layout::Layout &layout, int gpu,
-                                                       size_t bytes) {
+std::unique_ptr<ReceiverMemory> makeCudaReceiverMemory(const JobSpec &spec, int gpu, size_t bytes) {
     check(gpu >= 0 && gpu < platform::deviceCount(), Errc::kUnsupported,
           "inference rank needs GPU {}, this machine has {}", gpu, platform::deviceCount());
-    return std::make_unique<CudaReceiverMemory>(spec, layout, gpu, bytes);
+    return std::make_unique<CudaReceiverMemory>(spec, gpu, bytes);
 }
 
 }  // namespace weightsync::engine

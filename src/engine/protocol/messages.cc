@@ -62,16 +62,12 @@ void from_json(const json &j, Prepared &m) {
     m.hook_seconds = number(j, "hook_seconds");
 }
 void to_json(json &j, const Resumed &m) {
-    j = {{"version", m.version},
-         {"wait_seconds", m.wait_seconds},
-         {"hook_seconds", m.hook_seconds},
-         {"reads", m.reads}};
+    j = {{"version", m.version}, {"wait_seconds", m.wait_seconds}, {"hook_seconds", m.hook_seconds}};
 }
 void from_json(const json &j, Resumed &m) {
     m.version = integer<uint64_t>(j, "version");
     m.wait_seconds = number(j, "wait_seconds");
     m.hook_seconds = number(j, "hook_seconds");
-    m.reads = integer<uint64_t>(j, "reads");
 }
 void to_json(json &j, const Aborted &m) {
     j = {{"version", m.version},

@@ -55,7 +55,6 @@ struct Resumed {
     uint64_t version = 0;
     double wait_seconds = 0;
     double hook_seconds = 0;
-    uint64_t reads = 0;  // reads its stand-in reader made so far (agent-owned memory only)
 };
 
 /// A participant gave up on the version: what it holds now and whether it serves again.

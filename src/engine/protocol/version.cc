@@ -254,7 +254,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
     r.committed = true;
     work.at(Point::kResuming, version);
     work.resume();
-    s.publish(keys::resumed(version, peer), Resumed{version, r.wait_seconds, r.hook_seconds, 0});
+    s.publish(keys::resumed(version, peer), Resumed{version, r.wait_seconds, r.hook_seconds});
     s.finish(version, /*collect=*/false);
     return r;
 }

@@ -21,7 +21,8 @@ bool rowsAligned(const void *p, int64_t gs_bytes, int64_t rs_bytes, int64_t grou
 }
 
 int64_t blockCount(const QuantJob &job) {
-    return job.src.groups * blocksOf(job.src.rows, kFp8Block) * blocksOf(job.src.cols, kFp8Block);
+    return job.src.groups * blocksOf(job.src.rows, kFp8BlockSize) *
+           blocksOf(job.src.cols, kFp8BlockSize);
 }
 
 detail::QuantJobDesc describe(const QuantJob &job, int64_t first_block) {
@@ -40,8 +41,8 @@ detail::QuantJobDesc describe(const QuantJob &job, int64_t first_block) {
     d.first_block = first_block;
     d.rows = static_cast<int32_t>(s.rows);
     d.cols = static_cast<int32_t>(s.cols);
-    d.row_blocks = static_cast<int32_t>(blocksOf(s.rows, kFp8Block));
-    d.col_blocks = static_cast<int32_t>(blocksOf(s.cols, kFp8Block));
+    d.row_blocks = static_cast<int32_t>(blocksOf(s.rows, kFp8BlockSize));
+    d.col_blocks = static_cast<int32_t>(blocksOf(s.cols, kFp8BlockSize));
     const bool vs =
         rowsAligned(s.data, s.group_stride * es, s.row_stride * es, s.groups, s.rows, 16);
     const bool vd =
@@ -52,7 +53,7 @@ detail::QuantJobDesc describe(const QuantJob &job, int64_t first_block) {
 
 void checkJob(const QuantJob &job) {
     checkQuantViews(job.src, job.dst, job.scales);
-    constexpr int64_t kMaxDim = INT32_MAX - kFp8Block;
+    constexpr int64_t kMaxDim = INT32_MAX - kFp8BlockSize;
     check(job.src.rows <= kMaxDim && job.src.cols <= kMaxDim, Errc::kInvalidArgument,
           "blockQuantizeFp8: rows {} / cols {} exceed the kernel's 32-bit range", job.src.rows,
           job.src.cols);

@@ -4,6 +4,7 @@
 // reduction, then each thread divides, converts with the hardware e4m3x2 conversion and stores
 // 8-byte chunks (a warp stores 256 contiguous bytes per instruction).
 
+#include "common/dtype.h"
 #include "kernels/fp8/block_quant_launch.h"
 #include "kernels/fp8/e4m3.h"
 #include "kernels/fp8/quotient.h"
@@ -18,7 +19,7 @@ namespace weightsync::kernels::detail {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kB = static_cast<int>(kFp8Block);
+constexpr int kB = static_cast<int>(kFp8BlockSize);
 constexpr int kChunk = 8;                               // elements per 16-byte bf16 load
 constexpr int kChunksPerRow = kB / kChunk;              // 16 threads per block row
 constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // 16 rows per pass

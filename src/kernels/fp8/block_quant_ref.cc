@@ -11,7 +11,7 @@ namespace weightsync::kernels {
 
 namespace {
 
-constexpr int kB = static_cast<int>(kFp8Block);
+constexpr int kB = static_cast<int>(kFp8BlockSize);
 
 // fp32 bits -> bits of the bf16-rounded value (RNE), computed on the magnitude so it stays
 // branch-free. Equals f32ToBf16Bits(x) << 16 for finite x; NaN/Inf and values that overflow bf16

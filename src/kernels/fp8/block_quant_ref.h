@@ -8,7 +8,8 @@
 namespace weightsync::kernels {
 
 /// Quantizes src [G][R][C] (bf16, or fp32 that is first rounded to bf16 as the trainer's forward
-/// pass sees it, reference design bug B10) into dst (fp8_e4m3, [G][R][C]) and scales (fp32,
+/// pass sees it: quantizing fp32 masters gives other scales than the bf16 weights the trainer
+/// computes with) into dst (fp8_e4m3, [G][R][C]) and scales (fp32,
 /// [G][ceil(R/128)][ceil(C/128)]). Per 128x128 block (edge blocks: only the valid elements):
 ///   amax = max |x|;  s = max(amax / 448, 1e-12);  q = e4m3(clamp(x / s, -448, 448))
 /// with IEEE fp32 division and round-to-nearest-even, saturating; s is stored as the block's

@@ -1,14 +1,15 @@
 #pragma once
 // float8_e4m3fn encoding (bias 7, max finite 448, no infinities, NaN = S.1111.111) and the
-// constants of the 128x128 block format. Host-only; the CUDA kernel uses the hardware conversion,
-// which this matches bit for bit.
+// constants of the block format (its block size, kFp8BlockSize, is in common/dtype.h). Host-only;
+// the CUDA kernel uses the hardware conversion, which this matches bit for bit.
+
+#include "common/dtype.h"
 
 #include <bit>
 #include <cstdint>
 
 namespace weightsync::kernels {
 
-constexpr int64_t kFp8Block = 128;
 constexpr float kFp8Max = 448.0f;
 constexpr float kFp8ScaleFloor = 1e-12f;
 

@@ -1,3 +1,4 @@
+#include "common/dtype.h"
 #include "kernels/convert/bf16_device.cuh"
 #include "kernels/mla/mla_absorb.cuh"
 
@@ -25,7 +26,7 @@ __global__ void mlaAbsorbKernel(const uint8_t *__restrict__ weight,
                                 int64_t nope, int64_t v_head, uint16_t *__restrict__ w_uv,
                                 uint16_t *__restrict__ w_uk_t) {
     const int64_t per_head = nope + v_head;
-    const int64_t bcols = (cols + 127) / 128;
+    const int64_t bcols = (cols + kFp8BlockSize - 1) / kFp8BlockSize;
     const int64_t n = rows * cols;
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -33,7 +34,7 @@ __global__ void mlaAbsorbKernel(const uint8_t *__restrict__ weight,
         const int64_t l = i % cols;
         const int64_t h = r / per_head;
         const int64_t j = r % per_head;
-        const float scale = scales[(r / 128) * bcols + l / 128];
+        const float scale = scales[(r / kFp8BlockSize) * bcols + l / kFp8BlockSize];
         const uint16_t v = toBf16(__fmul_rn(decodeE4m3(weight[i]), scale));
         if (j < nope) {
             w_uk_t[(h * nope + j) * cols + l] = v;

@@ -9,7 +9,7 @@
 namespace weightsync::platform {
 namespace {
 
-class CudaArena final : public engine::Arena {
+class CudaArena final : public Arena {
   public:
     CudaArena(size_t bytes, int device)
         : buffer_(std::max<size_t>(bytes, 1), device), size_(bytes) {
@@ -18,9 +18,7 @@ class CudaArena final : public engine::Arena {
 
     [[nodiscard]] std::byte *data() const override { return buffer_.as<std::byte>(); }
     [[nodiscard]] size_t size() const override { return size_; }
-    [[nodiscard]] transport::MemoryKind kind() const override {
-        return transport::MemoryKind::kCuda;
-    }
+    [[nodiscard]] MemoryKind kind() const override { return MemoryKind::kCuda; }
     [[nodiscard]] int device() const override { return buffer_.device(); }
 
   private:
@@ -30,7 +28,7 @@ class CudaArena final : public engine::Arena {
 
 }  // namespace
 
-std::unique_ptr<engine::Arena> makeCudaArena(size_t bytes, int device) {
+std::unique_ptr<Arena> makeCudaArena(size_t bytes, int device) {
     const int count = deviceCount();
     check(device >= 0 && device < count, Errc::kUnsupported,
           "cannot allocate a {}-byte GPU arena on device {}: {} CUDA device(s) visible", bytes,

@@ -1,8 +1,8 @@
 #pragma once
-// The engine's Arena in GPU memory: one plain cudaMalloc (never VMM or managed memory, so CUDA IPC
+// An Arena in GPU memory: one plain cudaMalloc (never VMM or managed memory, so CUDA IPC
 // can export it and UCX can register it), zero-filled, released on destruction.
 
-#include "engine/arena.h"
+#include "platform/arena.h"
 
 #include <cstddef>
 #include <memory>
@@ -11,6 +11,6 @@ namespace weightsync::platform {
 
 /// A device arena of `bytes` on `device` (kind kCuda). Throws kUnsupported without that device,
 /// kTransport when the allocation fails.
-std::unique_ptr<engine::Arena> makeCudaArena(size_t bytes, int device);
+std::unique_ptr<Arena> makeCudaArena(size_t bytes, int device);
 
 }  // namespace weightsync::platform

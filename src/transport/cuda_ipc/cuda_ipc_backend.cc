@@ -1,5 +1,6 @@
 #include "transport/cuda_ipc/cuda_ipc_backend_impl.h"
 
+#include "common/host.h"
 #include "platform/cuda/cuda_check.h"
 #include "platform/cuda/device.h"
 #include "platform/cuda/memory.h"

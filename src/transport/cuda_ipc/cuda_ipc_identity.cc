@@ -3,12 +3,10 @@
 #include "common/error.h"
 #include "common/json.h"
 
-#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <array>
 #include <cstring>
-#include <fstream>
 
 namespace weightsync::transport::cuda_ipc {
 namespace {
@@ -30,15 +28,6 @@ void take(const std::string &in, size_t &at, T &value) {
 }
 
 }  // namespace
-
-std::string hostIdentity() {
-    std::array<char, 256> name{};
-    if (::gethostname(name.data(), name.size() - 1) != 0) name[0] = '\0';
-    std::string boot_id;
-    std::ifstream in("/proc/sys/kernel/random/boot_id");
-    if (in) std::getline(in, boot_id);
-    return boot_id.empty() ? std::string(name.data()) : std::string(name.data()) + "/" + boot_id;
-}
 
 std::string ProcessAddress::encode() const {
     const nlohmann::json json{{"host", host},

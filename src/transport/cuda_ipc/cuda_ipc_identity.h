@@ -12,13 +12,9 @@
 
 namespace weightsync::transport::cuda_ipc {
 
-/// "<hostname>/<boot id>": equal for two processes exactly when they share a kernel, so CUDA IPC
-/// can work between them. Without a readable boot id, the hostname alone.
-std::string hostIdentity();
-
 /// The address() blob: "WSCUDAIPC1:" + JSON.
 struct ProcessAddress {
-    std::string host;
+    std::string host;  // hostIdentity(): CUDA IPC works between processes of one host
     int64_t pid = 0;
     int device = -1;  // the backend's GPU, ordinal in the owner's process
     platform::DeviceUuid uuid{};

@@ -68,7 +68,7 @@ TEST(EngineDecoders, MemoryRecordRefusesBadChunks) {
 
 TEST(EngineDecoders, JobSpecRefusesFloatsAndDeepOptions) {
     JobSpec spec;
-    spec.transport = "ucx";
+    spec.transport = transport::TransportChoice::kUcx;
     spec.mesh = {1, 4, 2};
     spec.fleet.engines.push_back({2, 1, 2, {}});
     json j = spec.toJson();

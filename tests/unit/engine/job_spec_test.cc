@@ -55,6 +55,25 @@ TEST(JobSpecRefusals, AGoodSpecRoundTrips) {
     EXPECT_EQ(JobSpec::parse(goodSpec().dump()).toJson(), goodSpec());
 }
 
+TEST(JobSpecRefusals, DeviceAndTransportAreEnumsSpeltAsStrings) {
+    for (const std::string transport : {"auto", "ucx", "cuda_ipc", "inproc"}) {
+        for (const std::string device : {"cpu", "cuda"}) {
+            json doc = with("/device", device);
+            doc["transport"] = transport;
+            const JobSpec s = JobSpec::fromJson(doc);
+            EXPECT_EQ(transport::choiceName(s.transport), transport);
+            EXPECT_EQ(deviceName(s.device), device);
+            EXPECT_EQ(s.toJson().at("transport"), transport);
+            EXPECT_EQ(s.toJson().at("device"), device);
+        }
+    }
+    EXPECT_EQ(JobSpec::fromJson(without("device")).device, Device::kCpu);
+    EXPECT_EQ(parseTransport("auto"), transport::TransportChoice::kAuto);
+    EXPECT_EQ(parseDevice("cuda"), Device::kCuda);
+    EXPECT_EQ(testing::codeOf([] { (void)parseDevice("gpu"); }), Errc::kInvalidArgument);
+    EXPECT_EQ(testing::codeOf([] { (void)parseTransport("UCX"); }), Errc::kInvalidArgument);
+}
+
 TEST(JobSpecRefusals, Timeouts) {
     for (const json &bad :
          {json(0), json(-5000), json(1.5), json("300000"), json(nullptr), json(int64_t{1} << 62)}) {

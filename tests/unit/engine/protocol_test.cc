@@ -35,8 +35,9 @@ TEST(ProtocolMessages, RoundTripEveryMessage) {
     EXPECT_EQ(o.by, "trainer1");
     EXPECT_EQ(o.code, Errc::kMismatch);
     EXPECT_EQ(o.reason, "why");
-    const Resumed r = roundTrip(Resumed{7, 0.1, 0.2, 3}, 7);
-    EXPECT_EQ(r.reads, 3u);
+    const Resumed r = roundTrip(Resumed{7, 0.1, 0.2}, 7);
+    EXPECT_DOUBLE_EQ(r.wait_seconds, 0.1);
+    EXPECT_DOUBLE_EQ(r.hook_seconds, 0.2);
     const Aborted a = roundTrip(Aborted{7, 6, true, true, 0, "err"}, 7);
     EXPECT_EQ(a.held, 6u);
     EXPECT_TRUE(a.intact && a.serving);

@@ -29,7 +29,7 @@ TEST(KernelsDequant, ErrorWithinHalfUlpOfE4m3) {
         for (int64_t r = 0; r < x.r; ++r) {
             for (int64_t c = 0; c < x.c; ++c) {
                 const double xv = bf16BitsToF32(x.at(g, r, c));
-                const double sv = s.at(g, r / kFp8Block, c / kFp8Block);
+                const double sv = s.at(g, r / kFp8BlockSize, c / kFp8BlockSize);
                 const double deq = static_cast<double>(e4m3ToF32(q.at(g, r, c))) * sv;
                 const double bound =
                     std::max(std::ldexp(std::fabs(xv), -4), std::ldexp(sv, -10)) * (1 + 0x1p-19);

@@ -60,8 +60,8 @@ struct HostTensor {
 
 /// Scales tensor for a quantization of [G][R][C].
 inline HostTensor<float> scalesFor(int64_t groups, int64_t rows, int64_t cols, int64_t pad = 0) {
-    return HostTensor<float>(DType::kF32, groups, blocksOf(rows, kFp8Block),
-                             blocksOf(cols, kFp8Block), pad, pad, -1.0f);
+    return HostTensor<float>(DType::kF32, groups, blocksOf(rows, kFp8BlockSize),
+                             blocksOf(cols, kFp8BlockSize), pad, pad, -1.0f);
 }
 
 /// Random bf16 tensor; each 128x128 block gets its own magnitude 2^k, k uniform in [-lo, hi], and
@@ -71,14 +71,14 @@ inline void fillRandomBf16(HostTensor<uint16_t> &t, uint32_t seed, int lo = 20, 
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::uniform_int_distribution<int> expo(-lo, hi);
     std::vector<float> block_scale(
-        static_cast<size_t>(t.g * blocksOf(t.r, kFp8Block) * blocksOf(t.c, kFp8Block)));
+        static_cast<size_t>(t.g * blocksOf(t.r, kFp8BlockSize) * blocksOf(t.c, kFp8BlockSize)));
     for (float &s : block_scale) s = std::ldexp(1.0f, expo(rng));
-    const int64_t cb = blocksOf(t.c, kFp8Block);
-    const int64_t rb = blocksOf(t.r, kFp8Block);
+    const int64_t cb = blocksOf(t.c, kFp8BlockSize);
+    const int64_t rb = blocksOf(t.r, kFp8BlockSize);
     for (int64_t g = 0; g < t.g; ++g) {
         for (int64_t r = 0; r < t.r; ++r) {
             for (int64_t c = 0; c < t.c; ++c) {
-                const float s = block_scale[(g * rb + r / kFp8Block) * cb + c / kFp8Block];
+                const float s = block_scale[(g * rb + r / kFp8BlockSize) * cb + c / kFp8BlockSize];
                 const float v = (rng() % 97 == 0) ? 0.0f : normal(rng) * s;
                 t.at(g, r, c) = f32ToBf16Bits(v);
             }
@@ -94,16 +94,16 @@ struct SlowQuant {
 /// Straightforward block quantizer from the format definition, on bf16-rounded values x(g, r, c).
 template <typename Get>
 SlowQuant slowQuantize(int64_t groups, int64_t rows, int64_t cols, Get x) {
-    const int64_t rb = blocksOf(rows, kFp8Block);
-    const int64_t cb = blocksOf(cols, kFp8Block);
+    const int64_t rb = blocksOf(rows, kFp8BlockSize);
+    const int64_t cb = blocksOf(cols, kFp8BlockSize);
     SlowQuant out{std::vector<uint8_t>(static_cast<size_t>(groups * rows * cols)),
                   std::vector<float>(static_cast<size_t>(groups * rb * cb))};
     for (int64_t g = 0; g < groups; ++g) {
         for (int64_t b = 0; b < rb * cb; ++b) {
-            const int64_t r0 = (b / cb) * kFp8Block;
-            const int64_t c0 = (b % cb) * kFp8Block;
-            const int64_t r1 = std::min(rows, r0 + kFp8Block);
-            const int64_t c1 = std::min(cols, c0 + kFp8Block);
+            const int64_t r0 = (b / cb) * kFp8BlockSize;
+            const int64_t c0 = (b % cb) * kFp8BlockSize;
+            const int64_t r1 = std::min(rows, r0 + kFp8BlockSize);
+            const int64_t c1 = std::min(cols, c0 + kFp8BlockSize);
             float amax = 0.0f;
             for (int64_t r = r0; r < r1; ++r) {
                 for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x(g, r, c)));

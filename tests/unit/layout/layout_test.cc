@@ -73,7 +73,7 @@ TEST(Glm5Layout, DenseLayersAndNonLayerTensors) {
     expectRow(l, {p + "mlp.down_proj.weight", {6144, 12288}, DType::kF8E4M3, {48, 96}});
     EXPECT_FALSE(l.hasDest(p + "mlp.experts.w13_weight"));
     EXPECT_FALSE(l.hasDest(p + "mlp.gate.weight"));
-    // The tensors the reference design forgot (bug B9).
+    // The non-layer tensors: an update that skips them leaves the inference copies stale.
     expectRow(l, {"model.embed_tokens.weight", {154880, 6144}, DType::kBF16, {}});
     expectRow(l, {"model.norm.weight", {6144}, DType::kBF16, {}});
     expectRow(l, {"lm_head.weight", {154880, 6144}, DType::kBF16, {}});

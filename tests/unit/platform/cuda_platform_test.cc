@@ -1,6 +1,7 @@
 // platform/cuda: error mapping, the no-device behaviour, and (with a GPU) the RAII helpers and the
 // device arena.
 
+#include "common/memory_kind.h"
 #include "platform/cuda/cuda_arena.h"
 #include "platform/cuda/cuda_check.h"
 #include "platform/cuda/device.h"
@@ -55,7 +56,7 @@ class PlatformCudaGpu : public ::testing::Test {
 
 TEST_F(PlatformCudaGpu, ArenaIsZeroedDeviceMemoryFromCudaMalloc) {
     const auto arena = makeCudaArena(1 << 20, 0);
-    EXPECT_EQ(arena->kind(), transport::MemoryKind::kCuda);
+    EXPECT_EQ(arena->kind(), weightsync::MemoryKind::kCuda);
     EXPECT_EQ(arena->device(), 0);
     EXPECT_EQ(arena->size(), size_t{1} << 20);
     const PointerInfo info = pointerInfo(arena->data());

@@ -1,12 +1,14 @@
-#include "engine/arena.h"
+#include "platform/arena.h"
 
 #include "common/error.h"
 
 #include <sys/mman.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
-namespace weightsync::engine {
+namespace weightsync::platform {
 
 namespace {
 
@@ -26,9 +28,7 @@ class HostArena : public Arena {
 
     [[nodiscard]] std::byte *data() const override { return data_; }
     [[nodiscard]] size_t size() const override { return size_; }
-    [[nodiscard]] transport::MemoryKind kind() const override {
-        return transport::MemoryKind::kHost;
-    }
+    [[nodiscard]] MemoryKind kind() const override { return MemoryKind::kHost; }
     [[nodiscard]] int device() const override { return -1; }
 
   private:
@@ -38,17 +38,17 @@ class HostArena : public Arena {
 
 class ViewArena : public Arena {
   public:
-    ViewArena(std::byte *data, size_t bytes, transport::MemoryKind kind, int device)
+    ViewArena(std::byte *data, size_t bytes, MemoryKind kind, int device)
         : data_(data), size_(bytes), kind_(kind), device_(device) {}
     [[nodiscard]] std::byte *data() const override { return data_; }
     [[nodiscard]] size_t size() const override { return size_; }
-    [[nodiscard]] transport::MemoryKind kind() const override { return kind_; }
+    [[nodiscard]] MemoryKind kind() const override { return kind_; }
     [[nodiscard]] int device() const override { return device_; }
 
   private:
     std::byte *data_;
     size_t size_;
-    transport::MemoryKind kind_;
+    MemoryKind kind_;
     int device_;
 };
 
@@ -58,9 +58,8 @@ std::unique_ptr<Arena> makeHostArena(size_t bytes) {
     return std::make_unique<HostArena>(bytes);
 }
 
-std::unique_ptr<Arena> viewArena(std::byte *data, size_t bytes, transport::MemoryKind kind,
-                                 int device) {
+std::unique_ptr<Arena> viewArena(std::byte *data, size_t bytes, MemoryKind kind, int device) {
     return std::make_unique<ViewArena>(data, bytes, kind, device);
 }
 
-}  // namespace weightsync::engine
+}  // namespace weightsync::platform

@@ -1,7 +1,8 @@
-// Property tests: for random trainer meshes (FSDP x EP x HSDP) and inference fleets (EP, replicas,
-// TP, explicit expert maps) on the small configs, executing the plan with memcpy over the
-// reference kernels reproduces the reference converter's output byte for byte on every inference
-// rank, for two weight versions in a row.
+// The planner's property tests: for random trainer meshes (FSDP x EP x HSDP) and inference fleets
+// (EP, replicas, TP, explicit expert maps) on the small configs, executing the plan with memcpy
+// over the reference kernels reproduces the reference converter's output byte for byte on every
+// inference rank, for two weight versions in a row. The executor and the reference converter
+// (convert/) are the oracle; the plan is what is tested.
 
 #include "convert/host_weights.h"
 #include "convert/inmemory_executor.h"
@@ -13,20 +14,24 @@
 #include <algorithm>
 #include <random>
 
-namespace weightsync::convert {
+namespace weightsync::planner {
 namespace {
 
-using planner::EngineSpec;
-using planner::Fleet;
-using planner::Plan;
-using planner::TrainerMesh;
+using convert::allocatePeerTensors;
+using convert::HostWeights;
+using convert::InMemoryExecutor;
+using convert::PeerTensors;
+using convert::RankView;
+using convert::referenceLocalTensors;
+using convert::SourceProvider;
+using convert::SyntheticGenerator;
 
 struct Case {
     std::string model;
     TrainerMesh mesh;
     Fleet fleet;
     int64_t threshold;
-    int64_t stage_bytes = planner::PlannerOptions{}.stage_bytes;
+    int64_t stage_bytes = PlannerOptions{}.stage_bytes;
     std::string describe() const {
         std::string s = model + " mesh " + std::to_string(mesh.replicas) + "x" +
                         std::to_string(mesh.fsdp) + " ep" + std::to_string(mesh.ep) +
@@ -80,10 +85,10 @@ Case randomCase(std::mt19937 &rng, const std::string &model, bool allow_tp) {
 void checkCase(const Case &c) {
     SCOPED_TRACE(c.describe());
     const layout::Layout layout = layout::resolveLayout(c.model);
-    planner::PlannerOptions options;
+    PlannerOptions options;
     options.gather_threshold_bytes = c.threshold;
     options.stage_bytes = c.stage_bytes;
-    const Plan plan = planner::buildPlan(layout, c.mesh, c.fleet, options);
+    const Plan plan = buildPlan(layout, c.mesh, c.fleet, options);
     HostWeights weights(layout);
     InMemoryExecutor executor(layout, plan);
     std::vector<PeerTensors> peers = allocatePeerTensors(layout, plan);
@@ -145,7 +150,7 @@ TEST(PlanProperty, CorruptedPlanIsCaught) {
     const layout::Layout layout = layout::resolveLayout("glm5-tiny");
     Fleet fleet;
     fleet.engines = {EngineSpec{1, 1, 1, {}}};
-    Plan plan = planner::buildPlan(layout, TrainerMesh{1, 2, 2}, fleet);
+    Plan plan = buildPlan(layout, TrainerMesh{1, 2, 2}, fleet);
     plan.ranks[1].writes.front().src_offset += 1;
     HostWeights weights(layout);
     weights.load(SyntheticGenerator(layout, 7, 1));
@@ -166,12 +171,12 @@ TEST(PlanProperty, WriteStagedBeforeItsConversionCopiesPoison) {
     const layout::Layout layout = layout::resolveLayout("glm5-tiny");
     Fleet fleet;
     fleet.engines = {EngineSpec{1, 1, 1, {}}};
-    planner::PlannerOptions options;
+    PlannerOptions options;
     options.stage_bytes = 4096;
-    Plan plan = planner::buildPlan(layout, TrainerMesh{1, 1, 1}, fleet, options);
-    std::vector<planner::Write> &writes = plan.ranks[0].writes;
+    Plan plan = buildPlan(layout, TrainerMesh{1, 1, 1}, fleet, options);
+    std::vector<Write> &writes = plan.ranks[0].writes;
     ASSERT_GT(writes.back().stage, 0U);
-    planner::Write early = writes.back();
+    Write early = writes.back();
     writes.pop_back();
     early.stage = 0;
     writes.insert(writes.begin(), early);
@@ -186,4 +191,4 @@ TEST(PlanProperty, WriteStagedBeforeItsConversionCopiesPoison) {
 }
 
 }  // namespace
-}  // namespace weightsync::convert
+}  // namespace weightsync::planner

@@ -1,0 +1,77 @@
+#include "sim/read_loop.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace weightsync::sim {
+
+ReadLoop::ReadLoop(std::vector<std::pair<const std::byte *, size_t>> tensors)
+    : tensors_(std::move(tensors)), thread_([this] { run(); }) {}
+
+ReadLoop::~ReadLoop() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+void ReadLoop::run() {
+    constexpr size_t kWindow = size_t{1} << 20;
+    size_t tensor = 0;
+    size_t at = 0;
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+        if (pause_requested_) {
+            parked_ = true;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return stop_ || !pause_requested_; });
+            parked_ = false;
+            continue;
+        }
+        // One "forward pass": read a window of the weights.
+        if (!tensors_.empty()) {
+            const auto [data, bytes] = tensors_[tensor];
+            const size_t n = std::min(kWindow, bytes - at);
+            (void)XXH3_64bits(data + at, n);
+            at += n;
+            if (at >= bytes) {
+                at = 0;
+                tensor = (tensor + 1) % tensors_.size();
+            }
+            reads_.fetch_add(1);
+        }
+        cv_.wait_for(lock, std::chrono::milliseconds(5));
+    }
+}
+
+void ReadLoop::pause() {
+    std::unique_lock lock(mutex_);
+    pause_requested_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return parked_ || stop_; });
+}
+
+void ReadLoop::resume() {
+    {
+        std::lock_guard lock(mutex_);
+        pause_requested_ = false;
+    }
+    cv_.notify_all();
+}
+
+std::unique_ptr<engine::WeightReaders> readLoopFor(const engine::LocalWeights &live) {
+    if (live.on_device) return nullptr;
+    std::vector<std::pair<const std::byte *, size_t>> tensors;
+    for (size_t i = 0; i < live.tensors.size(); ++i) {
+        if (live.tensors[i].bytes > 0) {
+            tensors.emplace_back(live.data[i], static_cast<size_t>(live.tensors[i].bytes));
+        }
+    }
+    return std::make_unique<ReadLoop>(std::move(tensors));
+}
+
+}  // namespace weightsync::sim
