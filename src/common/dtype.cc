@@ -10,7 +10,7 @@ size_t dtypeSize(DType dtype) {
     switch (dtype) {
         case DType::kBF16: return 2;
         case DType::kF32: return 4;
-        case DType::kF8E4M3: return 1;
+        case DType::kF8E4M3:
         case DType::kU8: return 1;
     }
     fail(Errc::kInternal, "unknown dtype {}", static_cast<int>(dtype));

@@ -218,7 +218,7 @@ void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
     size_t next_write = 0;
     std::optional<std::pair<uint32_t, uint64_t>> pending;  // (stage, fence) not yet posted
     auto t0 = Clock::now();
-    const auto drainPending = [&] {
+    const auto drain_pending = [&] {
         if (!pending) return;
         t0 = Clock::now();
         compute_->waitFence(pending->second);
@@ -234,11 +234,11 @@ void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
         const uint64_t fence = compute_->convert(std::span(rp.ops).subspan(next_op, end - next_op));
         m.convert_seconds += secondsSince(t0);
         next_op = end;
-        if (spec_.pipeline) drainPending();
+        if (spec_.pipeline) drain_pending();
         pending.emplace(stage, fence);
         if (stage == rp.ops.front().stage) at(protocol::Point::kConverting, version);
     }
-    drainPending();
+    drain_pending();
     at(protocol::Point::kWriting, version);  // some stages' writes posted, none flushed
     writeStage(next_write, UINT32_MAX, m);
     t0 = Clock::now();

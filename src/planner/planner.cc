@@ -246,7 +246,7 @@ class PlanBuilder {
         chunkSegment(seg);
         // One op per (chunk, piece): an op converts whole 128-row blocks of its piece, so its
         // bytes and scales are exactly those the unsplit op would have produced there.
-        const auto addOp = [&](const Piece &pc, int64_t ga, int64_t gb, int64_t ra, int64_t rb) {
+        const auto add_op = [&](const Piece &pc, int64_t ga, int64_t gb, int64_t ra, int64_t rb) {
             ConvOp op;
             op.conversion = c;
             op.chunk = seg.chunkOf(g0 + ga, pc, pc.r0 + ra);
@@ -275,12 +275,12 @@ class PlanBuilder {
         if (seg.group_chunk > 0) {
             for (int64_t ga = 0; ga < groups; ga += seg.group_chunk) {
                 const int64_t gb = std::min(groups, ga + seg.group_chunk);
-                for (const Piece &pc : seg.pieces) addOp(pc, ga, gb, 0, pc.r1 - pc.r0);
+                for (const Piece &pc : seg.pieces) add_op(pc, ga, gb, 0, pc.r1 - pc.r0);
             }
         } else {
             for (const Piece &pc : seg.pieces) {
                 for (int64_t ra = 0; ra < pc.r1 - pc.r0; ra += seg.row_chunk) {
-                    addOp(pc, 0, 1, ra, std::min(pc.r1 - pc.r0, ra + seg.row_chunk));
+                    add_op(pc, 0, 1, ra, std::min(pc.r1 - pc.r0, ra + seg.row_chunk));
                 }
             }
         }
@@ -307,7 +307,7 @@ class PlanBuilder {
         const int64_t row_bytes = cols * static_cast<int64_t>(seg.elem);
         const int64_t scale_row_bytes =
             seg.scale_offset >= 0 ? layout::ceilDiv(cols, kFp8BlockSize) * kScaleBytes : 0;
-        const auto bytesOf = [&](int64_t g, int64_t rows) {
+        const auto bytes_of = [&](int64_t g, int64_t rows) {
             return g * (rows * row_bytes + layout::ceilDiv(rows, kFp8BlockSize) * scale_row_bytes);
         };
         const int64_t group_bytes = seg.rows * row_bytes + seg.block_rows * scale_row_bytes;
@@ -335,7 +335,7 @@ class PlanBuilder {
             pc.chunk_base = static_cast<uint32_t>(chunks_.size());
             for (int64_t ra = 0; ra < pc.r1 - pc.r0; ra += seg.row_chunk) {
                 chunks_.push_back(
-                    {seg.conversion, bytesOf(1, std::min(seg.row_chunk, pc.r1 - pc.r0 - ra))});
+                    {seg.conversion, bytes_of(1, std::min(seg.row_chunk, pc.r1 - pc.r0 - ra))});
             }
         }
     }

@@ -47,7 +47,7 @@ std::vector<engine::ExternalTensor> externalTensors(const std::vector<TensorTupl
         t.name = name;
         t.shape = shape;
         t.dtype = parseDType(dtype);
-        t.data = reinterpret_cast<std::byte *>(data);
+        t.data = pointer<std::byte>(data);
         t.kind = device < 0 ? transport::MemoryKind::kHost : transport::MemoryKind::kCuda;
         t.device = device;
         out.push_back(std::move(t));

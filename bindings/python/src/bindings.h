@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace weightsync::python {
@@ -24,6 +25,12 @@ void registerCuda(py::module_ &m);
 /// Seconds (Python float) to milliseconds, rounded up so that a tiny positive timeout still waits.
 inline std::chrono::milliseconds toMillis(double seconds) {
     return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.999));
+}
+
+/// A pointer that arrives from Python as an integer (tensor.data_ptr()).
+template <typename T>
+T *pointer(uintptr_t address) {
+    return reinterpret_cast<T *>(address);  // NOLINT(performance-no-int-to-ptr)
 }
 
 inline std::string dtypeString(DType dtype) {

@@ -31,12 +31,6 @@ namespace {
 
 using SourceTuple = std::tuple<uintptr_t, std::string, Shape>;  // (device pointer, dtype, shape)
 
-// Pointers arrive from Python as integers (tensor.data_ptr()).
-template <typename T>
-T *pointer(uintptr_t address) {
-    return reinterpret_cast<T *>(address);  // NOLINT(performance-no-int-to-ptr)
-}
-
 #if WEIGHTSYNC_HAVE_CUDA
 
 void syntheticFill(const layout::Layout &layout, const std::string &name, uint64_t seed,

@@ -71,6 +71,8 @@ void registerErrors(py::module_ &m) {
         m.add_object(c.name, py::handle(cls));
     }
 
+    // pybind11 takes a plain function of an exception_ptr by value.
+    // NOLINTNEXTLINE(performance-unnecessary-value-param)
     py::register_exception_translator([](std::exception_ptr p) {
         if (!p) return;
         try {

@@ -1,5 +1,7 @@
 #include "tensor_sources.h"
 
+#include "bindings.h"
+
 #include "common/error.h"
 
 namespace weightsync::python {
@@ -52,7 +54,7 @@ void TensorSources::setShard(const std::string &name, uintptr_t data, DType dtyp
     const bool expert = s.expert_dim == 0;
     const layout::Extent3 e = layout::sourceExtent(s);
     convert::SourceShard sh;
-    sh.data = reinterpret_cast<const void *>(data);
+    sh.data = pointer<const void>(data);
     sh.dtype = dtype;
     sh.cols = e.c;
     sh.row_stride = e.c;
@@ -99,7 +101,7 @@ void TensorSources::setFull(const std::string &name, uintptr_t data, DType dtype
           "gathered tensor '{}' has shape {}, the layout's is {}", name, shapeString(shape),
           shapeString(s.shape));
     const layout::Extent3 e = layout::sourceExtent(s);
-    fulls_[index] = {reinterpret_cast<const void *>(data), dtype, 0, e.g, 0, e.r, e.c, e.c};
+    fulls_[index] = {pointer<const void>(data), dtype, 0, e.g, 0, e.r, e.c, e.c};
 }
 
 void TensorSources::unset(const std::string &name) {
@@ -163,7 +165,7 @@ void TensorGenerator::set(const std::string &name, uintptr_t data, DType dtype,
           "reference input '{}' has shape {}, the layout's is {}", name, shapeString(shape),
           shapeString(s.shape));
     check(data != 0, Errc::kInvalidArgument, "reference input '{}' has no memory", name);
-    data_[index] = reinterpret_cast<const std::byte *>(data);
+    data_[index] = pointer<const std::byte>(data);
 }
 
 void TensorGenerator::checkComplete() const {

@@ -34,8 +34,8 @@ struct Driver {
 
 // Resolved once, on first use (a throwing initializer is retried on the next call).
 const Driver &driver() {
-    static const Driver instance;
-    return instance;
+    static const Driver kDriver;
+    return kDriver;
 }
 
 }  // namespace

@@ -93,7 +93,7 @@ TEST(Failure, ReceiverKilledMidPush) {
 }
 
 void expectInitFailure(LocalJobOptions o, const std::string &needle) {
-    LocalJob job(o);
+    LocalJob job(std::move(o));
     job.start();
     const auto codes = job.supervise(60s);
     for (const auto &[name, code] : codes) {

@@ -29,9 +29,9 @@ struct TransportCase {
 };
 
 inline const std::vector<TransportCase> &transportCases() {
-    static const std::vector<TransportCase> cases = {{"shm", "posix,sysv,self"},
-                                                     {"tcp", "tcp,self"}};
-    return cases;
+    static const std::vector<TransportCase> kCases = {{"shm", "posix,sysv,self"},
+                                                      {"tcp", "tcp,self"}};
+    return kCases;
 }
 
 inline void PrintTo(const TransportCase &c, std::ostream *os) {

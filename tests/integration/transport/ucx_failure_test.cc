@@ -86,7 +86,7 @@ TEST_P(TransportUcxFailure, PublishedAddressSurvivesAPeersFailure) {
     options.config = GetParam().config;
     options.post_timeout = 2s;
     auto source = test_support::randomBytes(kRegion, 5);
-    const auto failAndReconnect = [&](TransportBackend &sender) {
+    const auto fail_and_reconnect = [&](TransportBackend &sender) {
         auto local = sender.registerMemory(source.data(), source.size(), MemoryKind::kHost, -1);
         auto receiver = std::make_unique<Receiver>(GetParam().transports, 1, kRegion, 0);
         sender.connect("engine2", receiver->address());
@@ -119,7 +119,7 @@ TEST_P(TransportUcxFailure, PublishedAddressSurvivesAPeersFailure) {
     };
     auto published = makeUcxBackend(options);
     const std::string before = published->address();
-    failAndReconnect(*published);
+    fail_and_reconnect(*published);
     EXPECT_EQ(published->address(), before);
 }
 

@@ -54,7 +54,7 @@ TEST(Reference, FusedExpertsPickTheRanksExpertsInMapOrder) {
     const int64_t hidden = 256;
     std::vector<uint16_t> fused(static_cast<size_t>(2 * inter * hidden));
     std::vector<uint8_t> q(fused.size());
-    std::vector<float> sc(2 * 2);
+    std::vector<float> sc(size_t{2} * 2);
     ASSERT_EQ(v.size(), 2 * q.size());
     ASSERT_EQ(s.size(), 2 * sc.size() * 4);
     for (size_t li = 0; li < 2; ++li) {
@@ -90,9 +90,12 @@ TEST(Reference, TensorParallelSliceOfFusedRows) {
     EXPECT_EQ(std::memcmp(half_v.data(), full_v.data() + 512 * row, 512 * row), 0);
     EXPECT_EQ(std::memcmp(half_v.data() + 512 * row, full_v.data() + 1536 * row, 512 * row), 0);
     // Scales [16, 4] full -> [8, 4]: block rows 4..8 then 12..16.
-    ASSERT_EQ(half_s.size(), 8u * 4 * 4);
-    EXPECT_EQ(std::memcmp(half_s.data(), full_s.data() + 4 * 16, 4 * 16), 0);
-    EXPECT_EQ(std::memcmp(half_s.data() + 4 * 16, full_s.data() + 12 * 16, 4 * 16), 0);
+    const size_t block_row = size_t{4} * 4;  // 4 block columns of fp32 scales
+    ASSERT_EQ(half_s.size(), 8 * block_row);
+    EXPECT_EQ(std::memcmp(half_s.data(), full_s.data() + 4 * block_row, 4 * block_row), 0);
+    EXPECT_EQ(
+        std::memcmp(half_s.data() + 4 * block_row, full_s.data() + 12 * block_row, 4 * block_row),
+        0);
 }
 
 }  // namespace

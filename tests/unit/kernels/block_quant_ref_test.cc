@@ -241,30 +241,30 @@ TEST(KernelsBlockQuantRef, RejectsBadViews) {
     HostTensor<uint16_t> x(DType::kBF16, 1, 130, 130);
     HostTensor<uint8_t> q(DType::kF8E4M3, 1, 130, 130);
     auto s = scalesFor(1, 130, 130);
-    const auto expectInvalid = [](const std::function<void()> &fn) {
+    const auto expect_invalid = [](const std::function<void()> &fn) {
         weightsync::testing::expectThrows(Errc::kInvalidArgument, fn);
     };
-    expectInvalid([&] {  // scales of the wrong block count
+    expect_invalid([&] {  // scales of the wrong block count
         View3 bad = s.view();
         bad.cols = 1;
         blockQuantizeFp8Ref(x.cview(), q.view(), bad);
     });
-    expectInvalid([&] {  // destination not fp8
+    expect_invalid([&] {  // destination not fp8
         View3 bad = q.view();
         bad.dtype = DType::kU8;
         blockQuantizeFp8Ref(x.cview(), bad, s.view());
     });
-    expectInvalid([&] {  // source fp8
+    expect_invalid([&] {  // source fp8
         ConstView3 bad = x.cview();
         bad.dtype = DType::kF8E4M3;
         blockQuantizeFp8Ref(bad, q.view(), s.view());
     });
-    expectInvalid([&] {  // overlapping rows
+    expect_invalid([&] {  // overlapping rows
         ConstView3 bad = x.cview();
         bad.row_stride = 100;
         blockQuantizeFp8Ref(bad, q.view(), s.view());
     });
-    expectInvalid([&] {  // shape mismatch
+    expect_invalid([&] {  // shape mismatch
         View3 bad = q.view();
         bad.rows = 129;
         blockQuantizeFp8Ref(x.cview(), bad, s.view());

@@ -81,12 +81,12 @@ TEST(KernelsCastRef, RejectsOtherTypesAndShapes) {
     HostTensor<uint16_t> a(DType::kBF16, 1, 4, 4);
     HostTensor<uint8_t> f8(DType::kF8E4M3, 1, 4, 4);
     HostTensor<uint16_t> wrong(DType::kBF16, 1, 4, 5);
-    const auto expectInvalid = [](const std::function<void()> &fn) {
+    const auto expect_invalid = [](const std::function<void()> &fn) {
         weightsync::testing::expectThrows(Errc::kInvalidArgument, fn);
     };
-    expectInvalid([&] { castRef(a.cview(), f8.view()); });
-    expectInvalid([&] { castRef(f8.cview(), a.view()); });
-    expectInvalid([&] { castRef(a.cview(), wrong.view()); });
+    expect_invalid([&] { castRef(a.cview(), f8.view()); });
+    expect_invalid([&] { castRef(f8.cview(), a.view()); });
+    expect_invalid([&] { castRef(a.cview(), wrong.view()); });
 }
 
 }  // namespace

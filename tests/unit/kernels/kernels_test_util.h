@@ -41,7 +41,7 @@ template <typename T>
 struct HostTensor {
     HostTensor(DType dtype, int64_t groups, int64_t rows, int64_t cols, int64_t row_pad = 0,
                int64_t group_pad = 0, T fill = T{})
-        : dtype_(dtype),
+        : dtype(dtype),
           g(groups),
           r(rows),
           c(cols),
@@ -50,10 +50,10 @@ struct HostTensor {
           data(static_cast<size_t>(std::max<int64_t>(1, groups * gs)), fill) {}
     T &at(int64_t gi, int64_t ri, int64_t ci) { return data[gi * gs + ri * rs + ci]; }
     const T &at(int64_t gi, int64_t ri, int64_t ci) const { return data[gi * gs + ri * rs + ci]; }
-    View3 view() { return {data.data(), dtype_, g, r, c, gs, rs}; }
-    ConstView3 cview() const { return {data.data(), dtype_, g, r, c, gs, rs}; }
+    View3 view() { return {data.data(), dtype, g, r, c, gs, rs}; }
+    ConstView3 cview() const { return {data.data(), dtype, g, r, c, gs, rs}; }
 
-    DType dtype_;
+    DType dtype;
     int64_t g, r, c, rs, gs;
     std::vector<T> data;
 };

@@ -22,8 +22,8 @@ TEST(KernelsMlaAbsorbRef, DequantizesAndPermutes) {
                                     0x40, 0x40,   // h1 v row 0
                                     0xb8, 0xb8};  // h1 v row 1
     const std::vector<float> scales = {0.5f};
-    std::vector<uint16_t> uv(2 * 2 * 2);
-    std::vector<uint16_t> uk(2 * 1 * 2);
+    std::vector<uint16_t> uv(size_t{2} * 2 * 2);
+    std::vector<uint16_t> uk(size_t{2} * 1 * 2);
     mlaAbsorbRef(w.data(), scales.data(), {6, 2, 1, 2}, uv.data(), uk.data());
     const auto f = [](uint16_t b) { return bf16BitsToF32(b); };
     // W_UK_T[h][j][l] = row (h, j) at column l.

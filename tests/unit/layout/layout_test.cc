@@ -92,7 +92,7 @@ TEST(Glm5Layout, AlignedConfigShardsOnBlockBoundaries) {
         for (const std::string &s : c.sources) {
             SCOPED_TRACE(s);
             const int64_t rows = l.source(s).shape[0];
-            EXPECT_EQ(rows % (4 * 128), 0);
+            EXPECT_EQ(rows % (int64_t{4} * 128), 0);
         }
     }
 }

@@ -30,7 +30,7 @@ struct Case {
     std::string model;
     TrainerMesh mesh;
     Fleet fleet;
-    int64_t threshold;
+    int64_t threshold = 0;
     int64_t stage_bytes = PlannerOptions{}.stage_bytes;
     std::string describe() const {
         std::string s = model + " mesh " + std::to_string(mesh.replicas) + "x" +

@@ -38,7 +38,7 @@ TEST(Planner, Glm5ProductionShapeIsBalancedAndSmall) {
     EXPECT_LT(s.writes_per_trainer_rank_max, 11800);
     // Every inference rank receives its 16 experts x 75 layers plus all non-experts.
     const int64_t expert_bytes_per_layer =
-        16 * (4096LL * 6144 + 6144LL * 2048 + (32 * 48 + 48 * 16) * 4);
+        16 * (4096LL * 6144 + 6144LL * 2048 + (32 * 48 + 48 * 16) * 4LL);
     EXPECT_GT(s.inference_recv_bytes_max, 75 * expert_bytes_per_layer);
     // Slots hold only what each rank converts (the reference design held ~25.9 GB per rank).
     EXPECT_LT(s.slot_bytes_per_trainer_rank_max, 20'000'000'000LL);
@@ -231,7 +231,7 @@ TEST(Planner, TensorParallelGeometry) {
     EXPECT_EQ(g.rows, 512);
 }
 
-void expectPlanError(const std::string &model, TrainerMesh mesh, Fleet f,
+void expectPlanError(const std::string &model, TrainerMesh mesh, const Fleet &f,
                      const std::string &needle) {
     try {
         (void)buildPlan(layout::resolveLayout(model), mesh, f);

@@ -97,7 +97,7 @@ TEST(TransportFault, FlushDelayPastTheTimeoutTimesOut) {
     const auto thrown = thrownBy([&] { s.sender.flush(20ms); });
     ASSERT_TRUE(thrown);
     EXPECT_EQ(thrown->code, Errc::kTimeout);
-    EXPECT_NE(thrown->message.find("a"), std::string::npos);
+    EXPECT_NE(thrown->message.find('a'), std::string::npos);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 45ms);
     EXPECT_NO_THROW(s.sender.flush(200ms));
 }
