@@ -41,8 +41,7 @@ struct ConnectionWill {
 /// `will` is the connection's: the will ops bind, keep alive and withdraw it.
 std::optional<std::string> handleRequest(MemoryStore &store, std::string_view frame,
                                          std::chrono::milliseconds max_call_timeout,
-                                         PendingCall &pending,
-                                         std::optional<ConnectionWill> &will);
+                                         PendingCall &pending, std::optional<ConnectionWill> &will);
 
 /// The reply to a parked call once it is ready, or its timeout error once now >= deadline;
 /// nullopt while neither.

@@ -68,7 +68,7 @@ class TcpStoreServer::Loop {
         bool closing = false;  // deliver out, then close (sent a frame the server cannot use)
         bool eof = false;      // the client closed its end
         bool dead = false;     // remove at the end of this iteration
-        std::optional<ConnectionWill> will;              // executed if the connection ends
+        std::optional<ConnectionWill> will;             // executed if the connection ends
         Clock::time_point will_deadline = kNoDeadline;  // no frame until then: the client is gone
     };
 
@@ -233,8 +233,8 @@ Clock::time_point TcpStoreServer::Loop::nextDeadline(Clock::time_point now) cons
     Clock::time_point next = kNoDeadline;
     if (now < accept_paused_until_) next = accept_paused_until_;
     for (const auto &c : connections_) {
-        next = std::min({next, c.frame_deadline, c.send_deadline, c.linger_deadline,
-                         c.will_deadline});
+        next =
+            std::min({next, c.frame_deadline, c.send_deadline, c.linger_deadline, c.will_deadline});
         if (c.pending) next = std::min(next, c.pending->deadline);
     }
     return next;

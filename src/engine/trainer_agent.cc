@@ -1,8 +1,8 @@
 #include "engine/trainer_agent.h"
 
 #include "common/error.h"
-#include "common/json.h"
 #include "common/host.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "engine/endpoints.h"
 #include "engine/messages.h"
@@ -84,8 +84,8 @@ void TrainerAgent::rendezvous() {
     for (int t = 0; t < spec_.mesh.ranks(); ++t) trainer_keys.push_back(keys::trainerHello(t));
     const auto trainers = session_->await(trainer_keys, deadline, on, "waiting for trainer hellos");
     for (int t = 0; t < spec_.mesh.ranks(); ++t) {
-        const TrainerHello h =
-            TrainerHello::fromJson(parseJson(trainers[static_cast<size_t>(t)], trainer_keys[static_cast<size_t>(t)]));
+        const TrainerHello h = TrainerHello::fromJson(
+            parseJson(trainers[static_cast<size_t>(t)], trainer_keys[static_cast<size_t>(t)]));
         check(h.fingerprint == layout.fingerprint(), Errc::kMismatch,
               "trainer rank {} has layout fingerprint {}, rank {} has {}", t, h.fingerprint, rank_,
               layout.fingerprint());
@@ -102,7 +102,8 @@ void TrainerAgent::rendezvous() {
     for (const planner::PeerSpec &p : planned) hello_keys.push_back(keys::inferenceHello(p.name));
     const auto hellos = session_->await(hello_keys, deadline, on, "waiting for inference hellos");
     for (size_t i = 0; i < planned.size(); ++i) {
-        validateHello(layout, InferenceHello::fromJson(parseJson(hellos[i], hello_keys[i])), planned[i]);
+        validateHello(layout, InferenceHello::fromJson(parseJson(hellos[i], hello_keys[i])),
+                      planned[i]);
     }
 
     plan_.emplace(planner::buildPlan(layout, spec_.mesh, fleet, spec_.planner));
@@ -175,7 +176,9 @@ void TrainerAgent::refreshPeers() {
         const auto hello = session_->cached(keys::inferenceHello(peer));
         check(hello.has_value(), Errc::kProtocol,
               "trainer rank {}: inference rank {} rejoined without a hello", rank_, peer);
-        validateHello(*layout_, InferenceHello::fromJson(parseJson(*hello, keys::inferenceHello(peer))), plan_->peers[q]);
+        validateHello(*layout_,
+                      InferenceHello::fromJson(parseJson(*hello, keys::inferenceHello(peer))),
+                      plan_->peers[q]);
         logger("trainer")->warn("rank {}: inference rank {} rejoined", rank_, peer);
         connectPeer(q, record);
     }

@@ -236,8 +236,8 @@ void registerControl(py::module_ &m) {
             engine::protocol::Session session(std::move(store), who, {});
             session.failInit(control::wire::parseCode(code), message);
         },
-        py::arg("store"), py::arg("who"), py::arg("message"),
-        py::arg("code") = "invalid argument", py::call_guard<py::gil_scoped_release>(),
+        py::arg("store"), py::arg("who"), py::arg("message"), py::arg("code") = "invalid argument",
+        py::call_guard<py::gil_scoped_release>(),
         "Fails the job's start-up for every agent (the first failure wins): for a mismatch no "
         "retry can fix, e.g. a model that does not match the job's layout.");
     m.def(

@@ -54,7 +54,8 @@ void from_json(const json &j, Landed &m) {
     m.version = integer<uint64_t>(j, "version");
 }
 void to_json(json &j, const Prepared &m) {
-    j = {{"version", m.version}, {"wait_seconds", m.wait_seconds}, {"hook_seconds", m.hook_seconds}};
+    j = {
+        {"version", m.version}, {"wait_seconds", m.wait_seconds}, {"hook_seconds", m.hook_seconds}};
 }
 void from_json(const json &j, Prepared &m) {
     m.version = integer<uint64_t>(j, "version");
@@ -62,7 +63,8 @@ void from_json(const json &j, Prepared &m) {
     m.hook_seconds = number(j, "hook_seconds");
 }
 void to_json(json &j, const Resumed &m) {
-    j = {{"version", m.version}, {"wait_seconds", m.wait_seconds}, {"hook_seconds", m.hook_seconds}};
+    j = {
+        {"version", m.version}, {"wait_seconds", m.wait_seconds}, {"hook_seconds", m.hook_seconds}};
 }
 void from_json(const json &j, Resumed &m) {
     m.version = integer<uint64_t>(j, "version");
