@@ -6,11 +6,12 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|hf]
+# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|write|probe|hf]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
 #   CPU tests); check: GPU tests + demos; python: the PyTorch path only (CUDA-tensor Python
 #   tests, the FSDP2 torchrun test, the Python push benchmark next to the demo); write: how
 #   the push rate depends on size, streams, pieces and peers (the write-phase investigation);
+#   probe: where the demo's write phase loses to the Python push (issue 13; scripts/gpu_probe_table.py);
 #   hf: real transformers models (Qwen3, Qwen3-MoE, DeepSeek-V3) through derived layouts into
 #   block-FP8 models, generation checked after every version (tests/gpu/python/hf_models.py;
 #   uses the host's transformers 5.x, nothing carried beyond the build dependencies).
@@ -79,6 +80,32 @@ demo() {  # demo NAME ARGS...: one demo run, its JSON line kept
     step "demo_$name" "$B/weightsync" demo "$@" --log-dir "$OUT/demo_logs_$name"
     tail -n +$((before + 1)) "$LOG" | grep -h '^{"checked_bytes' | tail -1 >"$OUT/demo_$name.json" || true
 }
+if [ "$MODE" = probe ]; then
+    # Issue 13: the demo's write phase (1 -> 1, GLM-5 4 layers, 14.9 GB, serial) with and without
+    # verification and UCX beside CUDA-IPC, and the Python push with its receiver's tensors one
+    # allocation each (as PyTorch holds them) or carved from one arena (as the demo holds them).
+    # (2026-11-30 full run: the Python push drains 14.9 GB in 0.028 s after a 0.010 s conversion,
+    # the demo of the same shape in 0.042 s.)
+    P1=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 4
+        --trainer-ranks 1 --trainer-ep 1 --inference-engines 1 --inference-ranks 1
+        --inference-ep 1 --steps 4 --json --timeout 600)
+    demo p_auto "${P1[@]}" --no-pipeline
+    demo p_auto_noverify "${P1[@]}" --no-pipeline --no-verify
+    demo p_ipc "${P1[@]}" --no-pipeline --transport cuda_ipc
+    demo p_ipc_noverify "${P1[@]}" --no-pipeline --transport cuda_ipc --no-verify
+    step torch_tensors env PYTHONPATH=build-gpu/python "$PY" bench/python/bench_push_torch.py \
+        --build build-gpu --layers 4 --versions 5 --no-pipeline \
+        --json-out "$OUT/push_torch_tensors.json"
+    step torch_arena env PYTHONPATH=build-gpu/python "$PY" bench/python/bench_push_torch.py \
+        --build build-gpu --layers 4 --versions 5 --no-pipeline --receiver-arena \
+        --json-out "$OUT/push_torch_arena.json"
+    $PY scripts/gpu_probe_table.py "$OUT" | tee "$OUT/probe.txt"
+    step pytest_all env PYTHONPATH=build-gpu/python "$PY" -m pytest -q -p no:cacheprovider \
+        tests/python
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
+    cat "$OUT/probe.txt" >>"$OUT/summary.txt"
+    exit 0
+fi
 if [ "$MODE" = write ]; then
     # Why the engine's write phase (30.2 GB to 2 receivers) runs below the push benchmark: the
     # benchmark at growing sizes, with more streams, with bigger pieces; the demo with 1 peer.

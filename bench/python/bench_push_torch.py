@@ -128,8 +128,20 @@ def receiver(cfg: dict) -> dict:
     gpu = cfg["gpu"]
     torch.cuda.set_device(gpu)
     rec = ws.WeightReceiver(cfg["coordinator"], cfg["job"], engine=0, rank=0)
-    model = nested({t.name: ws.torch_interop.empty(t.shape, t.dtype, device=f"cuda:{gpu}")
-                    for t in rec.expected})
+    if cfg.get("receiver_arena"):
+        # Every destination tensor carved from one allocation (256-byte aligned), as the demo's
+        # receivers hold them, instead of one caching-allocator block each.
+        offsets, total = [], 0
+        for t in rec.expected:
+            total = (total + 255) // 256 * 256
+            offsets.append(total)
+            total += t.bytes
+        arena = torch.zeros(total, dtype=torch.uint8, device=f"cuda:{gpu}")
+        model = nested({t.name: arena[o:o + t.bytes].view(ws.torch_interop.torch_dtype(t.dtype))
+                        .view(tuple(t.shape)) for t, o in zip(rec.expected, offsets)})
+    else:
+        model = nested({t.name: ws.torch_interop.empty(t.shape, t.dtype, device=f"cuda:{gpu}")
+                        for t in rec.expected})
     torch.cuda.synchronize()
     ws._core.set_log_level("info")
     mark("receiver: register")
@@ -185,8 +197,9 @@ def python_one_to_one(args: argparse.Namespace) -> dict:
     job = f"bench-torch-{os.getpid()}"
     ws.publish_job(coordinator, job, ws.job_spec(
         "glm5", layers=args.layers, trainer_ranks=1, engines=1, engine_ranks=1, engine_ep=1,
-        init_timeout=300.0, step_timeout=300.0))
-    cfg = {"coordinator": coordinator.address, "job": job, "versions": args.versions}
+        init_timeout=300.0, step_timeout=300.0, pipeline=not args.no_pipeline))
+    cfg = {"coordinator": coordinator.address, "job": job, "versions": args.versions,
+           "receiver_arena": args.receiver_arena}
     rec = spawn("receiver", {**cfg, "gpu": args.inference_gpu})
     tra = spawn("trainer", {**cfg, "gpu": args.trainer_gpu})
     seen: dict[str, float] = {}  # when each start-up key appeared in the coordinator
@@ -253,6 +266,12 @@ def main() -> int:
     ap.add_argument("--fsdp2-result", default="",
                     help="the JSON of a tests/python/fsdp2_push.py run of this job (implies "
                          "--fsdp2; scripts/gpu_run.sh runs that test first and passes it here)")
+    ap.add_argument("--receiver-arena", action="store_true",
+                    help="the receiver's tensors are views of one allocation (as the demo's "
+                         "receivers hold them), not one allocation each")
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="convert everything, then write everything (each phase alone), in the "
+                         "Python push and its demo")
     ap.add_argument("--json-out", default="")
     args = ap.parse_args()
     if args.role:
@@ -266,7 +285,9 @@ def main() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (package, os.environ.get("PYTHONPATH", "")) if p)
     report: dict[str, Any] = {"command": shlex.join([sys.executable, *sys.argv]),
-                              "layers": args.layers, "versions": args.versions}
+                              "layers": args.layers, "versions": args.versions,
+                              "receiver_arena": args.receiver_arena,
+                              "pipeline": not args.no_pipeline}
     rows = []
     try:
         report["one_to_one"] = one_to_one(args)
@@ -307,7 +328,8 @@ def one_to_one(args: argparse.Namespace) -> dict:
     t = py["trainer"]
     d = demo(args, ["--trainer-ranks", "1", "--trainer-ep", "1", "--trainer-gpus",
                     str(args.trainer_gpu), "--inference-engines", "1", "--inference-ranks", "1",
-                    "--inference-ep", "1", "--inference-gpus", str(args.inference_gpu)])
+                    "--inference-ep", "1", "--inference-gpus", str(args.inference_gpu),
+                    *(["--no-pipeline"] if args.no_pipeline else [])])
     ours = median_after_first(t["push_s"])
     theirs = median_after_first([s["total_s"] for s in d["per_step"]])
     return {"python": py, "demo": d, "python_push_s": ours,

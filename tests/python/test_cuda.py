@@ -138,7 +138,10 @@ def test_bad_cuda_sources_fail_the_push_before_anything_is_written(
         if fault == "realloc":
             assert receiver.update()["committed"]
             before = {n: t.clone() for n, t in receiver.tensors.items()}
-        with pytest.raises(ws.PeerLostError):
+        # The receiver learns why: the aborting trainer's error, with its type.
+        expected = ((ws.MismatchError, "changed since it was registered") if fault == "realloc"
+                    else (ws.InvalidArgumentError, "is on the CPU, but this rank's tensors"))
+        with pytest.raises(expected[0], match=f"aborted by trainer.*{expected[1]}"):
             receiver.update()
         assert receiver.version == (1 if fault == "realloc" else 0)
         if fault == "realloc":  # nothing was written into the version it holds

@@ -63,6 +63,10 @@ def test_sizes_seed_and_flags() -> None:
     assert ws.job_spec(seed=2**64 - 1).seed == 2**64 - 1
     with pytest.raises(ws.InvalidArgumentError, match="verify must be True or False"):
         ws.job_spec(verify=1)
+    with pytest.raises(ws.InvalidArgumentError, match="pipeline must be True or False"):
+        ws.job_spec(pipeline="no")
+    assert ws.job_spec().pipeline and not ws.job_spec(pipeline=False).pipeline
+    assert not ws.JobSpec.from_json(ws.job_spec(pipeline=False).to_json()).pipeline
     with pytest.raises(ws.InvalidArgumentError, match="'transport' must be one of"):
         ws.job_spec(transport="carrier-pigeon")
     with pytest.raises(ws.InvalidArgumentError, match="ucx_transports must be a non-empty"):

@@ -172,6 +172,9 @@ void registerControl(py::module_ &m) {
             },
             "Backend options as JSON text (e.g. '{\"transports\": \"posix,sysv,self\"}').")
         .def_readwrite("verify", &JobSpec::verify)
+        .def_readwrite("pipeline", &JobSpec::pipeline,
+                       "convert and write stage by stage, overlapped (False: convert everything, "
+                       "then write everything, to measure each phase alone)")
         .def_readwrite("staging", &JobSpec::staging)
         .def_property(
             "init_timeout", [](const JobSpec &s) { return s.init_timeout.count() / 1000.0; },

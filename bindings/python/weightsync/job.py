@@ -61,7 +61,7 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
              engine_tp: int = 1, engine_ep: int = 1, transport: str = "auto",
              ucx_transports: Optional[str] = None,
              gather_threshold_bytes: int = 2 << 20, stage_bytes: int = 256 << 20,
-             verify: bool = False,
+             verify: bool = False, pipeline: bool = True,
              seed: int = 1, init_timeout: float = 120.0,
              step_timeout: float = 300.0) -> JobSpec:
     """Builds and validates a job spec.
@@ -73,7 +73,8 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     engines: a count of identical engines (engine_ranks / engine_tp / engine_ep each) or a
     list of EngineSpec. transport: "auto" (CUDA-IPC between GPU tensors of one host, UCX
     otherwise), "ucx" or "cuda_ipc"; ucx_transports: UCX's transport list (UCX_TLS).
-    stage_bytes: slot bytes per pipeline stage (0: one per conversion).
+    stage_bytes: slot bytes per pipeline stage (0: one per conversion). pipeline=False converts
+    everything, then writes everything (to measure each phase alone).
     verify: inference ranks compare every byte with the reference
     conversion of the job's *synthetic* weights (seed) -- for tests of the C++ trainer;
     leave it off when trainers push their own tensors.
@@ -111,8 +112,10 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
         _string("ucx_transports", ucx_transports)
     _integer("gather_threshold_bytes", gather_threshold_bytes, 0, 2**63 - 1)
     _integer("stage_bytes", stage_bytes, 0, 2**63 - 1)
-    if not isinstance(verify, bool):
-        raise _core.InvalidArgumentError(f"job_spec: verify must be True or False, got {verify!r}")
+    for name, value in (("verify", verify), ("pipeline", pipeline)):
+        if not isinstance(value, bool):
+            raise _core.InvalidArgumentError(
+                f"job_spec: {name} must be True or False, got {value!r}")
     _integer("seed", seed, 0, 2**64 - 1)
     _seconds("init_timeout", init_timeout)
     _seconds("step_timeout", step_timeout)
@@ -134,6 +137,7 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     spec.transport_options = json.dumps(options) if options else ""
     spec.gather_threshold_bytes = gather_threshold_bytes
     spec.stage_bytes = stage_bytes
+    spec.pipeline = pipeline
     spec.verify = verify
     spec.seed = seed
     spec.init_timeout = init_timeout
