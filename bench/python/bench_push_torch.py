@@ -136,9 +136,18 @@ def receiver(cfg: dict) -> dict:
             total = (total + 255) // 256 * 256
             offsets.append(total)
             total += t.bytes
+        # Views of a torch tensor are refused by register() (a view into a larger storage), so
+        # each piece becomes a tensor of its own storage through CuPy and DLPack.
+        import cupy
         arena = torch.zeros(total, dtype=torch.uint8, device=f"cuda:{gpu}")
-        model = nested({t.name: arena[o:o + t.bytes].view(ws.torch_interop.torch_dtype(t.dtype))
-                        .view(tuple(t.shape)) for t, o in zip(rec.expected, offsets)})
+
+        def carve(t: Any, offset: int) -> Any:
+            mem = cupy.cuda.UnownedMemory(arena.data_ptr() + offset, t.bytes, arena, gpu)
+            piece = cupy.ndarray((t.bytes,), cupy.uint8, cupy.cuda.MemoryPointer(mem, 0))
+            return (torch.from_dlpack(piece).view(ws.torch_interop.torch_dtype(t.dtype))
+                    .view(tuple(t.shape)))
+
+        model = nested({t.name: carve(t, o) for t, o in zip(rec.expected, offsets)})
     else:
         model = nested({t.name: ws.torch_interop.empty(t.shape, t.dtype, device=f"cuda:{gpu}")
                         for t in rec.expected})
