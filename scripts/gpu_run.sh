@@ -6,12 +6,13 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|write|probe|hf]
+# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|write|probe|cross|hf]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
 #   CPU tests); check: GPU tests + demos; python: the PyTorch path only (CUDA-tensor Python
 #   tests, the FSDP2 torchrun test, the Python push benchmark next to the demo); write: how
 #   the push rate depends on size, streams, pieces and peers (the write-phase investigation);
-#   probe: where the demo's write phase loses to the Python push (issue 13; scripts/gpu_probe_table.py);
+#   probe / cross: where the demo's write phase loses to the Python push (issue 13;
+#   scripts/gpu_probe_table.py);
 #   hf: real transformers models (Qwen3, Qwen3-MoE, DeepSeek-V3) through derived layouts into
 #   block-FP8 models, generation checked after every version (tests/gpu/python/hf_models.py;
 #   uses the host's transformers 5.x, nothing carried beyond the build dependencies).
@@ -51,13 +52,26 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DWEIGHTSYNC_UCX_ROOT=/tmp/ucxwheel/libucx \
     -DWEIGHTSYNC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DPython_EXECUTABLE="$PY" \
     -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
-if [ "$MODE" = python ] || [ "$MODE" = hf ]; then  # the CLI and the Python package only
+if [ "$MODE" = python ] || [ "$MODE" = hf ] || [ "$MODE" = cross ]; then  # CLI + Python only
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli weightsync_python
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
 B=build-gpu
 IG=$((NGPU >= 2 ? 1 : 0))
+if [ "$MODE" = cross ]; then
+    # Issue 13: the Python push (write phase at link rate) with one side swapped for the C++
+    # agent the demo starts (write phase 20 % slower): which side carries the difference.
+    for side in receiver trainer; do
+        step "cross_$side" env PYTHONPATH=build-gpu/python "$PY" bench/python/bench_push_torch.py \
+            --build build-gpu --layers 4 --versions 5 --no-pipeline --cpp-side "$side" \
+            --json-out "$OUT/push_torch_cpp_$side.json"
+    done
+    $PY scripts/gpu_probe_table.py "$OUT" | tee "$OUT/probe.txt"
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
+    cat "$OUT/probe.txt" >>"$OUT/summary.txt"
+    exit 0
+fi
 if [ "$MODE" = hf ]; then
     # bf16 trainer process on GPU 0 -> block-FP8 transformers model in a process on GPU $IG.
     step hf_models env PYTHONPATH=build-gpu/python "$PY" tests/gpu/python/hf_models.py \

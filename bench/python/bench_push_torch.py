@@ -200,17 +200,62 @@ def result_of(proc: subprocess.Popen, timeout: float) -> dict:
     return json.loads(lines[-1])
 
 
+def cpp_trainer_result(proc: subprocess.Popen, timeout: float) -> dict:
+    """The metrics a `weightsync trainer -v` logs per version, as the Python trainer reports
+    them (its register/connect are not timed apart)."""
+    out, _ = proc.communicate(timeout=timeout)
+    metrics = [json.loads(line.split(": ", 1)[1]) for line in out.splitlines()
+               if "] rank 0 version " in line and ": {" in line]
+    if proc.returncode != 0 or not metrics:
+        raise RuntimeError(f"weightsync trainer failed (exit {proc.returncode}):\n{out}")
+    nan = float("nan")
+    return {"metrics": metrics, "push_s": [m["total_s"] for m in metrics], "register_s": nan,
+            "connect_s": nan, "slot_bytes": 0, "gpu_bytes_taken_by_register_connect": 0,
+            "host_rss_gib_before": nan, "host_rss_gib_after": nan, "host_peak_rss_gib": nan}
+
+
+def cpp_receiver_result(proc: subprocess.Popen, timeout: float) -> dict:
+    """`weightsync inference -v` checked every version itself (the job verifies): it fails
+    on a mismatch."""
+    out, _ = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"weightsync inference failed (exit {proc.returncode}):\n{out}")
+    return {"mismatched_bytes": 0, "verified_by": "weightsync inference (every version)"}
+
+
 def python_one_to_one(args: argparse.Namespace) -> dict:
     import weightsync as ws  # no CUDA in this process
     coordinator = ws.Coordinator("127.0.0.1", 0)
     job = f"bench-torch-{os.getpid()}"
-    ws.publish_job(coordinator, job, ws.job_spec(
+    spec = ws.job_spec(
         "glm5", layers=args.layers, trainer_ranks=1, engines=1, engine_ranks=1, engine_ep=1,
-        init_timeout=300.0, step_timeout=300.0, pipeline=not args.no_pipeline))
+        init_timeout=300.0, step_timeout=300.0, pipeline=not args.no_pipeline)
+    if args.cpp_side:
+        # The C++ agent of that side (`weightsync trainer|inference`, as the demo starts them)
+        # needs the job's device and GPUs; the C++ receiver checks every version against the
+        # job's synthetic weights, which the Python trainer pushes.
+        fields = json.loads(spec.to_json())
+        fields.update(device="cuda", trainer_gpus=[args.trainer_gpu],
+                      inference_gpus=[args.inference_gpu], steps=args.versions,
+                      verify=args.cpp_side == "receiver")
+        spec = ws.JobSpec.from_json(json.dumps(fields))
+    ws.publish_job(coordinator, job, spec)
     cfg = {"coordinator": coordinator.address, "job": job, "versions": args.versions,
            "receiver_arena": args.receiver_arena}
-    rec = spawn("receiver", {**cfg, "gpu": args.inference_gpu})
-    tra = spawn("trainer", {**cfg, "gpu": args.trainer_gpu})
+    cli = [os.path.join(ROOT, args.build, "weightsync")]
+    common = ["--coordinator", coordinator.address, "--job", job, "-v"]
+    if args.cpp_side == "receiver":
+        rec = subprocess.Popen([*cli, "inference", *common, "--engine", "0", "--rank", "0"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    else:
+        rec = spawn("receiver", {**cfg, "gpu": args.inference_gpu})
+    if args.cpp_side == "trainer":
+        tra = subprocess.Popen([*cli, "trainer", *common, "--rank", "0"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    else:
+        tra = spawn("trainer", {**cfg, "gpu": args.trainer_gpu})
     seen: dict[str, float] = {}  # when each start-up key appeared in the coordinator
     done = threading.Event()
 
@@ -224,13 +269,18 @@ def python_one_to_one(args: argparse.Namespace) -> dict:
 
     watcher = threading.Thread(target=watch, daemon=True)
     try:
-        expect(tra, "READY")
-        expect(rec, "REGISTERED")
+        if args.cpp_side != "trainer":
+            expect(tra, "READY")
+        if args.cpp_side != "receiver":
+            expect(rec, "REGISTERED")
         watcher.start()
-        tra.stdin.write("GO\n")
-        tra.stdin.flush()
-        t = result_of(tra, 900)
-        r = result_of(rec, 300)
+        if args.cpp_side != "trainer":
+            tra.stdin.write("GO\n")
+            tra.stdin.flush()
+            t = result_of(tra, 900)
+        else:
+            t = cpp_trainer_result(tra, 900)
+        r = result_of(rec, 300) if args.cpp_side != "receiver" else cpp_receiver_result(rec, 300)
     finally:
         done.set()
         for p in (tra, rec):
@@ -241,7 +291,8 @@ def python_one_to_one(args: argparse.Namespace) -> dict:
     # receiver_connect_s on the same clock).
     t["init_keys_s"] = {k: round(v - t["register_wall"], 4) for k, v in sorted(seen.items(),
                                                                                key=lambda x: x[1])}
-    t["receiver_connect_s"] = round(r["connect_wall"] - t["register_wall"], 4)
+    if "connect_wall" in r and "register_wall" in t:
+        t["receiver_connect_s"] = round(r["connect_wall"] - t["register_wall"], 4)
     return {"trainer": t, "receiver": r}
 
 
@@ -281,6 +332,11 @@ def main() -> int:
     ap.add_argument("--no-pipeline", action="store_true",
                     help="convert everything, then write everything (each phase alone), in the "
                          "Python push and its demo")
+    ap.add_argument("--cpp-side", choices=["trainer", "receiver"],
+                    help="that side runs as the C++ agent the demo starts (`weightsync trainer` "
+                         "with the job's synthetic weights, or `weightsync inference` with its own "
+                         "arena), the other stays Python: which side makes the demo's write "
+                         "phase differ")
     ap.add_argument("--json-out", default="")
     args = ap.parse_args()
     if args.role:
@@ -296,7 +352,7 @@ def main() -> int:
     report: dict[str, Any] = {"command": shlex.join([sys.executable, *sys.argv]),
                               "layers": args.layers, "versions": args.versions,
                               "receiver_arena": args.receiver_arena,
-                              "pipeline": not args.no_pipeline}
+                              "pipeline": not args.no_pipeline, "cpp_side": args.cpp_side}
     rows = []
     try:
         report["one_to_one"] = one_to_one(args)
