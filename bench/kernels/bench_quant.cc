@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -159,9 +160,11 @@ nlohmann::json runCase(const Case &c, const Options &opt, int64_t l2_bytes, cuda
         blockQuantizeFp8Ref(denseConstView(host.data(), c.dtype, c.groups, c.rows, c.cols),
                             denseView(want_q.data(), DType::kF8E4M3, c.groups, c.rows, c.cols),
                             denseView(want_s.data(), DType::kF32, c.groups, rb, cb));
-        const bool same = got_q == want_q &&
-                          std::equal(got_s.begin(), got_s.end(), want_s.begin(),
-                                     [](float a, float b) { return std::memcmp(&a, &b, 4) == 0; });
+        const bool same =
+            got_q == want_q &&
+            std::equal(got_s.begin(), got_s.end(), want_s.begin(), [](float a, float b) {
+                return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b);
+            });
         check = same ? "bit-exact" : "MISMATCH";
     }
     for (Buffers &b : bufs) {

@@ -289,8 +289,9 @@ def python_one_to_one(args: argparse.Namespace) -> dict:
         coordinator.stop()
     # Seconds after the trainer's register() began (the receiver's connect() began at
     # receiver_connect_s on the same clock).
-    t["init_keys_s"] = {k: round(v - t["register_wall"], 4) for k, v in sorted(seen.items(),
-                                                                               key=lambda x: x[1])}
+    if "register_wall" in t:
+        t["init_keys_s"] = {k: round(v - t["register_wall"], 4)
+                            for k, v in sorted(seen.items(), key=lambda x: x[1])}
     if "connect_wall" in r and "register_wall" in t:
         t["receiver_connect_s"] = round(r["connect_wall"] - t["register_wall"], 4)
     return {"trainer": t, "receiver": r}

@@ -348,7 +348,7 @@ std::vector<ParamInfo> hfTargetParams(const HfModel &model, std::string_view rul
         const std::string leaf = module.substr(module.rfind('.') + 1);
         const std::string parent = module.substr(0, module.size() - leaf.size());
         const std::string param = dot == std::string::npos ? "" : name.substr(dot);
-        bool fusedHere = false;
+        bool fused_here = false;
         for (const rules::Fusion &f : r.fusions) {
             if (f.parts.front() != leaf) continue;
             std::vector<const HfParam *> parts;
@@ -366,10 +366,10 @@ std::vector<ParamInfo> hfTargetParams(const HfModel &model, std::string_view rul
                 done.insert(q->param.name);
             }
             emit(fmt::format("{}{}{}", parent, f.fused, param), shape, p.param.dtype, fp8, false);
-            fusedHere = true;
+            fused_here = true;
             break;
         }
-        if (fusedHere) continue;
+        if (fused_here) continue;
         emit(name, p.param.shape, p.param.dtype, quantized(p), false);
         done.insert(name);
     }

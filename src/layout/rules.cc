@@ -9,8 +9,8 @@ namespace weightsync::layout::rules {
 namespace {
 
 const std::vector<RuleSet> &all() {
-    static const std::vector<RuleSet> sets{hfFp8Rules(), vllmRules()};
-    return sets;
+    static const std::vector<RuleSet> kSets{hfFp8Rules(), vllmRules()};
+    return kSets;
 }
 
 }  // namespace

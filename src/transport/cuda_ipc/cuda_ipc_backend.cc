@@ -115,7 +115,9 @@ std::unique_ptr<LocalRegion> CudaIpcBackend::registerMemory(void *ptr, size_t le
           Errc::kInvalidArgument, "cuda_ipc: [{}, +{}) extends past its allocation [{:#x}, +{})",
           static_cast<const void *>(ptr), length, range.base, range.size);
     IpcKey key;
-    platform::cudaCheck(cudaIpcGetMemHandle(&key.handle, reinterpret_cast<void *>(range.base)),
+    // The driver gives the allocation's base as an integer device address (CUdeviceptr).
+    void *base = reinterpret_cast<void *>(range.base);  // NOLINT(performance-no-int-to-ptr)
+    platform::cudaCheck(cudaIpcGetMemHandle(&key.handle, base),
                         "cuda_ipc: cudaIpcGetMemHandle of the allocation at {:#x}", range.base);
     key.offset = start - range.base;
     key.base_size = range.size;

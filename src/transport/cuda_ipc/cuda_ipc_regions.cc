@@ -31,7 +31,8 @@ IpcMapping::IpcMapping(std::shared_ptr<CudaIpcCore> core, std::string peer, uint
       generation_(generation),
       size_(key.base_size) {
     if (key.pid == ::getpid()) {
-        base_ = reinterpret_cast<std::byte *>(owner_base);
+        // owner_base is the allocation's device address, carried as an integer.
+        base_ = reinterpret_cast<std::byte *>(owner_base);  // NOLINT(performance-no-int-to-ptr)
         return;
     }
     platform::DeviceGuard guard(core_->device);

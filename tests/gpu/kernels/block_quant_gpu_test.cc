@@ -4,6 +4,7 @@
 #include "kernels/fp8/block_quant.cuh"
 #include "kernels/fp8/block_quant_ref.h"
 
+#include <array>
 #include <bit>
 #include <cstring>
 #include <memory>
@@ -44,7 +45,9 @@ class KernelsBlockQuantGpu : public testing::GpuTest {
         ASSERT_EQ(want.size(), got.size());
         int64_t bad = 0;
         for (size_t i = 0; i < want.size(); ++i) {
-            if (std::memcmp(&want[i], &got[i], sizeof(T)) != 0 && bad++ < 5) {
+            if (std::bit_cast<std::array<std::byte, sizeof(T)>>(want[i]) !=
+                    std::bit_cast<std::array<std::byte, sizeof(T)>>(got[i]) &&
+                bad++ < 5) {
                 ADD_FAILURE() << what << " differ at " << i << ": want " << +want[i] << " got "
                               << +got[i];
             }

@@ -4,6 +4,7 @@
 #include "kernels/convert/cast.cuh"
 #include "kernels/convert/cast_ref.h"
 
+#include <array>
 #include <bit>
 #include <cstring>
 #include <random>
@@ -28,7 +29,9 @@ class KernelsCastGpu : public testing::GpuTest {
         ASSERT_EQ(got.size(), dst.data.size());
         int64_t bad = 0;
         for (size_t i = 0; i < got.size(); ++i) {
-            if (std::memcmp(&got[i], &dst.data[i], sizeof(D)) != 0 && bad++ < 5) {
+            if (std::bit_cast<std::array<std::byte, sizeof(D)>>(got[i]) !=
+                    std::bit_cast<std::array<std::byte, sizeof(D)>>(dst.data[i]) &&
+                bad++ < 5) {
                 ADD_FAILURE() << "element " << i << " differs";
             }
         }

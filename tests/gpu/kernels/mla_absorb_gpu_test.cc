@@ -59,9 +59,9 @@ void checkShape(cudaStream_t stream, MlaAbsorbShape s, uint32_t seed) {
 }
 
 TEST_F(KernelsMlaAbsorbGpu, MatchesTheCpuReference) {
-    checkShape(stream_, {4 * (32 + 32), 64, 32, 32}, 1);       // glm5-tiny
-    checkShape(stream_, {4 * (64 + 64), 448, 64, 64}, 2);      // glm5-aligned, partial blocks
-    checkShape(stream_, {8 * (192 + 256), 512, 192, 256}, 3);  // GLM-5 heads, 8 of them
+    checkShape(stream_, {int64_t{4} * (32 + 32), 64, 32, 32}, 1);   // glm5-tiny
+    checkShape(stream_, {int64_t{4} * (64 + 64), 448, 64, 64}, 2);  // glm5-aligned, partial blocks
+    checkShape(stream_, {int64_t{8} * (192 + 256), 512, 192, 256}, 3);  // GLM-5 heads, 8 of them
 }
 
 TEST_F(KernelsMlaAbsorbGpu, RejectsRowsThatAreNotWholeHeads) {

@@ -74,20 +74,20 @@ TEST(EngineDecoders, JobSpecRefusesFloatsAndDeepOptions) {
     json j = spec.toJson();
     EXPECT_EQ(JobSpec::fromJson(j).toJson(), j);
     // A job spec is the launcher's input: bad values are invalid arguments, naming the field.
-    const auto expectRefused = [](const std::function<void()> &fn, const std::string &part) {
+    const auto expect_refused = [](const std::function<void()> &fn, const std::string &part) {
         const auto thrown = thrownBy(fn);
         ASSERT_TRUE(thrown);
         EXPECT_EQ(thrown->code, Errc::kInvalidArgument) << thrown->message;
         EXPECT_NE(thrown->message.find(part), std::string::npos) << thrown->message;
     };
     j["mesh"]["fsdp"] = 1e300;
-    expectRefused([&] { JobSpec::fromJson(j); }, "'fsdp' must be an integer");
+    expect_refused([&] { JobSpec::fromJson(j); }, "'fsdp' must be an integer");
     // transport_options is copied whole: a deep one (parsed without limits) must not recurse.
     json deep = 1;
     for (int i = 0; i < 100000; ++i) deep = json::array({std::move(deep)});
     j = spec.toJson();
     j["transport_options"] = std::move(deep);
-    expectRefused([&] { JobSpec::fromJson(j); }, "job spec: JSON nested deeper than 32");
+    expect_refused([&] { JobSpec::fromJson(j); }, "job spec: JSON nested deeper than 32");
 }
 
 }  // namespace

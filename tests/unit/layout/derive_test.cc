@@ -79,14 +79,14 @@ TEST(Derive, FromHfConfigEqualsTheBuiltinDenseLayouts) {
 /// to the same layout: the difference is the trainer's names only. (Its experts stay two stacked
 /// tensors w1 / w3, which the rule set takes as well as transformers' fused gate_up_proj.)
 std::string hfName(const std::string &name) {
-    static const std::vector<std::pair<std::string, std::string>> renames{
+    static const std::vector<std::pair<std::string, std::string>> kRenames{
         {"mlp.router.gate.weight", "mlp.gate.weight"},
         {"mlp.expert_bias", "mlp.gate.e_score_correction_bias"},
         {"mlp.shared_expert.w1", "mlp.shared_experts.gate_proj.weight"},
         {"mlp.shared_expert.w3", "mlp.shared_experts.up_proj.weight"},
         {"mlp.shared_expert.w2", "mlp.shared_experts.down_proj.weight"},
     };
-    for (const auto &[from, to] : renames) {
+    for (const auto &[from, to] : kRenames) {
         if (name.ends_with(from)) return name.substr(0, name.size() - from.size()) + to;
     }
     return name;
@@ -194,7 +194,7 @@ TEST(Derive, NaturalOrder) {
 }
 
 class DeriveRefusals : public ::testing::Test {
-  protected:
+  public:  // the tests below are subclasses and use these directly
     Layout qwen3 = resolveLayout("qwen3-tiny");
     std::vector<ParamInfo> trainer = trainerOf(qwen3);
     std::vector<ParamInfo> inference = inferenceOf(qwen3);

@@ -95,7 +95,7 @@ TEST_F(PlatformCudaGpu, GuardStreamEventAndBuffer) {
     EXPECT_TRUE(end.query());
     EXPECT_GE(Event::elapsedMs(start, end), 0.0f);
     DeviceBuffer moved = std::move(buffer);
-    EXPECT_EQ(buffer.data(), nullptr);
+    EXPECT_EQ(buffer.data(), nullptr);  // NOLINT(bugprone-use-after-move): the moved-from state
     EXPECT_EQ(moved.size(), 4096U);
 }
 
