@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "platform/cuda/cuda_check.h"
+#include "platform/cuda/driver_entry.h"
 
 #include <fmt/format.h>
 
@@ -78,13 +79,34 @@ void enablePeerAccess(int device, int peer) {
     cudaCheck(err, "cudaDeviceEnablePeerAccess from GPU {} to GPU {}", device, peer);
 }
 
+bool primaryContextActive(int device) {
+    using DeviceGet = CUresult (*)(CUdevice * device, int ordinal);
+    using PrimaryCtxGetState = CUresult (*)(CUdevice device, unsigned int *flags, int *active);
+    static const auto kDeviceGet = detail::driverEntry<DeviceGet>("cuDeviceGet");
+    static const auto kGetState =
+        detail::driverEntry<PrimaryCtxGetState>("cuDevicePrimaryCtxGetState");
+    CUdevice handle = 0;
+    unsigned int flags = 0;
+    int active = 0;
+    check(kDeviceGet(&handle, device) == CUDA_SUCCESS &&
+              kGetState(handle, &flags, &active) == CUDA_SUCCESS,
+          Errc::kUnsupported, "cannot read the state of GPU {}'s primary context", device);
+    return active != 0;
+}
+
 DeviceGuard::DeviceGuard(int device) : device_(device) {
     cudaCheck(cudaGetDevice(&previous_), "cudaGetDevice");
-    if (previous_ != device_) cudaCheck(cudaSetDevice(device_), "cudaSetDevice({})", device_);
+    if (previous_ == device_) return;
+    try {
+        restore_ = primaryContextActive(previous_);
+    } catch (const Error &) {
+        restore_ = true;  // unknown: restore, the runtime's own behaviour
+    }
+    cudaCheck(cudaSetDevice(device_), "cudaSetDevice({})", device_);
 }
 
 DeviceGuard::~DeviceGuard() {
-    if (previous_ == device_) return;
+    if (previous_ == device_ || !restore_) return;
     const cudaError_t err = cudaSetDevice(previous_);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();

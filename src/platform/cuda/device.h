@@ -33,7 +33,13 @@ bool canAccessPeer(int device, int peer);
 /// Throws kUnsupported when the pair cannot access each other.
 void enablePeerAccess(int device, int peer);
 
-/// Makes `device` current for the guard's lifetime, then restores the previous current device.
+/// Whether this process has started `device`'s primary context (the runtime's context there).
+bool primaryContextActive(int device);
+
+/// Makes `device` current for the guard's lifetime, then restores the previous current device,
+/// if this process uses that one: cudaSetDevice starts a device's context (CUDA 12 and later), so
+/// restoring the default device 0 of a thread that never used it would give a process working on
+/// GPU 1 a context, and its memory, on GPU 0 as well. Then `device` stays current.
 class DeviceGuard {
   public:
     explicit DeviceGuard(int device);
@@ -44,6 +50,7 @@ class DeviceGuard {
   private:
     int previous_ = -1;
     int device_ = -1;
+    bool restore_ = false;
 };
 
 }  // namespace weightsync::platform

@@ -1,30 +1,18 @@
 #include "platform/cuda/memory.h"
 
 #include "platform/cuda/cuda_check.h"
+#include "platform/cuda/driver_entry.h"
 
 #include <cuda.h>
 
 namespace weightsync::platform {
 namespace {
 
-// Driver ABI of CUDA 12.0, the oldest this build asks the driver for.
-constexpr unsigned int kDriverAbi = 12000;
+using detail::driverEntry;
 
 using GetAddressRange = CUresult (*)(CUdeviceptr *base, size_t *size, CUdeviceptr ptr);
 using GetPointerAttribute = CUresult (*)(void *data, CUpointer_attribute attribute,
                                          CUdeviceptr ptr);
-
-template <typename Fn>
-Fn driverEntry(const char *symbol) {
-    void *fn = nullptr;
-    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
-    cudaCheck(cudaGetDriverEntryPointByVersion(symbol, &fn, kDriverAbi, cudaEnableDefault, &found),
-              "cudaGetDriverEntryPointByVersion({})", symbol);
-    check(found == cudaDriverEntryPointSuccess && fn != nullptr, Errc::kUnsupported,
-          "the CUDA driver has no entry point {} (query result {})", symbol,
-          static_cast<int>(found));
-    return reinterpret_cast<Fn>(fn);
-}
 
 struct Driver {
     GetAddressRange get_address_range = driverEntry<GetAddressRange>("cuMemGetAddressRange");
