@@ -188,6 +188,9 @@ demo 1trainer_pipelined "${GLM5[@]}" "${T1[@]}"
 demo ucx --device cuda --transport ucx --trainer-gpus 0 --inference-gpus $IG --model glm5 \
     --layers 4 --trainer-ranks 1 --trainer-ep 1 --inference-engines 1 --inference-ranks 1 \
     --inference-ep 1 --steps 2 --json --timeout 600
+# The fixed cost of a version: a 1.1 MB model, 1 -> 1 across the two GPUs (issue 13, part 4).
+step version_cost "$PY" bench/e2e/version_cost.py --build "$B" --device cuda --trainer-gpu 0 \
+    --inference-gpu "$IG" --json-out "$OUT/version_cost.json"
 
 MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
 if [ "${WS_BUNDLE:-0}" = 1 ]; then
