@@ -68,13 +68,16 @@ def assert_bit_exact(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]
 
 
 class TrainerProcess:
-    """A trainer rank in its own Python process (tests/python/trainer_process.py)."""
+    """A trainer rank in its own Python process (tests/python/trainer_process.py, or the
+    subclass's SCRIPT), given its config as JSON."""
+
+    SCRIPT = TRAINER_PROCESS
 
     def __init__(self, **config: Any) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.config = config
-        self.proc = subprocess.Popen([sys.executable, TRAINER_PROCESS, json.dumps(config)],
+        self.proc = subprocess.Popen([sys.executable, self.SCRIPT, json.dumps(config)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env)
 

@@ -98,14 +98,7 @@ def free_port() -> int:
 class VllmTrainer(TrainerProcess):
     """A rank of vllm_trainer_process.py (vLLM's trainer API, weightsync backend)."""
 
-    def __init__(self, **config) -> None:
-        import os
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        self.config = config
-        self.proc = subprocess.Popen([sys.executable, VLLM_TRAINER, json.dumps(config)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env)
+    SCRIPT = VLLM_TRAINER
 
 
 # -- registration ---------------------------------------------------------------------------

@@ -25,6 +25,11 @@ inline std::string expectError(const std::function<void()> &fn, Errc code) {
     return {};
 }
 
+/// Whether text contains part (error messages, logs).
+inline bool contains(const std::string &text, const std::string &part) {
+    return text.find(part) != std::string::npos;
+}
+
 /// Wall time of fn in milliseconds.
 inline int64_t timedMs(const std::function<void()> &fn) {
     const auto start = std::chrono::steady_clock::now();

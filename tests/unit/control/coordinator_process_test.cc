@@ -21,14 +21,11 @@ namespace weightsync::control {
 namespace {
 
 using nlohmann::json;
+using testing::contains;
 using testing::expectError;
 using testing::header;
 using testing::Ms;
 using testing::RawClient;
-
-bool contains(const std::string &text, const std::string &part) {
-    return text.find(part) != std::string::npos;
-}
 
 /// `weightsync coordinator --port 0` with extra flags; SIGTERM and exit status 0 at the end.
 class Coordinator {

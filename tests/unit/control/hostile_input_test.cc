@@ -16,14 +16,11 @@ namespace weightsync::control {
 namespace {
 
 using nlohmann::json;
+using testing::contains;
 using testing::expectError;
 using testing::header;
 using testing::Ms;
 using testing::RawClient;
-
-bool contains(const std::string &text, const std::string &part) {
-    return text.find(part) != std::string::npos;
-}
 
 /// A TcpStoreClient still gets served.
 void expectServes(const TcpStoreServer &server) {

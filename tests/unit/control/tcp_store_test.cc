@@ -18,6 +18,7 @@
 namespace weightsync::control {
 namespace {
 
+using testing::contains;
 using testing::expectError;
 using testing::Ms;
 using testing::timedMs;
@@ -26,10 +27,6 @@ using testing::timedMs;
 int unusedPort() {
     ScopedFd fd = listenTcp("127.0.0.1", 0);
     return boundPort(fd.get());
-}
-
-bool contains(const std::string &text, const std::string &part) {
-    return text.find(part) != std::string::npos;
 }
 
 TEST(ControlTcpStore, ServerBindsEphemeralPortAndStopsIdempotently) {
