@@ -101,7 +101,9 @@ float Event::elapsedMs(const Event &start, const Event &end) {
 DeviceBuffer::DeviceBuffer(size_t bytes, int device) : size_(bytes), device_(device) {
     if (bytes == 0) return;
     DeviceGuard guard(device);
-    cudaCheck(cudaMalloc(&data_, bytes), "cudaMalloc of {} bytes on GPU {}", bytes, device);
+    const size_t g = kDeviceAllocationGranularity;
+    const size_t rounded = bytes < g ? bytes : (bytes + g - 1) / g * g;
+    cudaCheck(cudaMalloc(&data_, rounded), "cudaMalloc of {} bytes on GPU {}", rounded, device);
 }
 
 DeviceBuffer::~DeviceBuffer() {

@@ -52,11 +52,18 @@ class Event {
     cudaEvent_t event_ = nullptr;
 };
 
+/// cudaMalloc sizes of at least this are rounded up to a multiple of it. A peer's copies into an allocation whose size is
+/// not a multiple of it ran 20 % slower over NVLink (the engine's receivers on 2 x H200: 309 vs
+/// 392 GB/s for the same 197 writes; bench/results/gpu-h200x2-2026-12-01/README.md); PyTorch's
+/// caching allocator rounds large blocks the same way.
+inline constexpr size_t kDeviceAllocationGranularity = size_t{2} << 20;
+
 /// A cudaMalloc allocation (never managed or VMM memory, so CUDA IPC can export it).
 class DeviceBuffer {
   public:
     DeviceBuffer() = default;
-    /// bytes == 0 allocates nothing (data() is null).
+    /// bytes == 0 allocates nothing (data() is null). From kDeviceAllocationGranularity on, the
+    /// allocation is `bytes` rounded up to a multiple of it; size() stays `bytes`.
     DeviceBuffer(size_t bytes, int device);
     ~DeviceBuffer();
     DeviceBuffer(DeviceBuffer &&other) noexcept;

@@ -72,6 +72,19 @@ TEST_F(PlatformCudaGpu, ArenaIsZeroedDeviceMemoryFromCudaMalloc) {
     EXPECT_EQ(std::count(host.begin(), host.end(), 0), static_cast<long>(host.size()));
 }
 
+TEST_F(PlatformCudaGpu, LargeAllocationsAreWholeMultiplesOfTheGranularity) {
+    // An arena of an odd size (as a receiver's tensors add up to): its allocation is rounded up
+    // to whole 2 MiB units, so peers' copies into it run at the link rate (issue 13).
+    const size_t odd = (size_t{3} << 20) + 4096;
+    const auto arena = makeCudaArena(odd, 0);
+    EXPECT_EQ(arena->size(), odd);
+    const AllocationRange range = allocationRange(arena->data());
+    EXPECT_EQ(range.size % kDeviceAllocationGranularity, 0U) << range.size;
+    EXPECT_EQ(range.size, size_t{4} << 20);
+    const DeviceBuffer small(4096, 0);  // small buffers are not rounded
+    EXPECT_LT(allocationRange(small.data()).size, kDeviceAllocationGranularity);
+}
+
 TEST_F(PlatformCudaGpu, GuardStreamEventAndBuffer) {
     const int last = deviceCount() - 1;
     {
