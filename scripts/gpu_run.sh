@@ -103,19 +103,32 @@ if [ "$MODE" = probe ]; then
     P1=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 4
         --trainer-ranks 1 --trainer-ep 1 --inference-engines 1 --inference-ranks 1
         --inference-ep 1 --steps 4 --json --timeout 600)
+    # The DeviceGuard fix (52f00d7): an inference rank on GPU 1 must not open a context on
+    # GPU 0. Which processes hold a context on which GPU, sampled during one demo and one push.
+    step guard_test ctest --test-dir build-gpu -R DeviceGuard --output-on-failure
+    apps() { for _ in $(seq 1 48); do
+        nvidia-smi --query-compute-apps=pid,process_name,gpu_bus_id,used_memory \
+            --format=csv,noheader; sleep 0.25; done | sort | uniq -c >"$OUT/compute_apps_$1.txt"; }
+    apps demo &
     demo p_auto "${P1[@]}" --no-pipeline
+    wait
     demo p_auto_noverify "${P1[@]}" --no-pipeline --no-verify
     demo p_ipc "${P1[@]}" --no-pipeline --transport cuda_ipc
     demo p_ipc_noverify "${P1[@]}" --no-pipeline --transport cuda_ipc --no-verify
+    apps torch &
     step torch_tensors env PYTHONPATH=build-gpu/python "$PY" bench/python/bench_push_torch.py \
         --build build-gpu --layers 4 --versions 5 --no-pipeline \
         --json-out "$OUT/push_torch_tensors.json"
     step torch_arena env PYTHONPATH=build-gpu/python "$PY" bench/python/bench_push_torch.py \
         --build build-gpu --layers 4 --versions 5 --no-pipeline --receiver-arena \
         --json-out "$OUT/push_torch_arena.json"
+    wait
+    for side in receiver trainer; do
+        step "cross_$side" env PYTHONPATH=build-gpu/python "$PY" bench/python/bench_push_torch.py \
+            --build build-gpu --layers 4 --versions 5 --no-pipeline --cpp-side "$side" \
+            --json-out "$OUT/push_torch_cpp_$side.json"
+    done
     $PY scripts/gpu_probe_table.py "$OUT" | tee "$OUT/probe.txt"
-    step pytest_all env PYTHONPATH=build-gpu/python "$PY" -m pytest -q -p no:cacheprovider \
-        tests/python
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
     cat "$OUT/probe.txt" >>"$OUT/summary.txt"
     exit 0
@@ -191,6 +204,12 @@ demo ucx --device cuda --transport ucx --trainer-gpus 0 --inference-gpus $IG --m
 # The fixed cost of a version: a 1.1 MB model, 1 -> 1 across the two GPUs (issue 13, part 4).
 step version_cost "$PY" bench/e2e/version_cost.py --build "$B" --device cuda --trainer-gpu 0 \
     --inference-gpu "$IG" --json-out "$OUT/version_cost.json"
+# 1000 versions of glm5-tiny on the GPUs (4 trainer processes on GPU 0, 2 engines of 2 ranks on
+# the last): every process's RSS, fds and GPU memory, and the store's keys (issue 14, part 5).
+if [ "$MODE" = full ]; then
+    step soak_gpu $B/bench/e2e/bench_soak --versions 1000 --sample 100 --device cuda \
+        --gpus "$NGPU" --json-out "$OUT/soak_gpu.json"
+fi
 
 MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
 if [ "${WS_BUNDLE:-0}" = 1 ]; then

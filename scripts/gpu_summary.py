@@ -108,6 +108,53 @@ def main():
               f"max(convert alone {serial['convert_s']:.4f} s, write alone "
               f"{serial['write_s']:.4f} s) = {piped['total_s'] / alone:.3f} x "
               f"(serial update {serial['total_s']:.4f} s)")
+    # Issue 13's targets: the full update against the time the link needs for its bytes (at
+    # the cudaMemcpyPeer rate of this run), and the write phase alone against the plan benchmark
+    # posting the same writes.
+    plan = load(os.path.join(out, "push_plan.json")) or {}
+    plan_rate = next((r["avg_gbps"] for r in plan.get("results", [])
+                      if r.get("name", "").startswith("cuda_ipc")), None)
+    for prefix, key in (("", "2trainer"), ("1trainer_", "1trainer")):
+        piped, serial = med.get(prefix + "pipelined"), med.get(prefix + "serial")
+        d = demos.get(prefix + "pipelined")
+        if not piped or not d or not peer_push:
+            continue
+        wire = d.get("wire_bytes", 0) / max(1, d.get("steps", 1))
+        link_s = wire / (peer_push["avg_gbps"] * 1e9)
+        entry = {"update_s": piped["total_s"], "wire_bytes": wire, "link_s": link_s,
+                 "memcpy_peer_gbps": peer_push["avg_gbps"],
+                 "update_over_link_time": piped["total_s"] / link_s, "target": 1.10}
+        if serial and plan_rate:
+            write_gbps = wire / serial["write_s"] / 1e9
+            entry.update(write_alone_gbps=write_gbps, plan_bench_gbps=plan_rate,
+                         write_over_plan_bench=write_gbps / plan_rate, write_target=0.95)
+        figures.setdefault("link_rate", {})[key] = entry
+        print(f"\n  {key}: full update {piped['total_s']:.4f} s = "
+              f"{entry['update_over_link_time']:.3f} x the link time ({wire / 1e9:.2f} GB at "
+              f"{peer_push['avg_gbps']:.1f} GB/s = {link_s:.4f} s; target <= 1.10)"
+              + (f"; write phase alone {entry['write_alone_gbps']:.1f} GB/s = "
+                 f"{entry['write_over_plan_bench']:.3f} x the plan benchmark "
+                 f"({plan_rate:.1f} GB/s; target >= 0.95)" if "write_alone_gbps" in entry else ""))
+    cost = load(os.path.join(out, "version_cost.json"))
+    if cost:
+        figures["version_cost"] = {"median_total_s": cost.get("median_s", {}).get("total_s"),
+                                   "wire_bytes": cost.get("wire_bytes"), "target_s": 0.002,
+                                   "verified": cost.get("verified")}
+        print(f"\n  fixed cost of a version ({cost.get('model')}, {cost.get('wire_bytes')} bytes, "
+              f"{cost.get('device')}): median {figures['version_cost']['median_total_s']} s "
+              f"(target <= 0.002 s)")
+    soak = load(os.path.join(out, "soak_gpu.json"))
+    if soak:
+        g = soak.get("growth_per_1000_versions", {})
+        gpu = {k.split("/", 1)[1]: v for k, v in g.items() if k.startswith("gpu_bytes/")}
+        rss = {k.split("/", 1)[1]: v for k, v in g.items() if k.startswith("rss_bytes/")}
+        figures["soak_gpu"] = {"versions": soak.get("versions"), "ok": soak.get("ok"),
+                               "growth_per_1000_versions": g}
+        print(f"\n  soak ({soak.get('versions')} versions of {soak.get('model')} on the GPUs, ok "
+              f"{soak.get('ok')}): growth per 1000 versions: GPU memory max "
+              f"{max(gpu.values(), default=float('nan')) / 2**20:+.3f} MiB, RSS max "
+              f"{max(rss.values(), default=float('nan')) / 2**20:+.3f} MiB, fds "
+              f"{g.get('fds_total', float('nan')):+.2f}, keys {g.get('keys', float('nan')):+.2f}")
     torch_push = load(os.path.join(out, "push_torch.json"))
     if torch_push:
         print("\n  PyTorch push (bench/python/bench_push_torch.py): median push() over versions 2..")

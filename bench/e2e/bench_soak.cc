@@ -6,7 +6,10 @@
 // 10 %) and the command that reproduces them.
 //
 //   build/bench/e2e/bench_soak [--versions 10000] [--sample 100] [--model glm5-tiny]
-//                              [--json-out FILE]
+//                              [--device cpu|cuda] [--json-out FILE]
+//
+// With --device cuda (trainers on GPU 0, inference ranks on the last GPU), each sample also
+// records every process's GPU memory as nvidia-smi reports it.
 
 #include "common/subprocess.h"
 #include "engine/local_job.h"
@@ -20,10 +23,15 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
+#include <map>
+#include <memory>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 using namespace weightsync;
@@ -67,6 +75,27 @@ double slope(const std::vector<double> &x, const std::vector<double> &y) {
     return den > 0 ? num / den : 0;
 }
 
+/// GPU memory (bytes) of each process with a CUDA context, by pid, from nvidia-smi (empty when
+/// it cannot be run).
+std::map<pid_t, int64_t> gpuMemoryByPid() {
+    std::map<pid_t, int64_t> out;
+    const std::unique_ptr<FILE, int (*)(FILE *)> pipe(
+        ::popen("nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits "
+                "2>/dev/null",
+                "r"),
+        ::pclose);
+    if (!pipe) return out;
+    std::array<char, 256> line{};
+    while (std::fgets(line.data(), static_cast<int>(line.size()), pipe.get()) != nullptr) {
+        std::istringstream in(line.data());
+        long pid = 0;
+        char comma = 0;
+        int64_t mib = 0;
+        if (in >> pid >> comma >> mib) out[static_cast<pid_t>(pid)] += mib << 20;
+    }
+    return out;
+}
+
 double median(std::vector<double> v) {
     if (v.empty()) return 0;
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
@@ -89,6 +118,14 @@ int main(int argc, char **argv) {
         ->check(CLI::Range(1, 100'000))
         ->capture_default_str();
     app.add_option("--model", model, "built-in model or layout file")->capture_default_str();
+    std::string device = "cpu";
+    app.add_option("--device", device, "where weights and slots live")
+        ->check(CLI::IsMember({"cpu", "cuda"}))
+        ->capture_default_str();
+    int gpus = 2;
+    app.add_option("--gpus", gpus, "cuda: trainers on GPU 0, inference ranks on GPU gpus-1")
+        ->check(CLI::Range(1, 8))
+        ->capture_default_str();
     app.add_option("--json-out", json_out, "write the samples and growth as JSON");
     app.add_option("--bin", bin, "the weightsync tool")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
@@ -99,7 +136,13 @@ int main(int argc, char **argv) {
     o.spec.fleet.engines = {{2, 1, 2, {}}, {2, 1, 2, {}}};
     o.spec.steps = versions;
     o.spec.launcher_collects = true;  // this program reads each version, then erases it
-    o.spec.transport_options = {{"transports", "posix,sysv,self"}};
+    if (device == "cuda") {
+        o.spec.device = engine::Device::kCuda;
+        o.spec.trainer_gpus = {0};
+        o.spec.inference_gpus = {gpus - 1};
+    } else {
+        o.spec.transport_options = {{"transports", "posix,sysv,self"}};
+    }
     o.spec.step_timeout = std::chrono::seconds(60);
     o.executable = bin;
     o.job_id = "soak";
@@ -145,6 +188,13 @@ int main(int argc, char **argv) {
                 if (name != "coordinator" && name != "launcher")
                     max_agent = std::max(max_agent, rss);
             }
+            if (device == "cuda") {
+                const auto gpu = gpuMemoryByPid();
+                for (const auto &[name, pid] : pids) {
+                    const auto it = gpu.find(pid);
+                    s["gpu_bytes"][name] = it != gpu.end() ? it->second : 0;
+                }
+            }
             s["fds_total"] = fds;
             fmt::print("{:>8} {:>10.2f} {:>12.1f} {:>12.1f} {:>12.1f} {:>8} {:>6}\n", next,
                        median(window) * 1e3, s["rss_bytes"]["coordinator"].get<double>() / 1048576,
@@ -177,6 +227,11 @@ int main(int argc, char **argv) {
         for (const auto &[name, rss] : s["rss_bytes"].items()) {
             series["rss_bytes/" + name].push_back(rss.get<double>());
         }
+        if (s.contains("gpu_bytes")) {
+            for (const auto &[name, bytes] : s["gpu_bytes"].items()) {
+                series["gpu_bytes/" + name].push_back(bytes.get<double>());
+            }
+        }
     }
     nlohmann::json growth = nlohmann::json::object();
     fmt::print("\ngrowth per 1000 versions (least squares, versions {}..{}):\n",
@@ -190,6 +245,7 @@ int main(int argc, char **argv) {
         for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
         std::ofstream(json_out) << nlohmann::json{{"command", command},
                                                   {"model", model},
+                                                  {"device", device},
                                                   {"versions", versions},
                                                   {"sample_every", sample},
                                                   {"ok", ok},
