@@ -174,7 +174,7 @@ if [ "$MODE" = python ]; then
 fi
 step gpu_tests ctest --test-dir build-gpu -L gpu --output-on-failure --timeout 300
 if [ "$MODE" = full ]; then
-    step all_tests ctest --test-dir build-gpu -LE gpu -j8 --timeout 300
+    step all_tests ctest --test-dir build-gpu -LE gpu -j8 --timeout 300 --output-on-failure
 fi
 
 if [ "$MODE" != check ]; then

@@ -53,9 +53,10 @@ class Event {
 };
 
 /// cudaMalloc sizes of at least this are rounded up to a multiple of it. A peer's copies into
-/// an allocation of another size ran 20 % slower over NVLink (the engine's receivers on
-/// 2 x H200: 309 vs 392 GB/s for the same 197 writes; bench/results/gpu-h200x2-2026-12-01/
-/// README.md); PyTorch's caching allocator rounds large blocks the same way.
+/// the engine's receiver arena, of an odd size, ran 20 % slower over NVLink than into the same
+/// arena rounded up (2 x H200: 309 vs 392 GB/s, the same 197 writes; see the README of
+/// bench/results/gpu-h200x2-2026-11-30-linkrate). PyTorch's caching allocator rounds large
+/// blocks the same way.
 inline constexpr size_t kDeviceAllocationGranularity = size_t{2} << 20;
 
 /// A cudaMalloc allocation (never managed or VMM memory, so CUDA IPC can export it).

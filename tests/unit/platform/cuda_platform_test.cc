@@ -87,6 +87,9 @@ TEST_F(PlatformCudaGpu, LargeAllocationsAreWholeMultiplesOfTheGranularity) {
 
 TEST_F(PlatformCudaGpu, GuardStreamEventAndBuffer) {
     const int last = deviceCount() - 1;
+    // A thread working on GPU 0 (its context started) gets it back after a guard.
+    ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+    ASSERT_EQ(cudaFree(nullptr), cudaSuccess);
     {
         DeviceGuard guard(last);
         EXPECT_EQ(currentDevice(), last);
