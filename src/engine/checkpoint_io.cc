@@ -47,7 +47,10 @@ void CheckpointWriter::begin(uint64_t version, bool first_rank) {
 
 void CheckpointWriter::write(const planner::Write &w, const std::byte *src) const {
     const checkpoint::TensorEntry &t = files_.tensors[w.dest];
-    open_[t.file].writeAt(t.offset + w.dest_offset, src, static_cast<size_t>(w.bytes));
+    const fs::File &file = open_[t.file];
+    file.writeAt(t.offset + w.dest_offset, src, static_cast<size_t>(w.bytes));
+    // The device writes while the next stages convert; sync() then waits for little.
+    file.startWriteback(t.offset + w.dest_offset, static_cast<size_t>(w.bytes));
 }
 
 void CheckpointWriter::sync() const {

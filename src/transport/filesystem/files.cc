@@ -102,6 +102,12 @@ void File::readAt(int64_t offset, void *out, size_t bytes) const {
     }
 }
 
+void File::startWriteback(int64_t offset, size_t bytes) const {
+    if (::sync_file_range(fd_, offset, static_cast<off64_t>(bytes), SYNC_FILE_RANGE_WRITE) != 0) {
+        failErrno("cannot start the writeback of", path_);
+    }
+}
+
 void File::sync() const {
     if (::fsync(fd_) != 0) failErrno("cannot fsync", path_);
 }

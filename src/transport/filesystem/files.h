@@ -36,6 +36,10 @@ class File {
     /// end is Error(kCorruption) naming the file (it is shorter than its writer made it).
     void writeAt(int64_t offset, const void *data, size_t bytes) const;
     void readAt(int64_t offset, void *out, size_t bytes) const;
+    /// Starts writing back the range's dirty pages to the device without waiting (Linux's
+    /// sync_file_range; a no-op where the filesystem has no device, e.g. tmpfs), so that a
+    /// later sync() finds little left to do.
+    void startWriteback(int64_t offset, size_t bytes) const;
     /// fsync.
     void sync() const;
     [[nodiscard]] int64_t size() const;
