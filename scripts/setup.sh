@@ -24,6 +24,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# safetensors from PyPI (Debian 12 has no python3-safetensors): the filesystem transport's
+# interop test reads its checkpoints with it (tests/python/test_filesystem.py).
+if ! /usr/bin/python3 -c 'import safetensors' 2>/dev/null; then
+  /usr/bin/python3 -m pip install -q --break-system-packages --root-user-action=ignore safetensors
+fi
+
 if [ "${1:-}" = "--deps-only" ]; then
   exit 0
 fi

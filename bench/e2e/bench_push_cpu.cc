@@ -1,8 +1,12 @@
 // CPU end-to-end push benchmark: glm5-medium (a few GB) pushed between real processes over UCX
-// shared memory, next to a memcpy of the same bytes measured in the same run. Prints a table;
-// --json-out writes the figures and the command that reproduces them.
+// shared memory, next to a memcpy of the same bytes measured in the same run. With
+// --transport filesystem, the same pushes as checkpoints under each --fs-root (e.g. a local disk
+// directory and /dev/shm), next to a dd-style sequential write (+ fsync) of the same bytes into
+// the same directory and a memcpy. Prints a table; --json-out writes the figures and the command
+// that reproduces them.
 //
 //   build/bench/e2e/bench_push_cpu [--steps 3] [--model glm5-medium] [--json-out FILE]
+//                                  [--transport filesystem --fs-root DIR [--fs-root DIR2]]
 
 #include "common/subprocess.h"
 #include "engine/local_job.h"
@@ -12,7 +16,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -48,12 +54,38 @@ double memcpyGbps(size_t bytes) {
     return best;
 }
 
+/// A dd-style sequential write of `bytes` into a new file in `dir` (8 MiB blocks, then fsync),
+/// in GB/s; the file is removed after.
+double sequentialWriteGbps(const std::string &dir, size_t bytes) {
+    constexpr size_t kBlock = size_t{8} << 20;
+    std::vector<std::byte> block(kBlock, std::byte{0x5a});
+    const std::string path = (std::filesystem::path(dir) / "bench-dd.bin").string();
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return 0;
+    const auto t0 = Clock::now();
+    bool ok = true;
+    for (size_t done = 0; done < bytes && ok;) {
+        const size_t n = std::min(kBlock, bytes - done);
+        ok = ::write(fd, block.data(), n) == static_cast<ssize_t>(n);
+        done += n;
+    }
+    ok = ok && ::fsync(fd) == 0;
+    const double s = engine::secondsSince(t0);
+    ::close(fd);
+    std::filesystem::remove(path);
+    return ok ? static_cast<double>(bytes) / s / 1e9 : 0;
+}
+
 constexpr const char *kUsage =
     "Usage: bench_push_cpu [--steps N] [--model NAME] [--json-out FILE] [--bin WEIGHTSYNC]\n"
+    "                      [--transport filesystem --fs-root DIR [--fs-root DIR ...]]\n"
     "  Pushes NAME (default glm5-medium) N times (default 3) between real processes over UCX\n"
     "  shared memory in two topologies, next to a memcpy of the same bytes; prints a table and\n"
     "  writes the figures with the command to FILE. WEIGHTSYNC: the weightsync tool (default\n"
-    "  ../../weightsync from this binary).\n";
+    "  ../../weightsync from this binary). --transport filesystem: the same pushes written as\n"
+    "  checkpoints under each DIR (its write phase: every rank's pwrite + fsync and rank 0's\n"
+    "  rename, hashes and manifest), next to a sequential write + fsync of the same bytes in "
+    "DIR.\n";
 
 struct Config {
     std::string name;
@@ -69,14 +101,16 @@ int main(int argc, char **argv) {
     std::string bin =
         (std::filesystem::path(selfExecutable()).parent_path() / "../../weightsync").string();
     int steps = 3;
+    std::string transport = "ucx";
+    std::vector<std::string> roots;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "-h" || a == "--help") {
             fmt::print("{}", kUsage);
             return 0;
         }
-        if (i + 1 >= argc ||
-            (a != "--model" && a != "--steps" && a != "--json-out" && a != "--bin")) {
+        if (i + 1 >= argc || (a != "--model" && a != "--steps" && a != "--json-out" &&
+                              a != "--bin" && a != "--transport" && a != "--fs-root")) {
             fmt::print(stderr, "bench_push_cpu: unknown option or missing value: '{}'\n{}", a,
                        kUsage);
             return 2;
@@ -85,6 +119,8 @@ int main(int argc, char **argv) {
         if (a == "--model") model = value;
         if (a == "--json-out") json_out = value;
         if (a == "--bin") bin = value;
+        if (a == "--transport") transport = value;
+        if (a == "--fs-root") roots.push_back(value);
         if (a == "--steps") {
             const auto [end, ec] =
                 std::from_chars(value.data(), value.data() + value.size(), steps);
@@ -95,6 +131,15 @@ int main(int argc, char **argv) {
             }
         }
     }
+    if ((transport != "ucx" && transport != "filesystem") ||
+        (transport == "filesystem") != !roots.empty()) {
+        fmt::print(stderr,
+                   "bench_push_cpu: --transport is ucx or filesystem, and --fs-root goes with "
+                   "filesystem (at least one)\n");
+        return 2;
+    }
+    const bool files = transport == "filesystem";
+    if (!files) roots = {""};
     const std::vector<Config> configs = {
         {"1 trainer -> 1 inference rank", {1, 1, 1}, {{1, 1, 1, {}}}},
         {"4 trainers (FSDP4,EP2) -> 2 engines x 2 (EP2)",
@@ -102,69 +147,111 @@ int main(int argc, char **argv) {
          {{2, 1, 2, {}}, {2, 1, 2, {}}}},
     };
     nlohmann::json rows = nlohmann::json::array();
-    fmt::print("{:<46} {:>9} {:>10} {:>11} {:>12} {:>10} {:>10}\n", "config", "wire GB",
-               "convert s", "write GB/s", "memcpy GB/s", "write/mcpy", "update s");
-    for (const Config &c : configs) {
-        engine::LocalJobOptions o;
-        o.spec.model = model;
-        o.spec.mesh = c.mesh;
-        o.spec.fleet.engines = c.engines;
-        o.spec.steps = steps;
-        o.spec.verify = false;
-        o.spec.launcher_collects = true;  // keep every version's metrics: read after the run
-        o.spec.transport_options = {{"transports", "posix,sysv,self"}};
-        o.executable = std::filesystem::weakly_canonical(bin).string();
-        o.job_id = "bench";
-        engine::LocalJob job(o);
-        job.start();
-        const auto codes = job.supervise(std::chrono::minutes(20));
-        for (const auto &[name, code] : codes) {
-            if (code != 0) {
-                fmt::print(stderr, "{} failed ({}): see {}\n", name, code, job.logOf(name));
-                return 1;
+    if (files) {
+        fmt::print("{:<46} {:<16} {:>8} {:>9} {:>10} {:>9} {:>8} {:>11} {:>9}\n", "config", "root",
+                   "ckpt GB", "convert s", "write GB/s", "dd GB/s", "write/dd", "memcpy GB/s",
+                   "update s");
+    } else {
+        fmt::print("{:<46} {:>9} {:>10} {:>11} {:>12} {:>10} {:>10}\n", "config", "wire GB",
+                   "convert s", "write GB/s", "memcpy GB/s", "write/mcpy", "update s");
+    }
+    for (const std::string &root : roots) {
+        for (const Config &c : configs) {
+            engine::LocalJobOptions o;
+            o.spec.model = model;
+            o.spec.mesh = c.mesh;
+            o.spec.fleet.engines = c.engines;
+            o.spec.steps = steps;
+            o.spec.verify = false;
+            o.spec.launcher_collects = true;  // keep every version's metrics: read after the run
+            o.spec.transport_options = {{"transports", "posix,sysv,self"}};
+            const std::string dir =
+                (std::filesystem::path(root) / fmt::format("bench-{}", ::getpid())).string();
+            if (files) {
+                o.spec.transport = transport::TransportChoice::kFilesystem;
+                o.spec.fs_root = dir;
+                o.spec.fs_keep = 1;
+                // Allocating GBs on a busy 2-core machine can starve keep-alives past 1.5 s.
+                o.spec.liveness_ttl = std::chrono::seconds(10);
+                std::filesystem::create_directories(dir);
             }
-        }
-        // Per step: bytes summed over ranks, phase times of the slowest rank.
-        std::vector<double> write_gbps, update_s, convert_s;
-        int64_t wire = 0;
-        for (int v = 1; v <= steps; ++v) {
-            int64_t bytes = 0;
-            double write = 0, total = 0, convert = 0;
-            for (int t = 0; t < c.mesh.ranks(); ++t) {
-                const auto m = engine::PushMetrics::fromJson(nlohmann::json::parse(job.store().wait(
-                    engine::protocol::keys::metrics(v, t), std::chrono::seconds(5))));
-                bytes += m.wire_bytes;
-                write = std::max(write, m.post_seconds + m.drain_seconds);
-                total = std::max(total, m.total_seconds);
-                convert = std::max(convert, m.convert_seconds);
+            o.executable = std::filesystem::weakly_canonical(bin).string();
+            o.job_id = "bench";
+            engine::LocalJob job(o);
+            job.start();
+            const auto codes = job.supervise(std::chrono::minutes(20));
+            for (const auto &[name, code] : codes) {
+                if (code != 0) {
+                    fmt::print(stderr, "{} failed ({}): see {}\n", name, code, job.logOf(name));
+                    job.keepLogs();
+                    return 1;
+                }
             }
-            wire = bytes;
-            write_gbps.push_back(static_cast<double>(bytes) / write / 1e9);
-            update_s.push_back(total);
-            convert_s.push_back(convert);
+            // Per step: bytes summed over ranks, phase times of the slowest rank.
+            std::vector<double> write_gbps, update_s, convert_s;
+            int64_t wire = 0;
+            for (int v = 1; v <= steps; ++v) {
+                int64_t bytes = 0;
+                double write = 0, total = 0, convert = 0;
+                for (int t = 0; t < c.mesh.ranks(); ++t) {
+                    const auto m =
+                        engine::PushMetrics::fromJson(nlohmann::json::parse(job.store().wait(
+                            engine::protocol::keys::metrics(v, t), std::chrono::seconds(5))));
+                    bytes += m.wire_bytes;
+                    write = std::max(write, m.post_seconds + m.drain_seconds);
+                    total = std::max(total, m.total_seconds);
+                    convert = std::max(convert, m.convert_seconds);
+                }
+                wire = bytes;
+                write_gbps.push_back(static_cast<double>(bytes) / write / 1e9);
+                update_s.push_back(total);
+                convert_s.push_back(convert);
+            }
+            const auto median = [](std::vector<double> v) {
+                std::sort(v.begin(), v.end());
+                return v[v.size() / 2];
+            };
+            const double mcpy = memcpyGbps(static_cast<size_t>(wire));
+            const double w = median(write_gbps);
+            if (files) {
+                const double dd = sequentialWriteGbps(dir, static_cast<size_t>(wire));
+                std::filesystem::remove_all(dir);
+                fmt::print(
+                    "{:<46} {:<16} {:>8.3f} {:>9.3f} {:>10.2f} {:>9.2f} {:>8.2f} {:>11.2f} "
+                    "{:>9.3f}\n",
+                    c.name, root, wire / 1e9, median(convert_s), w, dd, w / dd, mcpy,
+                    median(update_s));
+                rows.push_back({{"config", c.name},
+                                {"transport", "filesystem"},
+                                {"root", root},
+                                {"checkpoint_bytes_per_step", wire},
+                                {"convert_seconds_median", median(convert_s)},
+                                {"write_gbps_median", w},
+                                {"sequential_write_gbps", dd},
+                                {"write_over_sequential", w / dd},
+                                {"memcpy_gbps_best", mcpy},
+                                {"update_seconds_median", median(update_s)},
+                                {"steps", steps}});
+                continue;
+            }
+            fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n",
+                       c.name, wire / 1e9, median(convert_s), w, mcpy, w / mcpy, median(update_s));
+            rows.push_back({{"config", c.name},
+                            {"wire_bytes_per_step", wire},
+                            {"convert_seconds_median", median(convert_s)},
+                            {"write_gbps_median", w},
+                            {"memcpy_gbps_best", mcpy},
+                            {"write_over_memcpy", w / mcpy},
+                            {"update_seconds_median", median(update_s)},
+                            {"steps", steps}});
         }
-        const auto median = [](std::vector<double> v) {
-            std::sort(v.begin(), v.end());
-            return v[v.size() / 2];
-        };
-        const double mcpy = memcpyGbps(static_cast<size_t>(wire));
-        const double w = median(write_gbps);
-        fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n", c.name,
-                   wire / 1e9, median(convert_s), w, mcpy, w / mcpy, median(update_s));
-        rows.push_back({{"config", c.name},
-                        {"wire_bytes_per_step", wire},
-                        {"convert_seconds_median", median(convert_s)},
-                        {"write_gbps_median", w},
-                        {"memcpy_gbps_best", mcpy},
-                        {"write_over_memcpy", w / mcpy},
-                        {"update_seconds_median", median(update_s)},
-                        {"steps", steps}});
     }
     if (!json_out.empty()) {
         std::string cmd;
         for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
         std::ofstream(json_out) << nlohmann::json{{"benchmark", "push_cpu"},
                                                   {"model", model},
+                                                  {"transport", transport},
                                                   {"command", cmd},
                                                   {"rows", rows}}
                                        .dump(2)

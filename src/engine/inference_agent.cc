@@ -9,6 +9,8 @@
 #include "engine/protocol/version.h"
 #include "layout/registry.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -117,6 +119,14 @@ void InferenceAgent::init() {
     // The built-in hooks (GLM-5's MLA absorb) run on the GPU for device weights, the agent's own
     // or the caller's; a hook that needs host memory reads host copies of the agent's own arena
     // and is left to the caller's after_update for the caller's device tensors.
+    if (spec_.transport == transport::TransportChoice::kFilesystem) {
+        check(!weights_.on_device, Errc::kUnsupported,
+              "inference {}: transport 'filesystem' reads into host memory; this rank's tensors "
+              "are on a GPU",
+              peer_.name);
+        checkpoint_ = std::make_unique<CheckpointReader>(spec_, layout, peer_);
+        prunes_ = it == peers.begin();
+    }
     hooks_ = hooksFor(spec_.model);
     if (weights_.on_device && !memory_) {
         std::erase_if(hooks_, [&](const std::unique_ptr<UpdateHook> &h) {
@@ -270,6 +280,9 @@ class InferenceAgent::Work : public protocol::InferenceWork {
     void at(protocol::Point point, uint64_t version) override {
         if (agent_.on_point_) agent_.on_point_(point, version);
     }
+    void receive(uint64_t version, protocol::Clock::time_point deadline) override {
+        agent_.receive(version, deadline);
+    }
     void apply(uint64_t version) override { agent_.apply(version); }
     Restored restore(uint64_t held, bool applied) override { return agent_.restore(held, applied); }
 
@@ -286,7 +299,19 @@ void InferenceAgent::runHooks(uint64_t version) {
     if (after_update_) after_update_(version);
 }
 
+void InferenceAgent::receive(uint64_t version, protocol::Clock::time_point deadline) {
+    if (!checkpoint_) return;  // the trainers wrote the bytes
+    checkpoint_->verify(version, deadline);
+    if (!spec_.staging) return;  // apply() reads into the live tensors once every rank verified
+    std::vector<std::byte *> staging;
+    for (const int64_t off : offsets_) staging.push_back(memory_->target().data() + off);
+    checkpoint_->copy(staging);
+}
+
 void InferenceAgent::apply(uint64_t version) {
+    // Filesystem, in place: every rank has verified its files (the landed barrier), so the live
+    // tensors are only touched once the whole fleet can load the version.
+    if (checkpoint_ && !spec_.staging) checkpoint_->copy(weights_.data);
     if (memory_) memory_->commit();  // with staging: staging and live trade places
     if (on_point_) on_point_(protocol::Point::kApplying, version);
     runHooks(version);
@@ -301,6 +326,8 @@ protocol::InferenceWork::Restored InferenceAgent::restore(uint64_t held, bool ap
         }
         r.intact = true;  // unapplied, every write went to staging: live is untouched
     }
+    // The filesystem transport reads into live tensors only in apply().
+    if (checkpoint_ && !applied) r.intact = true;
     // Verification tells whether the live weights hold `held` (the only way to know in place).
     if (spec_.verify && held > 0) {
         int64_t checked = 0;
@@ -324,6 +351,15 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
         *session_, spec_, peer_.name, version, version_, work, &cancelled_);
     version_ = version;
     r.committed = v.committed;
+    if (prunes_) {
+        const std::vector<std::string> removed =
+            pruneCheckpoints(spec_.fs_root, version, spec_.fs_keep);
+        if (!removed.empty()) {
+            logger("inference")
+                ->info("{}: retention (keep {}): removed {}", peer_.name, spec_.fs_keep,
+                       fmt::join(removed, ", "));
+        }
+    }
     r.wait_seconds = v.wait_seconds;
     r.hook_seconds = v.hook_seconds;
     // Verification reads the weights like any forward pass does, after resuming, so it is not

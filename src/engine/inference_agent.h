@@ -4,6 +4,7 @@
 // writer, runs the post-update hooks, resumes, and (when the job verifies) checks every byte.
 
 #include "control/store.h"
+#include "engine/checkpoint_io.h"
 #include "engine/compute.h"
 #include "engine/hooks.h"
 #include "engine/job.h"
@@ -94,8 +95,9 @@ class InferenceAgent {
     [[nodiscard]] uint64_t version() const { return version_; }
 
   private:
-    class Work;                       // the rank's side of one version (protocol::InferenceWork)
-    void apply(uint64_t version);     // staging -> live, hooks
+    class Work;  // the rank's side of one version (protocol::InferenceWork)
+    void receive(uint64_t version, protocol::Clock::time_point deadline);  // filesystem
+    void apply(uint64_t version);                                          // staging -> live, hooks
     void runHooks(uint64_t version);  // built-in hooks, then the caller's
     protocol::InferenceWork::Restored restore(uint64_t held, bool applied);  // after a failure
     void adoptExternalTensors();  // checks the caller's tensors against the layout
@@ -127,6 +129,9 @@ class InferenceAgent {
     /// Host copies of the tensors the hooks read, when the weights live in device memory.
     LocalWeights hookWeights(std::vector<std::vector<std::byte>> &storage);
     std::vector<std::unique_ptr<UpdateHook>> hooks_;
+    /// The filesystem transport's reader (the rank reads each version's checkpoint itself).
+    std::unique_ptr<CheckpointReader> checkpoint_;
+    bool prunes_ = false;  // this rank applies the checkpoint retention (the fleet's first)
     std::unique_ptr<WeightReaders> readers_;
     uint64_t version_ = 0;    // the version the rank serves (the last that committed here)
     uint64_t attempted_ = 0;  // the last version it took part in, committed or not

@@ -22,6 +22,7 @@ constexpr int64_t kMaxTimeoutMs = static_cast<int64_t>(limits::kMaxTimeoutSecond
 constexpr int64_t kMaxBytes = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMaxModelLength = 4096;
 constexpr int64_t kMaxRetainVersions = 1 << 20;
+constexpr int64_t kMaxPathLength = 4096;
 
 std::vector<int> gpuList(const jsonfields::Fields &f, std::string_view key) {
     if (!f.has(key)) return {0};
@@ -93,6 +94,8 @@ json JobSpec::toJson() const {
               {"steps", steps},
               {"transport", transport::choiceName(transport)},
               {"transport_options", transport_options},
+              {"fs_keep", fs_keep},
+              {"fs_file_bytes", fs_file_bytes},
               {"verify", verify},
               {"staging", staging},
               {"device", deviceName(device)},
@@ -105,6 +108,7 @@ json JobSpec::toJson() const {
               {"retain_versions", retain_versions},
               {"launcher_collects", launcher_collects}};
     if (layers) j["layers"] = *layers;
+    if (!fs_root.empty()) j["fs_root"] = fs_root;
     if (!layout.is_null()) j["layout"] = layout;
     return j;
 }
@@ -140,6 +144,20 @@ void JobSpec::validate() const {
     check(transport_options.is_null() || transport_options.is_object(), Errc::kInvalidArgument,
           "job spec: 'transport_options' must be a JSON object, got {}",
           jsonfields::brief(transport_options));
+    check(static_cast<int64_t>(fs_root.size()) <= kMaxPathLength, Errc::kInvalidArgument,
+          "job spec: 'fs_root' must have at most {} characters", kMaxPathLength);
+    check(fs_keep >= 1 && fs_keep <= kMaxRetainVersions, Errc::kInvalidArgument,
+          "job spec: 'fs_keep' must be in [1, {}], got {}", kMaxRetainVersions, fs_keep);
+    check(fs_file_bytes >= 1, Errc::kInvalidArgument,
+          "job spec: 'fs_file_bytes' must be >= 1, got {}", fs_file_bytes);
+    if (transport == transport::TransportChoice::kFilesystem) {
+        check(!fs_root.empty(), Errc::kInvalidArgument,
+              "job spec: transport 'filesystem' needs 'fs_root', the directory of the checkpoints");
+        check(device == Device::kCpu, Errc::kUnsupported,
+              "job spec: transport 'filesystem' writes and reads host memory; device '{}' is not "
+              "supported with it",
+              deviceName(device));
+    }
     for (const auto &[name, gpus] :
          {std::pair{"trainer_gpus", &trainer_gpus}, std::pair{"inference_gpus", &inference_gpus}}) {
         check(!gpus->empty() && static_cast<int64_t>(gpus->size()) <= limits::kMaxGpuOrdinal + 1,
@@ -184,6 +202,10 @@ JobSpec JobSpec::fromJson(const json &j) {
     s.steps = static_cast<int>(f.integer("steps", 1, limits::kMaxSteps));
     s.transport = parseTransport(f.string("transport", 64));
     if (f.has("transport_options")) s.transport_options = f.at("transport_options");
+    if (f.has("fs_root")) s.fs_root = f.string("fs_root", kMaxPathLength);
+    s.fs_keep = static_cast<uint64_t>(
+        f.integer("fs_keep", 1, kMaxRetainVersions, static_cast<int64_t>(s.fs_keep)));
+    s.fs_file_bytes = f.integer("fs_file_bytes", 1, kMaxBytes, s.fs_file_bytes);
     s.verify = f.boolean("verify");
     s.staging = f.boolean("staging", false);
     s.device = parseDevice(f.string("device", "cpu", 64));

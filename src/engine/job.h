@@ -40,8 +40,14 @@ struct JobSpec {
     int steps = 1;  // weight versions 1..steps are pushed
     transport::TransportChoice transport = transport::TransportChoice::kUcx;
     nlohmann::json transport_options;  // backend options (see transport/registry.h)
-    bool verify = true;                // inference ranks compare every byte with the reference
-    bool staging = false;              // inference ranks receive into a staging copy, then commit
+    /// transport "filesystem": trainers write each version as a checkpoint under
+    /// <fs_root>/step_<N>/ (safetensors files of at most fs_file_bytes of tensors each) and
+    /// inference ranks read it; after a commit the newest fs_keep step directories stay.
+    std::string fs_root;
+    uint64_t fs_keep = 2;
+    int64_t fs_file_bytes = int64_t{4} << 30;
+    bool verify = true;    // inference ranks compare every byte with the reference
+    bool staging = false;  // inference ranks receive into a staging copy, then commit
     /// Convert stage k+1 while stage k's writes fly. Off: convert everything, then write
     /// everything, so that benchmarks measure each phase alone.
     bool pipeline = true;

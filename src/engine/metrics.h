@@ -22,7 +22,8 @@ struct PushMetrics {
     double pause_seconds = 0;     // waiting for every receiver to pause
     double convert_seconds = 0;   // conversion + FP8 quantization into the slots
     double post_seconds = 0;      // posting writes (includes back-pressure waits)
-    double drain_seconds = 0;     // flush: every posted write complete at its target
+    double drain_seconds = 0;     // flush: every posted write complete at its target (filesystem:
+                                  // fsync; rank 0 also makes the checkpoint final)
     double barrier_seconds = 0;   // until every receiver runs the new version
     double total_seconds = 0;     // pause .. barrier, the time inference is paused for
     int64_t wire_bytes = 0;

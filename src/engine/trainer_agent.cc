@@ -106,27 +106,43 @@ void TrainerAgent::rendezvous() {
                       planned[i]);
     }
 
-    plan_.emplace(planner::buildPlan(layout, spec_.mesh, fleet, spec_.planner));
+    if (spec_.transport == transport::TransportChoice::kFilesystem) {
+        // The plan's one peer is the checkpoint: every destination tensor whole, the writes
+        // balanced over the trainer ranks as for any fleet.
+        plan_.emplace(
+            planner::buildPlan(layout, spec_.mesh, checkpoint::checkpointFleet(), spec_.planner));
+        checkpoint_ = std::make_unique<CheckpointWriter>(spec_, layout);
+    } else {
+        plan_.emplace(planner::buildPlan(layout, spec_.mesh, fleet, spec_.planner));
+    }
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
     compute_ = makeTrainerCompute(spec_, layout, rank_, rp, external_);
+    check(!checkpoint_ || compute_->arena().kind() == transport::MemoryKind::kHost,
+          Errc::kUnsupported,
+          "trainer rank {}: transport 'filesystem' writes from host memory; this rank's weights "
+          "and slots are on a GPU",
+          rank_);
 }
 
 void TrainerAgent::connectPeers() {
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
-    writes_to_.assign(plan_->peers.size(), false);
-    for (const planner::Write &w : rp.writes) writes_to_[w.peer] = true;
-    std::vector<std::string> memory_keys;
-    for (const planner::PeerSpec &p : plan_->peers) memory_keys.push_back(keys::memory(p.name));
     const auto deadline = Clock::now() + spec_.init_timeout;
     const protocol::AbortOn on{.init = true};
-    const auto records =
-        session_->await(memory_keys, deadline, on, "waiting for inference memory descriptors");
-    targets_.assign(plan_->peers.size(), {});
-    imported_.resize(plan_->peers.size());
-    generations_.assign(plan_->peers.size(), 0);
-    // Validate every peer, also those this rank does not write: init fails everywhere or nowhere.
-    for (size_t q = 0; q < plan_->peers.size(); ++q) {
-        connectPeer(q, MemoryRecord::fromJson(parseJson(records[q], memory_keys[q])));
+    if (!checkpoint_) {  // the filesystem transport connects to nobody
+        writes_to_.assign(plan_->peers.size(), false);
+        for (const planner::Write &w : rp.writes) writes_to_[w.peer] = true;
+        std::vector<std::string> memory_keys;
+        for (const planner::PeerSpec &p : plan_->peers) memory_keys.push_back(keys::memory(p.name));
+        const auto records =
+            session_->await(memory_keys, deadline, on, "waiting for inference memory descriptors");
+        targets_.assign(plan_->peers.size(), {});
+        imported_.resize(plan_->peers.size());
+        generations_.assign(plan_->peers.size(), 0);
+        // Validate every peer, also those this rank does not write: init fails everywhere or
+        // nowhere.
+        for (size_t q = 0; q < plan_->peers.size(); ++q) {
+            connectPeer(q, MemoryRecord::fromJson(parseJson(records[q], memory_keys[q])));
+        }
     }
     store_->set(keys::trainerReady(rank_), "1");
     std::vector<std::string> ready;
@@ -163,6 +179,7 @@ void TrainerAgent::connectPeer(size_t q, const MemoryRecord &record) {
 
 void TrainerAgent::refreshPeers() {
     if (spec_.rejoin_timeout.count() == 0) return;  // nobody rejoins: the records are the same
+    if (checkpoint_) return;                        // nobody is written into
     for (size_t q = 0; q < plan_->peers.size(); ++q) {
         const std::string &peer = plan_->peers[q].name;
         const auto raw = session_->cached(keys::memory(peer));
@@ -189,10 +206,14 @@ void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m
     const auto start = Clock::now();
     while (next_write < rp.writes.size() && rp.writes[next_write].stage <= stage) {
         const planner::Write &w = rp.writes[next_write++];
-        const Target &t = targets_[w.peer][w.dest];
-        t.link->backend->postWrite(*t.link->region, static_cast<size_t>(w.src_offset), *t.region,
-                                   t.offset + static_cast<size_t>(w.dest_offset),
-                                   static_cast<size_t>(w.bytes));
+        if (checkpoint_) {
+            checkpoint_->write(w, compute_->arena().data() + w.src_offset);
+        } else {
+            const Target &t = targets_[w.peer][w.dest];
+            t.link->backend->postWrite(*t.link->region, static_cast<size_t>(w.src_offset),
+                                       *t.region, t.offset + static_cast<size_t>(w.dest_offset),
+                                       static_cast<size_t>(w.bytes));
+        }
         m.wire_bytes += w.bytes;
         ++m.writes;
     }
@@ -208,6 +229,12 @@ class TrainerAgent::Transfer : public protocol::TrainerWork {
     void transfer(uint64_t version, PushMetrics &m) override {
         agent_.refreshPeers();
         agent_.transfer(version, m);
+        if (agent_.checkpoint_ && agent_.rank_ == 0) {
+            // Part of the write phase: the version is written once its manifest is.
+            const auto t0 = Clock::now();
+            agent_.finalizeCheckpoint(version);
+            m.drain_seconds += secondsSince(t0);
+        }
     }
     void at(protocol::Point point, uint64_t version) override { agent_.at(point, version); }
 
@@ -217,6 +244,7 @@ class TrainerAgent::Transfer : public protocol::TrainerWork {
 
 void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
+    if (checkpoint_) checkpoint_->begin(version, rank_ == 0);
     size_t next_op = 0;
     size_t next_write = 0;
     std::optional<std::pair<uint32_t, uint64_t>> pending;  // (stage, fence) not yet posted
@@ -246,7 +274,21 @@ void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
     writeStage(next_write, UINT32_MAX, m);
     t0 = Clock::now();
     for (auto &[name, l] : links_) (void)l.backend->flush(spec_.step_timeout);
+    if (checkpoint_) checkpoint_->sync();
     m.drain_seconds = secondsSince(t0);
+}
+
+void TrainerAgent::finalizeCheckpoint(uint64_t version) {
+    std::vector<std::string> others;
+    for (int t = 1; t < spec_.mesh.ranks(); ++t) others.push_back(keys::done(version, t));
+    (void)session_->await(
+        others, Clock::now() + spec_.step_timeout,
+        protocol::AbortOn{.version = version, .lost_needed_only = spec_.rejoin_timeout.count() > 0},
+        fmt::format("version {}: waiting for every trainer's checkpoint writes", version));
+    const auto t0 = Clock::now();
+    checkpoint_->finalize(version);
+    logger("trainer")->info("rank 0: version {} checkpoint final in {:.3f} s", version,
+                            secondsSince(t0));
 }
 
 PushMetrics TrainerAgent::push(uint64_t version) {

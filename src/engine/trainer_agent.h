@@ -5,6 +5,7 @@
 
 #include "control/store.h"
 #include "convert/source.h"
+#include "engine/checkpoint_io.h"
 #include "engine/compute.h"
 #include "engine/job.h"
 #include "engine/messages.h"
@@ -74,6 +75,9 @@ class TrainerAgent {
         if (on_point_) on_point_(point, version);
     }
     void writeStage(size_t &next_write, uint32_t stage, PushMetrics &m);
+    /// Filesystem transport, rank 0: once every other rank is done, makes the version's
+    /// checkpoint final (the manifest last).
+    void finalizeCheckpoint(uint64_t version);
     [[noreturn]] void failInit(const Error &e);
     /// The backend named `name`, created on first use with the slot arena registered once.
     struct Link {
@@ -93,6 +97,7 @@ class TrainerAgent {
     std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights, if any
     std::unique_ptr<TrainerCompute> compute_;                  // weights, slot arena, conversion
     std::map<std::string, Link> links_;
+    std::unique_ptr<CheckpointWriter> checkpoint_;  // the filesystem transport's writer
     // targets_[peer][dest]: how to write that tensor: backend, imported region, offset in it.
     struct Target {
         Link *link = nullptr;

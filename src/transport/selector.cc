@@ -13,11 +13,12 @@ namespace weightsync::transport {
 
 namespace {
 
-constexpr std::array<std::pair<TransportChoice, std::string_view>, 4> kChoices{{
+constexpr std::array<std::pair<TransportChoice, std::string_view>, 5> kChoices{{
     {TransportChoice::kAuto, "auto"},
     {TransportChoice::kUcx, "ucx"},
     {TransportChoice::kCudaIpc, "cuda_ipc"},
     {TransportChoice::kInproc, "inproc"},
+    {TransportChoice::kFilesystem, "filesystem"},
 }};
 
 constexpr std::string_view kUcx = "ucx";
@@ -46,6 +47,7 @@ std::vector<std::string_view> choiceNames() {
 }
 
 std::vector<std::string> receiverCandidates(TransportChoice choice, MemoryKind kind) {
+    if (choice == TransportChoice::kFilesystem) return {};  // receivers read checkpoint files
     if (choice != TransportChoice::kAuto) return {std::string(choiceName(choice))};
     if (kind == MemoryKind::kCuda) return {std::string(kCudaIpc), std::string(kUcx)};
     return {std::string(kUcx)};

@@ -8,6 +8,7 @@
 //                                    register CUDA memory)        same host, else ucx
 //   auto           host              ucx                          ucx
 //   <backend>      any               <backend>                    <backend>
+//   filesystem     any               nothing (the data goes through checkpoint files)
 
 #include "transport/transport.h"
 
@@ -19,9 +20,9 @@
 namespace weightsync::transport {
 
 /// A job's transport: one backend for every pair of ranks, or kAuto (chosen per pair).
-enum class TransportChoice : uint8_t { kAuto, kUcx, kCudaIpc, kInproc };
+enum class TransportChoice : uint8_t { kAuto, kUcx, kCudaIpc, kInproc, kFilesystem };
 
-/// "auto", "ucx", "cuda_ipc", "inproc".
+/// "auto", "ucx", "cuda_ipc", "inproc", "filesystem".
 std::string_view choiceName(TransportChoice choice);
 /// Parses choiceName()'s names; nullopt for anything else.
 std::optional<TransportChoice> parseChoice(std::string_view name);

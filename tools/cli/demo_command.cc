@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <thread>
 
@@ -40,6 +41,9 @@ struct DemoArgs {
     std::string transport = "auto";
     std::string ucx_tls;
     std::string transport_options;  // JSON, as JobSpec::transport_options
+    std::string fs_root;            // --transport filesystem: the checkpoints' directory
+    uint64_t fs_keep = engine::JobSpec{}.fs_keep;
+    int64_t fs_file_bytes = engine::JobSpec{}.fs_file_bytes;
     std::string device = "cpu";
     std::vector<int> trainer_gpus{0};
     std::vector<int> inference_gpus{0};
@@ -122,6 +126,11 @@ int runDemo(const DemoArgs &a) {
         (a.transport == "auto" ? options["ucx"] : options)["transports"] = a.ucx_tls;
     }
     if (!options.empty()) o.spec.transport_options = options;
+    check(a.transport != "filesystem" || !a.fs_root.empty(), Errc::kInvalidArgument,
+          "--transport filesystem needs --fs-root DIR, the directory of the checkpoints");
+    o.spec.fs_root = a.fs_root;
+    o.spec.fs_keep = a.fs_keep;
+    o.spec.fs_file_bytes = a.fs_file_bytes;
     o.spec.device = engine::parseDevice(a.device);
     o.spec.trainer_gpus = a.trainer_gpus;
     o.spec.inference_gpus = a.inference_gpus;
@@ -289,8 +298,19 @@ void addDemoCommand(CLI::App &app) {
         ->capture_default_str();
     cmd->add_option("--transport", a->transport,
                     "data-plane backend: auto (CUDA-IPC between GPUs of one host, else UCX), ucx, "
-                    "cuda_ipc")
-        ->check(CLI::IsMember({"auto", "ucx", "cuda_ipc"}))
+                    "cuda_ipc, filesystem (a safetensors checkpoint per version under --fs-root)")
+        ->check(CLI::IsMember({"auto", "ucx", "cuda_ipc", "filesystem"}))
+        ->capture_default_str();
+    cmd->add_option("--fs-root", a->fs_root,
+                    "--transport filesystem: directory of the checkpoints (step_<N>/ each)")
+        ->check(nonEmpty());
+    cmd->add_option("--fs-keep", a->fs_keep,
+                    "--transport filesystem: step directories kept after each commit")
+        ->check(integerIn(1, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--fs-file-bytes", a->fs_file_bytes,
+                    "--transport filesystem: largest safetensors file (tensor bytes)")
+        ->check(integerIn(1, std::numeric_limits<int64_t>::max()))
         ->capture_default_str();
     cmd->add_option("--device", a->device, "where weights and slots live: cpu or cuda")
         ->check(CLI::IsMember({"cpu", "cuda"}))

@@ -164,13 +164,19 @@ void registerControl(py::module_ &m) {
             "transport",
             [](const JobSpec &s) { return std::string(transport::choiceName(s.transport)); },
             [](JobSpec &s, const std::string &name) { s.transport = engine::parseTransport(name); },
-            "auto, ucx, cuda_ipc or inproc.")
+            "auto, ucx, cuda_ipc, inproc or filesystem.")
         .def_property(
             "transport_options", [](const JobSpec &s) { return s.transport_options.dump(); },
             [](JobSpec &s, const std::string &text) {
                 s.transport_options = text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
             },
             "Backend options as JSON text (e.g. '{\"transports\": \"posix,sysv,self\"}').")
+        .def_readwrite("fs_root", &JobSpec::fs_root,
+                       "transport 'filesystem': the directory of the checkpoints (step_<N>/)")
+        .def_readwrite("fs_keep", &JobSpec::fs_keep,
+                       "transport 'filesystem': step directories kept after each commit")
+        .def_readwrite("fs_file_bytes", &JobSpec::fs_file_bytes,
+                       "transport 'filesystem': largest safetensors file (tensor bytes)")
         .def_readwrite("verify", &JobSpec::verify)
         .def_readwrite("pipeline", &JobSpec::pipeline,
                        "convert and write stage by stage, overlapped (False: convert everything, "

@@ -59,7 +59,8 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
              trainer_ranks: int = 1, trainer_ep: int = 1, trainer_replicas: int = 1,
              engines: Union[int, Sequence[EngineSpec]] = 1, engine_ranks: int = 1,
              engine_tp: int = 1, engine_ep: int = 1, transport: str = "auto",
-             ucx_transports: Optional[str] = None,
+             ucx_transports: Optional[str] = None, fs_root: Optional[str] = None,
+             fs_keep: int = 2, fs_file_bytes: int = 4 << 30,
              gather_threshold_bytes: int = 2 << 20, stage_bytes: int = 256 << 20,
              verify: bool = False, pipeline: bool = True,
              seed: int = 1, init_timeout: float = 120.0,
@@ -72,7 +73,10 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     trainer_ranks / trainer_ep / trainer_replicas: the trainer mesh (ranks = replicas x FSDP).
     engines: a count of identical engines (engine_ranks / engine_tp / engine_ep each) or a
     list of EngineSpec. transport: "auto" (CUDA-IPC between GPU tensors of one host, UCX
-    otherwise), "ucx" or "cuda_ipc"; ucx_transports: UCX's transport list (UCX_TLS).
+    otherwise), "ucx", "cuda_ipc" or "filesystem"; ucx_transports: UCX's transport list
+    (UCX_TLS). transport="filesystem": trainers write every version as a safetensors checkpoint
+    under fs_root/step_<N>/ (files of at most fs_file_bytes of tensors) and inference ranks load
+    it from there (CPU tensors); after each commit the newest fs_keep step directories stay.
     stage_bytes: slot bytes per pipeline stage (0: one per conversion). pipeline=False converts
     everything, then writes everything (to measure each phase alone).
     verify: inference ranks compare every byte with the reference
@@ -110,6 +114,13 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     _string("transport", transport)
     if ucx_transports is not None:
         _string("ucx_transports", ucx_transports)
+    if fs_root is not None:
+        _string("fs_root", fs_root)
+    if transport == "filesystem" and fs_root is None:
+        raise _core.InvalidArgumentError(
+            "job_spec: transport='filesystem' needs fs_root, the directory of the checkpoints")
+    _integer("fs_keep", fs_keep, 1, 2**20)
+    _integer("fs_file_bytes", fs_file_bytes, 1, 2**63 - 1)
     _integer("gather_threshold_bytes", gather_threshold_bytes, 0, 2**63 - 1)
     _integer("stage_bytes", stage_bytes, 0, 2**63 - 1)
     for name, value in (("verify", verify), ("pipeline", pipeline)):
@@ -135,6 +146,10 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     if options and transport == "auto":
         options = {"ucx": options}  # "auto" jobs keep each backend's options under its name
     spec.transport_options = json.dumps(options) if options else ""
+    if fs_root is not None:
+        spec.fs_root = fs_root
+    spec.fs_keep = fs_keep
+    spec.fs_file_bytes = fs_file_bytes
     spec.gather_threshold_bytes = gather_threshold_bytes
     spec.stage_bytes = stage_bytes
     spec.pipeline = pipeline

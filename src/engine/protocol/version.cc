@@ -199,6 +199,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
         (void)s.await(
             s.forTrainers(keys::done, version), deadline, on,
             fmt::format("{}: version {}: waiting for every trainer's writes", who, version));
+        work.receive(version, deadline);
         // Every byte of every rank is in place before anybody changes its live weights.
         s.publish(keys::landed(version, peer), Landed{version});
         work.at(Point::kLanded, version);

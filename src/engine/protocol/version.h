@@ -5,7 +5,7 @@
 //   trainer t                                 inference rank p
 //   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1)
 //   wait: every paused  <--------------------
-//   convert, write, flush; done(t)  -------->  wait: every done; landed(p)
+//   convert, write, flush; done(t)  -------->  wait: every done; receive; landed(p)
 //                                              wait: every landed
 //                                              apply N: staging -> live, hooks; prepared(p)
 //                                              wait: every prepared; propose commit
@@ -73,6 +73,10 @@ class InferenceWork {
     virtual void resume() = 0;
     /// Called at each point of the version (no-op by default).
     virtual void at(Point /*point*/, uint64_t /*version*/) {}
+    /// Once every trainer is done, before this rank lands: fetches the version where no
+    /// transport wrote it (the filesystem transport checks the checkpoint; no-op by default).
+    /// Throws on failure, which aborts the version.
+    virtual void receive(uint64_t /*version*/, Clock::time_point /*deadline*/) {}
     /// Makes the landed version live: staging -> live, post-update hooks. Throws on failure.
     virtual void apply(uint64_t version) = 0;
     /// After a failed version: restores version `held` in the live weights where it can (with

@@ -29,7 +29,7 @@ TEST(TransportSelector, ChoiceNamesRoundTrip) {
         ASSERT_TRUE(choice) << name;
         EXPECT_EQ(choiceName(*choice), name);
     }
-    EXPECT_EQ(choiceNames().size(), 4u);
+    EXPECT_EQ(choiceNames().size(), 5u);
     EXPECT_EQ(parseChoice("cuda_ipc"), TransportChoice::kCudaIpc);
     EXPECT_FALSE(parseChoice("rdma"));
     EXPECT_FALSE(parseChoice(""));
@@ -43,6 +43,8 @@ TEST(TransportSelector, ReceiversOfferWhatReachesTheirMemory) {
     EXPECT_EQ(receiverCandidates(TransportChoice::kUcx, kCuda), Strings{"ucx"});
     EXPECT_EQ(receiverCandidates(TransportChoice::kCudaIpc, kCuda), Strings{"cuda_ipc"});
     EXPECT_EQ(receiverCandidates(TransportChoice::kInproc, kHost), Strings{"inproc"});
+    // The filesystem transport has no backend: receivers read the checkpoint files.
+    EXPECT_EQ(receiverCandidates(TransportChoice::kFilesystem, kHost), Strings{});
 }
 
 TEST(TransportSelector, AutoDropsABackendThatCannotRegisterTheMemory) {
