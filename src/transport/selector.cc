@@ -13,11 +13,12 @@ namespace weightsync::transport {
 
 namespace {
 
-constexpr std::array<std::pair<TransportChoice, std::string_view>, 4> kChoices{{
+constexpr std::array<std::pair<TransportChoice, std::string_view>, 5> kChoices{{
     {TransportChoice::kAuto, "auto"},
     {TransportChoice::kUcx, "ucx"},
     {TransportChoice::kCudaIpc, "cuda_ipc"},
     {TransportChoice::kInproc, "inproc"},
+    {TransportChoice::kNccl, "nccl"},
 }};
 
 constexpr std::string_view kUcx = "ucx";

@@ -19,9 +19,9 @@
 namespace weightsync::transport {
 
 /// A job's transport: one backend for every pair of ranks, or kAuto (chosen per pair).
-enum class TransportChoice : uint8_t { kAuto, kUcx, kCudaIpc, kInproc };
+enum class TransportChoice : uint8_t { kAuto, kUcx, kCudaIpc, kInproc, kNccl };
 
-/// "auto", "ucx", "cuda_ipc", "inproc".
+/// "auto", "ucx", "cuda_ipc", "inproc", "nccl" (never chosen by auto: it is two-sided).
 std::string_view choiceName(TransportChoice choice);
 /// Parses choiceName()'s names; nullopt for anything else.
 std::optional<TransportChoice> parseChoice(std::string_view name);

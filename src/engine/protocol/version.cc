@@ -196,6 +196,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
         s.publish(keys::paused(version, peer), Paused{version, held});
         work.at(Point::kPaused, version);
         auto t0 = Clock::now();
+        work.receive(version, deadline);
         (void)s.await(
             s.forTrainers(keys::done, version), deadline, on,
             fmt::format("{}: version {}: waiting for every trainer's writes", who, version));

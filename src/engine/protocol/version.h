@@ -5,7 +5,8 @@
 //   trainer t                                 inference rank p
 //   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1)
 //   wait: every paused  <--------------------
-//   convert, write, flush; done(t)  -------->  wait: every done; landed(p)
+//   convert, write, flush; done(t)  -------->  (two-sided transports: receive every write)
+//                                              wait: every done; landed(p)
 //                                              wait: every landed
 //                                              apply N: staging -> live, hooks; prepared(p)
 //                                              wait: every prepared; propose commit
@@ -73,6 +74,10 @@ class InferenceWork {
     virtual void resume() = 0;
     /// Called at each point of the version (no-op by default).
     virtual void at(Point /*point*/, uint64_t /*version*/) {}
+    /// Two-sided transports (NCCL): posts this rank's receives of the version and returns once
+    /// every byte landed, or throws (past `deadline` at the latest). One-sided transports write
+    /// without the receiver: nothing to do (the default).
+    virtual void receive(uint64_t /*version*/, Clock::time_point /*deadline*/) {}
     /// Makes the landed version live: staging -> live, post-update hooks. Throws on failure.
     virtual void apply(uint64_t version) = 0;
     /// After a failed version: restores version `held` in the live weights where it can (with

@@ -127,6 +127,15 @@ TEST(Failure, DescriptorSizeMismatchAtInit) {
     expectInitFailure(o, "e1r1: 'model.layers.1.mlp.experts.w2_weight_scale_inv'");
 }
 
+// Issue 16: the nccl transport moves GPU memory only. A CPU job that names it (or any job, in a
+// build without CUDA and NCCL) fails init on every agent at once, saying so; nothing waits.
+TEST(Failure, NcclNeedsCudaFailsInitEverywhere) {
+    LocalJobOptions o = smallJob(1);
+    o.spec.transport = transport::TransportChoice::kNccl;
+    o.spec.transport_options = nlohmann::json::object();
+    expectInitFailure(o, "the nccl transport needs CUDA");
+}
+
 TEST(Failure, CoordinatorDisappears) {
     LocalJobOptions o = smallJob(1'000'000);
     o.spec.verify = false;
