@@ -111,26 +111,30 @@ if [ "$MODE" = nccl ]; then
     step nccl_unit ctest --test-dir build-gpu -R 'Receives|CliRefusals.Nccl' --output-on-failure
     step nccl_gpu_tests ctest --test-dir build-gpu -L gpu -R NcclJob --output-on-failure \
         --timeout 300
-    # GLM-5 at real dimensions, 5 layers, GPU 0 -> GPU $IG: 1 -> 1 serial (the write phase alone:
-    # the rate compared with raw NCCL) and pipelined, 2 -> 2 pipelined (both trainers on GPU 0,
-    # both inference ranks on GPU $IG), each over NCCL and over CUDA-IPC.
+    # GLM-5 at real dimensions, 5 layers, GPU 0 -> GPU $IG, every version verified: 1 -> 1 serial
+    # (the write phase alone: its rate is compared with raw NCCL), 1 -> 1 and 2 -> 2 pipelined
+    # (2 -> 2: both trainers on GPU 0, both inference ranks on GPU $IG), over NCCL and CUDA-IPC.
+    # 3 versions each (the medians skip the first), so that the mode fits one 10-minute call.
     N1=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
-        --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 4 --json
-        --timeout 600 "${T1[@]}")
+        --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 3 --json
+        --timeout 300 "${T1[@]}")
+    N2=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
+        --inference-engines 1 --inference-ranks 2 --inference-ep 2 --steps 3 --json
+        --timeout 300 "${T2[@]}")
     demo nccl_1to1_serial "${N1[@]}" --transport nccl --no-pipeline
     demo ipc_1to1_serial "${N1[@]}" --transport cuda_ipc --no-pipeline
     demo nccl_1to1 "${N1[@]}" --transport nccl
     demo ipc_1to1 "${N1[@]}" --transport cuda_ipc
-    demo nccl_2to2 "${GLM5[@]}" "${T2[@]}" --transport nccl
-    demo ipc_2to2 "${GLM5[@]}" "${T2[@]}" --transport cuda_ipc
+    demo nccl_2to2 "${N2[@]}" --transport nccl
+    demo ipc_2to2 "${N2[@]}" --transport cuda_ipc
     # Raw NCCL send/recv of one 1 -> 1 version's bytes: in 64 MiB pieces, and in pieces of the
     # demo's mean write.
     WIRE=$($PY -c "import json; d=json.load(open('$OUT/demo_nccl_1to1_serial.json')); s=d['per_step'][-1]; print(s['wire_bytes'], max(1, s['wire_bytes'] // max(1, s['writes'])))" 2>/dev/null || echo "32212254720 67108864")
     read -r TOTAL MEAN <<<"$WIRE"
     step nccl_raw "$PY" bench/gpu/nccl_sendrecv.py --total "$TOTAL" --piece 67108864 \
-        --json-out "$OUT/nccl_raw.json"
+        --passes 3 --json-out "$OUT/nccl_raw.json"
     step nccl_raw_pieces "$PY" bench/gpu/nccl_sendrecv.py --total "$TOTAL" --piece "$MEAN" \
-        --json-out "$OUT/nccl_raw_pieces.json"
+        --passes 3 --json-out "$OUT/nccl_raw_pieces.json"
     $PY scripts/gpu_nccl_table.py "$OUT" | tee "$OUT/nccl.txt"
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
     cat "$OUT/nccl.txt" >>"$OUT/summary.txt"

@@ -105,7 +105,7 @@ TEST_F(NcclJob, TrainerKilledMidVersionReceiverKeepsThePreviousVersion) {
     EXPECT_EQ(codes.at("trainer0"), 128 + 9);
     EXPECT_NE(codes.at("inference-e0r0"), -1) << "the receiver hung";
     EXPECT_NE(codes.at("inference-e0r0"), 0);
-    EXPECT_LT(seconds, 40.0) << "the receiver must give up within its step timeout (10 s)";
+    EXPECT_LT(seconds, 45.0) << "the receiver must give up within its step timeout (10 s)";
     const auto v1 = job.store().get(keys::verified(1, "e0r0"));
     ASSERT_TRUE(v1);
     EXPECT_TRUE(json::parse(*v1).at("verified").get<bool>());
