@@ -72,7 +72,8 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     trainer_ranks / trainer_ep / trainer_replicas: the trainer mesh (ranks = replicas x FSDP).
     engines: a count of identical engines (engine_ranks / engine_tp / engine_ep each) or a
     list of EngineSpec. transport: "auto" (CUDA-IPC between GPU tensors of one host, UCX
-    otherwise), "ucx" or "cuda_ipc"; ucx_transports: UCX's transport list (UCX_TLS).
+    otherwise), "ucx", "cuda_ipc" or "nccl" (send/recv pairs, GPU tensors only, builds with
+    NCCL); ucx_transports: UCX's transport list (UCX_TLS).
     stage_bytes: slot bytes per pipeline stage (0: one per conversion). pipeline=False converts
     everything, then writes everything (to measure each phase alone).
     verify: inference ranks compare every byte with the reference
