@@ -11,9 +11,15 @@ if(NOT WEIGHTSYNC_CUDA STREQUAL "OFF")
     # NCCL (the nccl transport): the toolkit's, or one under WEIGHTSYNC_NCCL_ROOT (e.g. PyPI's
     # nvidia-nccl wheel, which ships libnccl.so.2 only). Without it the transport is not built.
     set(WEIGHTSYNC_NCCL_ROOT "" CACHE PATH "where NCCL's include/ and lib/ are (optional)")
+    if(NOT "${WEIGHTSYNC_NCCL_ROOT}" STREQUAL "${WEIGHTSYNC_NCCL_ROOT_SEEN}")
+      # Another root: find header and library again, both there (never one of each).
+      unset(WEIGHTSYNC_NCCL_INCLUDE CACHE)
+      unset(WEIGHTSYNC_NCCL_LIB CACHE)
+      set(WEIGHTSYNC_NCCL_ROOT_SEEN "${WEIGHTSYNC_NCCL_ROOT}" CACHE INTERNAL "")
+    endif()
     find_path(WEIGHTSYNC_NCCL_INCLUDE nccl.h
       HINTS ${WEIGHTSYNC_NCCL_ROOT}/include ${CUDAToolkit_INCLUDE_DIRS})
-    find_library(WEIGHTSYNC_NCCL_LIB NAMES nccl libnccl.so.2
+    find_library(WEIGHTSYNC_NCCL_LIB NAMES nccl libnccl.so.2 NAMES_PER_DIR
       HINTS ${WEIGHTSYNC_NCCL_ROOT}/lib ${CUDAToolkit_LIBRARY_DIR})
     if(WEIGHTSYNC_NCCL_INCLUDE AND WEIGHTSYNC_NCCL_LIB)
       set(WEIGHTSYNC_HAVE_NCCL ON)

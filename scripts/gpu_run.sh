@@ -61,9 +61,11 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DWEIGHTSYNC_NCCL_ROOT="$NCCL_ROOT"
 if [ "$MODE" = python ] || [ "$MODE" = hf ] || [ "$MODE" = cross ]; then  # CLI + Python only
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli weightsync_python
-elif [ "$MODE" = nccl ]; then  # the CLI and the tests this mode runs
-    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli nccl_gpu_test \
-        planner_test cli_refusals_test
+elif [ "$MODE" = nccl ]; then  # the CLI and the tests this mode runs (the GPU test exists only
+    # where NCCL was found: its own step)
+    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli planner_test \
+        cli_refusals_test
+    step build_nccl_test cmake --build build-gpu -j"$(nproc)" --target nccl_gpu_test
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
