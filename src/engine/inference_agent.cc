@@ -278,7 +278,7 @@ void InferenceAgent::pairWriters() {
     }
 }
 
-void InferenceAgent::receive(Clock::time_point deadline) {
+void InferenceAgent::matchWrites(Clock::time_point deadline) {
     if (!two_sided_) return;
     transport::TransportBackend &b = *backends_[*two_sided_];
     const auto &regions = regions_[*two_sided_];
@@ -338,8 +338,8 @@ class InferenceAgent::Work : public protocol::InferenceWork {
     void at(protocol::Point point, uint64_t version) override {
         if (agent_.on_point_) agent_.on_point_(point, version);
     }
-    void receive(uint64_t /*version*/, protocol::Clock::time_point deadline) override {
-        agent_.receive(deadline);
+    void matchWrites(uint64_t /*version*/, protocol::Clock::time_point deadline) override {
+        agent_.matchWrites(deadline);
     }
     void apply(uint64_t version) override { agent_.apply(version); }
     Restored restore(uint64_t held, bool applied) override { return agent_.restore(held, applied); }

@@ -106,8 +106,8 @@ class InferenceAgent {
     /// Two-sided transports (NCCL): derives the receives from the plan and forms the pair with
     /// every trainer rank that writes here.
     void pairWriters();
-    void receive(protocol::Clock::time_point deadline);  // one version's receives (two-sided)
-    [[noreturn]] void failInit(const Error &e);          // fails init for every agent, rethrows
+    void matchWrites(protocol::Clock::time_point deadline);  // a version's receives (two-sided)
+    [[noreturn]] void failInit(const Error &e);              // fails init for every agent, rethrows
     int64_t verify(uint64_t version, int64_t &checked);
 
     std::shared_ptr<control::Store> store_;

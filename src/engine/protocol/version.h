@@ -5,7 +5,7 @@
 //   trainer t                                 inference rank p
 //   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1)
 //   wait: every paused  <--------------------
-//   convert, write, flush; done(t)  -------->  (two-sided transports: receive every write)
+//   convert, write, flush; done(t)  -------->  (two-sided transports: match the writes)
 //                                              wait: every done; landed(p)
 //                                              wait: every landed
 //                                              apply N: staging -> live, hooks; prepared(p)
@@ -74,10 +74,11 @@ class InferenceWork {
     virtual void resume() = 0;
     /// Called at each point of the version (no-op by default).
     virtual void at(Point /*point*/, uint64_t /*version*/) {}
-    /// Two-sided transports (NCCL): posts this rank's receives of the version and returns once
-    /// every byte landed, or throws (past `deadline` at the latest). One-sided transports write
-    /// without the receiver: nothing to do (the default).
-    virtual void receive(uint64_t /*version*/, Clock::time_point /*deadline*/) {}
+    /// Two-sided transports (NCCL): while the trainers write, posts this rank's receives
+    /// matching their writes and returns once every byte landed, or throws (past `deadline` at
+    /// the latest). It must run before the wait for the trainers' done (their flush waits for
+    /// these receives). One-sided transports write without the receiver: no-op by default.
+    virtual void matchWrites(uint64_t /*version*/, Clock::time_point /*deadline*/) {}
     /// Makes the landed version live: staging -> live, post-update hooks. Throws on failure.
     virtual void apply(uint64_t version) = 0;
     /// After a failed version: restores version `held` in the live weights where it can (with
