@@ -6,7 +6,7 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|write|probe|cross|hf]
+# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|write|probe|cross|hf|nccl]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
 #   CPU tests); check: GPU tests + demos; python: the PyTorch path only (CUDA-tensor Python
 #   tests, the FSDP2 torchrun test, the Python push benchmark next to the demo); write: how
@@ -16,6 +16,10 @@
 #   hf: real transformers models (Qwen3, Qwen3-MoE, DeepSeek-V3) through derived layouts into
 #   block-FP8 models, generation checked after every version (tests/gpu/python/hf_models.py;
 #   uses the host's transformers 5.x, nothing carried beyond the build dependencies).
+#   nccl: the nccl transport (issue 16): its GPU tests, the GLM-5 demo over NCCL 1 -> 1 and
+#   2 -> 2 beside CUDA-IPC, and raw NCCL send/recv (bench/gpu/nccl_sendrecv.py) of the same bytes;
+#   scripts/gpu_nccl_table.py prints the comparison. Builds against the NCCL that PyTorch ships
+#   (nvidia-nccl wheel) when there is one, so both sides of the comparison run one NCCL.
 # WS_BUNDLE=1 packs everything but summary.{txt,json} into results.tgz (the device tool brings
 # back only a few files).
 set -uo pipefail
@@ -47,13 +51,21 @@ for d in .deps/debs/*.deb; do dpkg -x "$d" /tmp/deps; done
 python3 -m zipfile -e .whl/libucx_cu13-*.whl /tmp/ucxwheel
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/ucxwheel/libucx/lib:${LD_LIBRARY_PATH:-}
 PY=$(command -v python3)
+# NCCL for the nccl transport: PyTorch's (the nvidia-nccl wheel), else the CUDA toolkit's.
+NCCL_ROOT=$($PY -c "import nvidia.nccl as n; print(list(n.__path__)[0])" 2>/dev/null || true)
 
 step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DWEIGHTSYNC_UCX_ROOT=/tmp/ucxwheel/libucx \
     -DWEIGHTSYNC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DPython_EXECUTABLE="$PY" \
-    -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
+    -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)" \
+    -DWEIGHTSYNC_NCCL_ROOT="$NCCL_ROOT"
 if [ "$MODE" = python ] || [ "$MODE" = hf ] || [ "$MODE" = cross ]; then  # CLI + Python only
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli weightsync_python
+elif [ "$MODE" = nccl ]; then  # the CLI and the tests this mode runs (the GPU test exists only
+    # where NCCL was found: its own step)
+    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli planner_test \
+        cli_refusals_test
+    step build_nccl_test cmake --build build-gpu -j"$(nproc)" --target nccl_gpu_test
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
@@ -94,6 +106,43 @@ demo() {  # demo NAME ARGS...: one demo run, its JSON line kept
     step "demo_$name" "$B/weightsync" demo "$@" --log-dir "$OUT/demo_logs_$name"
     tail -n +$((before + 1)) "$LOG" | grep -h '^{"checked_bytes' | tail -1 >"$OUT/demo_$name.json" || true
 }
+if [ "$MODE" = nccl ]; then
+    grep -h "weightsync: CUDA" "$LOG" | tail -1  # says whether NCCL was found
+    # The receive order and the CLI refusals (CPU), then the GPU tests: 1 -> 1 and 2 -> 2
+    # bit-exact, a trainer killed mid-version (skipped below 2 GPUs).
+    step nccl_unit ctest --test-dir build-gpu -R 'Receives|CliRefusals.Nccl' --output-on-failure
+    step nccl_gpu_tests ctest --test-dir build-gpu -L gpu -R NcclJob --output-on-failure \
+        --timeout 300
+    # GLM-5 at real dimensions, 5 layers, GPU 0 -> GPU $IG, every version verified: 1 -> 1 serial
+    # (the write phase alone: its rate is compared with raw NCCL), 1 -> 1 and 2 -> 2 pipelined
+    # (2 -> 2: both trainers on GPU 0, both inference ranks on GPU $IG), over NCCL and CUDA-IPC.
+    # 3 versions each (the medians skip the first), so that the mode fits one 10-minute call.
+    N1=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
+        --inference-engines 1 --inference-ranks 1 --inference-ep 1 --steps 3 --json
+        --timeout 300 "${T1[@]}")
+    N2=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
+        --inference-engines 1 --inference-ranks 2 --inference-ep 2 --steps 3 --json
+        --timeout 300 "${T2[@]}")
+    demo nccl_1to1_serial "${N1[@]}" --transport nccl --no-pipeline
+    demo ipc_1to1_serial "${N1[@]}" --transport cuda_ipc --no-pipeline
+    demo nccl_1to1 "${N1[@]}" --transport nccl
+    demo ipc_1to1 "${N1[@]}" --transport cuda_ipc
+    demo nccl_2to2 "${N2[@]}" --transport nccl
+    demo ipc_2to2 "${N2[@]}" --transport cuda_ipc
+    # Raw NCCL send/recv of one 1 -> 1 version's bytes: in 64 MiB pieces, and in pieces of the
+    # demo's mean write.
+    WIRE=$($PY -c "import json; d=json.load(open('$OUT/demo_nccl_1to1_serial.json')); s=d['per_step'][-1]; print(s['wire_bytes'], max(1, s['wire_bytes'] // max(1, s['writes'])))" 2>/dev/null || echo "32212254720 67108864")
+    read -r TOTAL MEAN <<<"$WIRE"
+    step nccl_raw "$PY" bench/gpu/nccl_sendrecv.py --total "$TOTAL" --piece 67108864 \
+        --passes 3 --json-out "$OUT/nccl_raw.json"
+    step nccl_raw_pieces "$PY" bench/gpu/nccl_sendrecv.py --total "$TOTAL" --piece "$MEAN" \
+        --passes 3 --json-out "$OUT/nccl_raw_pieces.json"
+    $PY scripts/gpu_nccl_table.py "$OUT" | tee "$OUT/nccl.txt"
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
+    cat "$OUT/nccl.txt" >>"$OUT/summary.txt"
+    cat "$OUT/summary.txt"
+    exit 0
+fi
 if [ "$MODE" = probe ]; then
     # Issue 13: the demo's write phase (1 -> 1, GLM-5 4 layers, 14.9 GB, serial) with and without
     # verification and UCX beside CUDA-IPC, and the Python push with its receiver's tensors one

@@ -16,7 +16,9 @@ nlohmann::json backendOptions(const JobSpec &spec, const std::string &backend, i
     } else if (transport::choiceName(spec.transport) != backend) {
         options = nlohmann::json::object();
     }
-    if (backend == "cuda_ipc" && gpu >= 0 && !options.contains("device")) options["device"] = gpu;
+    if ((backend == "cuda_ipc" || backend == "nccl") && gpu >= 0 && !options.contains("device")) {
+        options["device"] = gpu;
+    }
     return options;
 }
 

@@ -8,6 +8,7 @@
 #include "engine/metrics.h"
 #include "engine/protocol/version.h"
 #include "layout/registry.h"
+#include "planner/receives.h"
 
 #include <fmt/ranges.h>
 
@@ -110,7 +111,11 @@ void InferenceAgent::init() {
     weights_.layout = &layout;
     weights_.tensors = planner::localTensors(layout, peer_);
     if (external_.empty()) {
-        allocateArena(inferenceGpu(spec_, static_cast<int>(it - peers.begin())));
+        try {
+            allocateArena(inferenceGpu(spec_, static_cast<int>(it - peers.begin())));
+        } catch (const Error &e) {
+            failInit(e);
+        }
     } else {
         adoptExternalTensors();
         registerExternalTensors();
@@ -138,6 +143,11 @@ void InferenceAgent::init() {
         });
     }
     publishMemory();
+    try {
+        pairWriters();
+    } catch (const Error &e) {
+        failInit(e);
+    }
 
     std::vector<std::string> ready;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
@@ -239,6 +249,64 @@ void InferenceAgent::publishMemory() {
     store_->set(keys::memory(peer_.name), record.toJson().dump());
 }
 
+void InferenceAgent::failInit(const Error &e) {
+    // Nobody else can see this failure: fail init for every agent rather than let them wait.
+    try {
+        session_->failInit(e.code(), fmt::format("inference {}: {}", peer_.name, e.what()));
+    } catch (const Error &) {
+        // The coordinator may be the thing that failed.
+    }
+    throw e;
+}
+
+void InferenceAgent::pairWriters() {
+    const auto it = std::find_if(backends_.begin(), backends_.end(),
+                                 [](const auto &b) { return b->capabilities().two_sided; });
+    if (it == backends_.end()) return;
+    two_sided_ = static_cast<size_t>(it - backends_.begin());
+    // The plan is a pure function of the job: the receives match each trainer's writes in order.
+    const planner::Plan plan = planner::buildPlan(*layout_, spec_.mesh, spec_.fleet, spec_.planner);
+    const auto q = std::find_if(plan.peers.begin(), plan.peers.end(),
+                                [&](const planner::PeerSpec &p) { return p.name == peer_.name; });
+    check(q != plan.peers.end(), Errc::kInternal, "inference {}: not in the job's plan",
+          peer_.name);
+    const auto index = static_cast<uint32_t>(q - plan.peers.begin());
+    receives_ = planner::receivesOf(plan, index);
+    const std::vector<int> writers = planner::writersOf(plan, index);
+    std::vector<std::string> token_keys;
+    for (const int t : writers) token_keys.push_back(keys::pairToken(t, peer_.name));
+    const auto deadline = Clock::now() + spec_.init_timeout;
+    const auto tokens =
+        session_->await(token_keys, deadline, protocol::AbortOn{.init = true},
+                        "inference " + peer_.name + ": waiting for the trainers' pairing tokens");
+    // In ascending trainer rank, as every trainer pairs in ascending peer order.
+    for (size_t i = 0; i < writers.size(); ++i) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        (*it)->pair(protocol::trainerName(writers[i]), tokens[i], /*writer=*/false,
+                    std::max(left, std::chrono::milliseconds(1)));
+    }
+}
+
+void InferenceAgent::matchWrites(Clock::time_point deadline) {
+    if (!two_sided_) return;
+    transport::TransportBackend &b = *backends_[*two_sided_];
+    const auto &regions = regions_[*two_sided_];
+    // Stage by stage, each stage one batch, each trainer's receives in its plan order.
+    for (size_t i = 0; i < receives_.size(); ++i) {
+        const planner::Receive &r = receives_[i];
+        if (i > 0 && r.stage != receives_[i - 1].stage) b.submit();
+        const bool arena = memory_ != nullptr;
+        const transport::LocalRegion &region = *regions[arena ? 0 : r.dest];
+        const auto offset = static_cast<size_t>((arena ? offsets_[r.dest] : 0) + r.dest_offset);
+        b.postReceive(region, offset, protocol::trainerName(r.trainer),
+                      static_cast<size_t>(r.bytes));
+    }
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    (void)b.flush(std::max(left, std::chrono::milliseconds(1)));
+}
+
 int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) {
     return check_->mismatches(version, RankWeights{spec_, peer_, weights_, hooks_}, checked);
 }
@@ -282,6 +350,9 @@ class InferenceAgent::Work : public protocol::InferenceWork {
     }
     void receive(uint64_t version, protocol::Clock::time_point deadline) override {
         agent_.receive(version, deadline);
+    }
+    void matchWrites(uint64_t /*version*/, protocol::Clock::time_point deadline) override {
+        agent_.matchWrites(deadline);
     }
     void apply(uint64_t version) override { agent_.apply(version); }
     Restored restore(uint64_t held, bool applied) override { return agent_.restore(held, applied); }

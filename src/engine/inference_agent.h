@@ -12,6 +12,7 @@
 #include "engine/serving.h"
 #include "layout/layout.h"
 #include "planner/geometry.h"
+#include "planner/receives.h"
 #include "transport/registry.h"
 #include "transport/transport.h"
 
@@ -104,6 +105,11 @@ class InferenceAgent {
     void allocateArena(int gpu);  // the agent's own arena, registered once per backend
     void registerExternalTensors();
     void publishMemory();  // the hello and the memory record
+    /// Two-sided transports (NCCL): derives the receives from the plan and forms the pair with
+    /// every trainer rank that writes here.
+    void pairWriters();
+    void matchWrites(protocol::Clock::time_point deadline);  // a version's receives (two-sided)
+    [[noreturn]] void failInit(const Error &e);              // fails init for every agent, rethrows
     int64_t verify(uint64_t version, int64_t &checked);
 
     std::shared_ptr<control::Store> store_;
@@ -126,6 +132,8 @@ class InferenceAgent {
     // one region for the own arena, or one per external tensor.
     std::vector<std::unique_ptr<transport::TransportBackend>> backends_;
     std::vector<std::vector<std::unique_ptr<transport::LocalRegion>>> regions_;
+    std::optional<size_t> two_sided_;         // index of the two-sided backend, if one
+    std::vector<planner::Receive> receives_;  // its receives of every version, in order
     /// Host copies of the tensors the hooks read, when the weights live in device memory.
     LocalWeights hookWeights(std::vector<std::vector<std::byte>> &storage);
     std::vector<std::unique_ptr<UpdateHook>> hooks_;

@@ -174,6 +174,10 @@ void JobSpec::validate() const {
         check(timeout.count() >= 1 && timeout.count() <= kMaxTimeoutMs, Errc::kInvalidArgument,
               "job spec: '{}' must be in [1, {}] ms, got {}", name, kMaxTimeoutMs, timeout.count());
     }
+    check(transport != transport::TransportChoice::kNccl || rejoin_timeout.count() == 0,
+          Errc::kUnsupported,
+          "job spec: the nccl transport forms its pairs once, at init: 'rejoin_timeout_ms' must be "
+          "0 with it");
     check(retain_versions >= 1 && retain_versions <= kMaxRetainVersions, Errc::kInvalidArgument,
           "job spec: 'retain_versions' must be in [1, {}], got {}", kMaxRetainVersions,
           retain_versions);

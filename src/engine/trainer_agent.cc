@@ -10,6 +10,7 @@
 #include "layout/registry.h"
 #include "planner/geometry.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -143,6 +144,7 @@ void TrainerAgent::connectPeers() {
         for (size_t q = 0; q < plan_->peers.size(); ++q) {
             connectPeer(q, MemoryRecord::fromJson(parseJson(records[q], memory_keys[q])));
         }
+        pairPeers(deadline);
     }
     store_->set(keys::trainerReady(rank_), "1");
     std::vector<std::string> ready;
@@ -175,6 +177,26 @@ void TrainerAgent::connectPeer(size_t q, const MemoryRecord &record) {
     }
     logger("trainer")->info("rank {}: writes to {} (generation {}) through {}", rank_, peer.name,
                             record.generation, name);
+}
+
+void TrainerAgent::pairPeers(Clock::time_point deadline) {
+    // Two-sided transports: a pair with every peer this rank writes into, its token published
+    // for the peer first, then formed peer by peer in ascending order (the receivers pair with
+    // their writers in ascending rank order: the pairs form in one global order, no cycle).
+    std::vector<std::pair<size_t, std::string>> tokens;
+    for (size_t q = 0; q < plan_->peers.size(); ++q) {
+        if (!writes_to_[q] || targets_[q].empty()) continue;
+        transport::TransportBackend &b = *targets_[q].front().link->backend;
+        if (!b.capabilities().two_sided) continue;
+        tokens.emplace_back(q, b.makePairToken());
+        store_->set(keys::pairToken(rank_, plan_->peers[q].name), tokens.back().second);
+    }
+    for (const auto &[q, token] : tokens) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        targets_[q].front().link->backend->pair(plan_->peers[q].name, token, /*writer=*/true,
+                                                std::max(left, std::chrono::milliseconds(1)));
+    }
 }
 
 void TrainerAgent::refreshPeers() {
@@ -217,6 +239,7 @@ void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m
         m.wire_bytes += w.bytes;
         ++m.writes;
     }
+    for (auto &[name, l] : links_) l.backend->submit();  // two-sided: the stage as one batch
     m.post_seconds += secondsSince(start);
 }
 

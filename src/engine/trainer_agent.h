@@ -16,6 +16,7 @@
 #include "transport/registry.h"
 #include "transport/transport.h"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -66,6 +67,8 @@ class TrainerAgent {
     void connectPeers();
     /// (Re)imports peer q's memory from its record: validated, connected, targets rebuilt.
     void connectPeer(size_t q, const MemoryRecord &record);
+    /// Two-sided transports (NCCL): forms the pair with every peer this rank writes into.
+    void pairPeers(std::chrono::steady_clock::time_point deadline);
     /// Before writing a version: peers that rejoined (a newer memory generation) are imported
     /// again; an older generation is a stale descriptor and refused.
     void refreshPeers();

@@ -12,8 +12,13 @@
 
 namespace weightsync::transport {
 
-/// Names makeBackend accepts: "ucx", "inproc", and "cuda_ipc" in builds with CUDA.
+/// Names makeBackend accepts: "ucx", "inproc", "cuda_ipc" in builds with CUDA, and "nccl" in
+/// builds with CUDA and NCCL (elsewhere "nccl" is Errc::kUnsupported, saying what it needs).
 std::vector<std::string> backendNames();
+
+/// Throws Errc::kUnsupported, saying what the build lacks, for a known backend this build
+/// cannot make ("cuda_ipc" without CUDA, "nccl" without CUDA and NCCL); no-op otherwise.
+void requireBuilt(const std::string &name);
 
 /// Creates a backend by name. `options` is that backend's option object (null = defaults); for
 /// "ucx" see UcxOptions::fromJson, "inproc" takes none. Unknown names or options ->

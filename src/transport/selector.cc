@@ -13,12 +13,13 @@ namespace weightsync::transport {
 
 namespace {
 
-constexpr std::array<std::pair<TransportChoice, std::string_view>, 5> kChoices{{
+constexpr std::array<std::pair<TransportChoice, std::string_view>, 6> kChoices{{
     {TransportChoice::kAuto, "auto"},
     {TransportChoice::kUcx, "ucx"},
     {TransportChoice::kCudaIpc, "cuda_ipc"},
     {TransportChoice::kInproc, "inproc"},
     {TransportChoice::kFilesystem, "filesystem"},
+    {TransportChoice::kNccl, "nccl"},
 }};
 
 constexpr std::string_view kUcx = "ucx";

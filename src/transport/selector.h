@@ -20,9 +20,9 @@
 namespace weightsync::transport {
 
 /// A job's transport: one backend for every pair of ranks, or kAuto (chosen per pair).
-enum class TransportChoice : uint8_t { kAuto, kUcx, kCudaIpc, kInproc, kFilesystem };
+enum class TransportChoice : uint8_t { kAuto, kUcx, kCudaIpc, kInproc, kFilesystem, kNccl };
 
-/// "auto", "ucx", "cuda_ipc", "inproc", "filesystem".
+/// "auto", "ucx", "cuda_ipc", "inproc", "filesystem", "nccl" (auto never picks the last two).
 std::string_view choiceName(TransportChoice choice);
 /// Parses choiceName()'s names; nullopt for anything else.
 std::optional<TransportChoice> parseChoice(std::string_view name);

@@ -4,6 +4,9 @@
 // it (allocateMemory: receivers should prefer it), as a LocalRegion (RAII) ->
 // describe it (RemoteDescriptor, a plain serializable value) -> a peer imports the descriptor
 // (RemoteRegion, RAII) -> post one-sided writes local range -> remote range -> flush.
+// Two-sided backends (nccl/: Capabilities::two_sided) add two steps: each writer and receiver
+// form a pair once (makePairToken on the writer, handed over by the caller, pair() on both), and
+// the receiver posts a receive for each write addressed to it, in the writer's order.
 //
 // Threading: a backend object is used by one thread at a time, except that a receiver may run
 // the backend's own progress thread (startProgressThread) while its owner thread is idle.
@@ -32,6 +35,9 @@ struct Capabilities {
     // regions from allocateMemory take writes from same-host peers without it; keep it running
     // for the others.)
     bool needs_target_progress = false;
+    // Writes land only where the target posted a matching receive (postReceive), and the two
+    // ends form a pair first (pair()): NCCL.
+    bool two_sided = false;
 };
 
 /// A serializable description of a registered region, published by its owner.
@@ -126,6 +132,40 @@ class TransportBackend {
     /// Waits until every posted write is complete at the target. Throws Errc::kPeerLost or
     /// kTransport naming the peer on failure, Errc::kTimeout past the deadline.
     virtual FlushStats flush(std::chrono::milliseconds timeout) = 0;
+
+    /// Two-sided backends: a fresh token (printable text) the writer hands to one receiver out of
+    /// band (the job's store) and both then pass to pair(). The default throws Errc::kUnsupported.
+    virtual std::string makePairToken() {
+        fail(Errc::kUnsupported, "transport {} is one-sided: it forms no pairs",
+             capabilities().name);
+    }
+
+    /// Two-sided backends: forms the pair with `peer` from the writer's token, the writer
+    /// (`writer`) or the receiver side; both ends call it, and it returns once both joined.
+    /// Several pairs of one process are formed one after the other, every process in one order
+    /// (writer rank, then receiver) so that none waits on another in a cycle. Throws
+    /// Errc::kTimeout past `timeout`, kUnsupported for a pair the backend cannot form.
+    virtual void pair(const std::string &peer, const std::string &token, bool writer,
+                      std::chrono::milliseconds timeout) {
+        (void)peer, (void)token, (void)writer, (void)timeout;
+        fail(Errc::kUnsupported, "transport {} is one-sided: it forms no pairs",
+             capabilities().name);
+    }
+
+    /// Two-sided backends: receives `length` bytes from the paired `peer` into [offset,
+    /// +length) of `target`. Receives from one peer match its writes to this process in the order
+    /// both were posted; flush() waits for them as for writes.
+    virtual void postReceive(const LocalRegion &target, size_t offset, const std::string &peer,
+                             size_t length) {
+        (void)target, (void)offset, (void)peer, (void)length;
+        fail(Errc::kUnsupported, "transport {} is one-sided: it posts no receives",
+             capabilities().name);
+    }
+
+    /// Hands the writes and receives posted since the last submit to the network as one batch
+    /// (NCCL: one group). One-sided backends start every write when it is posted: no-op. flush()
+    /// submits what is left.
+    virtual void submit() {}
 
     /// Receivers: start/stop a thread that progresses incoming operations (no-op if not needed).
     virtual void startProgressThread() = 0;

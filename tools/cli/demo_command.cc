@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/subprocess.h"
+#include "engine/compute.h"
 #include "engine/local_job.h"
 #include "engine/metrics.h"
 #include "engine/protocol/keys.h"
@@ -14,6 +15,7 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/topology_options.h"
 #include "tools/cli/validators.h"
+#include "transport/registry.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -25,6 +27,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <set>
 #include <thread>
 
 namespace weightsync::cli {
@@ -106,6 +109,25 @@ std::optional<StepRow> collectStep(control::Store &store, uint64_t v, int traine
     return row;
 }
 
+/// The nccl transport's needs, refused before any process starts: a build with it, GPU memory,
+/// and never an inference rank on a trainer's GPU (NCCL cannot pair two ranks on one GPU).
+void checkNcclDemo(const engine::JobSpec &spec) {
+    transport::requireBuilt("nccl");
+    check(spec.device == engine::Device::kCuda, Errc::kUnsupported,
+          "the nccl transport needs CUDA device memory: run the demo with --device cuda");
+    std::set<int> trainer_gpus;
+    for (int t = 0; t < spec.mesh.ranks(); ++t) trainer_gpus.insert(engine::trainerGpu(spec, t));
+    int peers = 0;
+    for (const auto &e : spec.fleet.engines) peers += e.ranks;
+    for (int p = 0; p < peers; ++p) {
+        const int gpu = engine::inferenceGpu(spec, p);
+        check(!trainer_gpus.contains(gpu), Errc::kUnsupported,
+              "the nccl transport cannot pair an inference rank with a trainer on one GPU (GPU "
+              "{}): give --inference-gpus other GPUs than --trainer-gpus",
+              gpu);
+    }
+}
+
 int runDemo(const DemoArgs &a) {
     engine::LocalJobOptions o;
     o.spec.model = a.topo.model;
@@ -146,6 +168,7 @@ int runDemo(const DemoArgs &a) {
     o.verbose = a.verbose;
     check(a.steps >= 1, Errc::kInvalidArgument, "--steps must be >= 1");
     o.spec.validate();
+    if (o.spec.transport == transport::TransportChoice::kNccl) checkNcclDemo(o.spec);
     // Fail fast, with the planner's own message, on shapes the job could never run.
     (void)planner::buildPlan(a.topo.layout(), o.spec.mesh, o.spec.fleet, o.spec.planner);
     if (!a.log_dir.empty()) {
@@ -296,10 +319,12 @@ void addDemoCommand(CLI::App &app) {
     cmd->add_option("--seed", a->seed, "seed of the synthetic trainer weights")
         ->check(unsignedInteger())
         ->capture_default_str();
-    cmd->add_option("--transport", a->transport,
-                    "data-plane backend: auto (CUDA-IPC between GPUs of one host, else UCX), ucx, "
-                    "cuda_ipc, filesystem (a safetensors checkpoint per version under --fs-root)")
-        ->check(CLI::IsMember({"auto", "ucx", "cuda_ipc", "filesystem"}))
+    cmd->add_option(
+           "--transport", a->transport,
+           "data-plane backend: auto (CUDA-IPC between GPUs of one host, else UCX), ucx, "
+           "cuda_ipc, nccl (send/recv pairs, GPU only), filesystem (a safetensors checkpoint "
+           "per version under --fs-root)")
+        ->check(CLI::IsMember({"auto", "ucx", "cuda_ipc", "nccl", "filesystem"}))
         ->capture_default_str();
     cmd->add_option("--fs-root", a->fs_root,
                     "--transport filesystem: directory of the checkpoints (step_<N>/ each)")

@@ -73,8 +73,9 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     trainer_ranks / trainer_ep / trainer_replicas: the trainer mesh (ranks = replicas x FSDP).
     engines: a count of identical engines (engine_ranks / engine_tp / engine_ep each) or a
     list of EngineSpec. transport: "auto" (CUDA-IPC between GPU tensors of one host, UCX
-    otherwise), "ucx", "cuda_ipc" or "filesystem"; ucx_transports: UCX's transport list
-    (UCX_TLS). transport="filesystem": trainers write every version as a safetensors checkpoint
+    otherwise), "ucx", "cuda_ipc", "nccl" (send/recv pairs, GPU tensors only, builds with
+    NCCL) or "filesystem"; ucx_transports: UCX's transport list (UCX_TLS).
+    transport="filesystem": trainers write every version as a safetensors checkpoint
     under fs_root/step_<N>/ (files of at most fs_file_bytes of tensors) and inference ranks load
     it from there (CPU tensors); after each commit the newest fs_keep step directories stay.
     stage_bytes: slot bytes per pipeline stage (0: one per conversion). pipeline=False converts

@@ -28,6 +28,9 @@ std::string memory(const std::string &peer) {
 std::string trainerReady(int rank) {
     return fmt::format("init/ready/{}", rank);
 }
+std::string pairToken(int rank, const std::string &peer) {
+    return fmt::format("init/pair/{}/{}", rank, peer);
+}
 std::string initFailed() {
     return "init/failed";
 }
@@ -90,6 +93,10 @@ std::string participantOf(const std::string &key) {
         return key.find("/" + part + "/") != std::string::npos || key.starts_with(part + "/");
     };
     if (key.ends_with("/request")) return trainerName(0);
+    if (key.starts_with("init/pair/")) {  // init/pair/<trainer rank>/<peer>
+        const size_t from = std::string("init/pair/").size();
+        return trainerName(std::stoi(key.substr(from, key.find('/', from) - from)));
+    }
     if (under("done") || under("metrics") || under("trainer") || under("ready")) {
         return trainerName(std::stoi(last()));
     }

@@ -41,6 +41,8 @@ std::string trainerHello(int rank);
 std::string inferenceHello(const std::string &peer);
 std::string memory(const std::string &peer);
 std::string trainerReady(int rank);
+/// Two-sided transports: the token trainer `rank` made to pair with inference rank `peer`.
+std::string pairToken(int rank, const std::string &peer);
 std::string initFailed();
 std::string initRefused(const std::string &who);
 std::string lostPrefix();

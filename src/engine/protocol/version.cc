@@ -196,6 +196,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
         s.publish(keys::paused(version, peer), Paused{version, held});
         work.at(Point::kPaused, version);
         auto t0 = Clock::now();
+        work.matchWrites(version, deadline);  // two-sided: before the trainers can be done
         (void)s.await(
             s.forTrainers(keys::done, version), deadline, on,
             fmt::format("{}: version {}: waiting for every trainer's writes", who, version));

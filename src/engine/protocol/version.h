@@ -5,7 +5,8 @@
 //   trainer t                                 inference rank p
 //   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1)
 //   wait: every paused  <--------------------
-//   convert, write, flush; done(t)  -------->  wait: every done; receive; landed(p)
+//   convert, write, flush; done(t)  -------->  (two-sided transports: match the writes)
+//                                              wait: every done; receive; landed(p)
 //                                              wait: every landed
 //                                              apply N: staging -> live, hooks; prepared(p)
 //                                              wait: every prepared; propose commit
@@ -73,6 +74,12 @@ class InferenceWork {
     virtual void resume() = 0;
     /// Called at each point of the version (no-op by default).
     virtual void at(Point /*point*/, uint64_t /*version*/) {}
+    /// Two-sided transports (NCCL): while the trainers write, posts this rank's receives
+    /// matching their writes and returns once every byte landed, or throws (past `deadline` at
+    /// the latest). It must run before the wait for the trainers' done (their flush waits for
+    /// these receives). One-sided transports write without the receiver: no-op by default.
+    virtual void matchWrites(uint64_t /*version*/, Clock::time_point /*deadline*/) {}
+
     /// Once every trainer is done, before this rank lands: fetches the version where no
     /// transport wrote it (the filesystem transport checks the checkpoint; no-op by default).
     /// Throws on failure, which aborts the version.

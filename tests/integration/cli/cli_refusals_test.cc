@@ -209,6 +209,22 @@ TEST_F(CliRefusals, CoordinatorAddresses) {
                   "--port-file: ");
 }
 
+// Issue 16: the nccl transport moves GPU memory in builds with CUDA and NCCL only; the demo says
+// so before any process starts (a CPU build: "needs CUDA and NCCL"; with them, "needs CUDA device
+// memory" for --device cpu).
+TEST_F(CliRefusals, NcclNeedsCuda) {
+    expectRefused({"demo", "--transport", "nccl"}, "the nccl transport needs CUDA");
+#ifndef WEIGHTSYNC_TEST_HAVE_NCCL
+    expectRefused({"demo", "--transport", "nccl", "--device", "cuda"},
+                  "the nccl transport needs CUDA and NCCL");
+#else
+    // NCCL cannot pair two ranks on one GPU: an inference rank on a trainer's GPU is refused.
+    expectRefused({"demo", "--transport", "nccl", "--device", "cuda", "--trainer-gpus", "0",
+                   "--inference-gpus", "0"},
+                  "cannot pair an inference rank with a trainer on one GPU");
+#endif
+}
+
 // Issue 19: `--log-dir /proc/x` aborted with SIGABRT; `--timeout 0` and `nan` were accepted.
 TEST_F(CliRefusals, DemoOptions) {
     expectRefused({"demo", "--log-dir", "/proc/x"}, "--log-dir: cannot create or write '/proc/x'");

@@ -98,7 +98,8 @@ TEST(Failure, ReceiverKilledMidPush) {
     }
 }
 
-void expectInitFailure(LocalJobOptions o, const std::string &needle) {
+/// Returns the init failure's reason (empty if there was none: a failure is recorded).
+std::string expectInitFailure(LocalJobOptions o, const std::string &needle) {
     LocalJob job(std::move(o));
     job.start();
     const auto codes = job.supervise(60s);
@@ -107,11 +108,15 @@ void expectInitFailure(LocalJobOptions o, const std::string &needle) {
         EXPECT_NE(code, -1) << name << " hung";
     }
     const auto why = job.store().get(keys::initFailed());
-    ASSERT_TRUE(why);
+    if (!why) {
+        ADD_FAILURE() << "no init failure was recorded";
+        return {};
+    }
     EXPECT_NE(why->find(needle), std::string::npos) << *why;
     // Nothing was written: no version was ever requested, paused for or pushed.
     EXPECT_TRUE(job.store().list("v/").empty());
     EXPECT_FALSE(job.store().get(keys::latest()));
+    return *why;
 }
 
 TEST(Failure, LayoutMismatchAtInit) {
@@ -125,6 +130,19 @@ TEST(Failure, DescriptorSizeMismatchAtInit) {
     o.extra_args["inference-e1r1"] = {"--fault-shrink-tensor",
                                       "model.layers.1.mlp.experts.w2_weight_scale_inv"};
     expectInitFailure(o, "e1r1: 'model.layers.1.mlp.experts.w2_weight_scale_inv'");
+}
+
+// Issue 16: the nccl transport moves GPU memory only. A CPU job that names it (or any job, in a
+// build without CUDA and NCCL) fails init on every agent at once, saying so; nothing waits.
+TEST(Failure, NcclNeedsCudaFailsInitEverywhere) {
+    LocalJobOptions o = smallJob(1);
+    o.spec.transport = transport::TransportChoice::kNccl;
+    o.spec.transport_options = nlohmann::json::object();
+    // A build without NCCL says "the nccl transport needs CUDA and NCCL"; a build with it, on a
+    // machine without a GPU, that no CUDA device is visible; on a GPU host, that CPU memory
+    // cannot be registered. Each is an unsupported-nccl error at init.
+    const std::string why = expectInitFailure(o, "unsupported: ");
+    EXPECT_NE(why.find("nccl"), std::string::npos) << why;
 }
 
 TEST(Failure, CoordinatorDisappears) {

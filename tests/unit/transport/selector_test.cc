@@ -29,8 +29,9 @@ TEST(TransportSelector, ChoiceNamesRoundTrip) {
         ASSERT_TRUE(choice) << name;
         EXPECT_EQ(choiceName(*choice), name);
     }
-    EXPECT_EQ(choiceNames().size(), 5u);
+    EXPECT_EQ(choiceNames().size(), 6u);
     EXPECT_EQ(parseChoice("cuda_ipc"), TransportChoice::kCudaIpc);
+    EXPECT_EQ(parseChoice("nccl"), TransportChoice::kNccl);
     EXPECT_FALSE(parseChoice("rdma"));
     EXPECT_FALSE(parseChoice(""));
     EXPECT_FALSE(parseChoice("UCX"));
@@ -85,6 +86,14 @@ TEST(TransportSelector, ANamedTransportMustBeOffered) {
     EXPECT_NE(thrown->message.find("does not offer transport 'cuda_ipc'"), std::string::npos)
         << thrown->message;
     EXPECT_NE(thrown->message.find("e0r1"), std::string::npos) << thrown->message;
+}
+
+TEST(TransportSelector, NcclOnlyWhenNamed) {
+    // Two-sided: a receiver offers it only when the job names it, and auto never picks it.
+    EXPECT_EQ(receiverCandidates(TransportChoice::kNccl, kCuda), Strings{"nccl"});
+    const PeerOffer nccl{{"nccl"}, kCuda, true};
+    EXPECT_EQ(selectBackend(TransportChoice::kNccl, kCuda, nccl, "e0r0"), "nccl");
+    EXPECT_TRUE(thrownBy([&] { (void)selectBackend(kAuto, kCuda, nccl, "e0r0"); }).has_value());
 }
 
 }  // namespace
