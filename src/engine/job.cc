@@ -95,6 +95,8 @@ json JobSpec::toJson() const {
               {"transport_options", transport_options},
               {"verify", verify},
               {"staging", staging},
+              {"checksum", checksum},
+              {"flip", flip},
               {"device", deviceName(device)},
               {"trainer_gpus", trainer_gpus},
               {"inference_gpus", inference_gpus},
@@ -119,6 +121,9 @@ void JobSpec::validate() const {
         check(*layers >= 1 && *layers <= limits::kMaxLayers, Errc::kInvalidArgument,
               "job spec: 'layers' must be in [1, {}], got {}", limits::kMaxLayers, *layers);
     }
+    check(!flip || staging, Errc::kInvalidArgument,
+          "job spec: 'flip' needs 'staging' (the wire phase writes into the staging copy while "
+          "the live weights keep serving)");
     check(layout.is_null() || layout.is_object(), Errc::kInvalidArgument,
           "job spec: 'layout' must be a layout document (a JSON object), got {}",
           jsonfields::brief(layout));
@@ -186,6 +191,8 @@ JobSpec JobSpec::fromJson(const json &j) {
     if (f.has("transport_options")) s.transport_options = f.at("transport_options");
     s.verify = f.boolean("verify");
     s.staging = f.boolean("staging", false);
+    s.checksum = f.boolean("checksum", s.checksum);
+    s.flip = f.boolean("flip", false);
     s.device = parseDevice(f.string("device", "cpu", 64));
     s.trainer_gpus = gpuList(f, "trainer_gpus");
     s.inference_gpus = gpuList(f, "inference_gpus");

@@ -46,6 +46,8 @@ struct DemoArgs {
     bool json_out = false;
     bool no_verify = false;
     bool staging = false;
+    bool checksum = false;
+    bool flip = false;
     bool no_pipeline = false;
     double timeout_s = 300;
     std::string log_dir;
@@ -126,7 +128,9 @@ int runDemo(const DemoArgs &a) {
     o.spec.trainer_gpus = a.trainer_gpus;
     o.spec.inference_gpus = a.inference_gpus;
     o.spec.verify = !a.no_verify;
-    o.spec.staging = a.staging;
+    o.spec.staging = a.staging || a.flip;
+    o.spec.checksum = a.checksum;
+    o.spec.flip = a.flip;
     o.spec.pipeline = !a.no_pipeline;
     o.spec.launcher_collects = true;  // it reads every version's results, then erases them
     o.spec.step_timeout =
@@ -311,6 +315,12 @@ void addDemoCommand(CLI::App &app) {
     cmd->add_flag("--staging", a->staging,
                   "inference ranks receive into a staging copy and commit (a failed push leaves "
                   "the live weights untouched)");
+    cmd->add_flag("--checksum", a->checksum,
+                  "trainers checksum every write and inference ranks check what landed before "
+                  "committing (a mismatch fails the version, naming tensor, range and trainer)");
+    cmd->add_flag("--flip", a->flip,
+                  "zero-pause updates (implies --staging): ranks keep serving while the version "
+                  "lands in staging and pause only to copy it over the live weights");
     cmd->add_flag("--no-pipeline", a->no_pipeline,
                   "convert everything, then write everything (measures each phase alone)");
     cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")

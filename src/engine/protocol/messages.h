@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace weightsync::engine::protocol {
 
@@ -26,6 +27,10 @@ struct Done {
     uint64_t version = 0;
     int64_t bytes = 0;
     int64_t writes = 0;
+    /// With checksums on (JobSpec::checksum): the checksum of each of the trainer's writes, in
+    /// the order of its plan (kernels/checksum/checksum.h); empty otherwise. On the wire: base64
+    /// of the little-endian 64-bit values.
+    std::vector<uint64_t> checksums;
 };
 
 /// Every byte of the version is in an inference rank's memory.

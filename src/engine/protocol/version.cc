@@ -125,7 +125,8 @@ PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_
         m.pause_seconds = secondsSince(start);
 
         work.transfer(version, m);
-        s.publish(keys::done(version, rank), Done{version, m.wire_bytes, m.writes});
+        s.publish(keys::done(version, rank),
+                  Done{version, m.wire_bytes, m.writes, work.takeChecksums()});
         work.at(Point::kDone, version);
 
         const auto t0 = Clock::now();
@@ -191,14 +192,26 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
     const AbortOn on = during(spec, version);
     InferenceVersion r;
     bool applied = false;
-    work.pause();
+    // With flip, the readers keep reading live (N-1) while N lands in staging.
+    bool paused = false;
+    if (!spec.flip) {
+        work.pause();
+        paused = true;
+    }
     try {
         s.publish(keys::paused(version, peer), Paused{version, held});
         work.at(Point::kPaused, version);
         auto t0 = Clock::now();
-        (void)s.await(
-            s.forTrainers(keys::done, version), deadline, on,
-            fmt::format("{}: version {}: waiting for every trainer's writes", who, version));
+        // Each trainer's writes are checked as soon as its done arrives, while others still write.
+        const std::vector<std::string> done_keys = s.forTrainers(keys::done, version);
+        for (size_t t = 0; t < done_keys.size(); ++t) {
+            const Done done = s.awaitAll<Done>(
+                {done_keys[t]}, version, deadline, on,
+                fmt::format("{}: version {}: waiting for every trainer's writes", who, version))[0];
+            const auto c0 = Clock::now();
+            work.checkWrites(version, static_cast<int>(t), done);
+            r.check_seconds += secondsSince(c0);
+        }
         // Every byte of every rank is in place before anybody changes its live weights.
         s.publish(keys::landed(version, peer), Landed{version});
         work.at(Point::kLanded, version);
@@ -206,6 +219,10 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
             s.forPeers(keys::landed, version), deadline, on,
             fmt::format("{}: version {}: waiting for every inference rank to land", who, version));
         r.wait_seconds = secondsSince(t0);
+        if (!paused) {  // flip: the readers stop only now, for the copy into live
+            work.pause();
+            paused = true;
+        }
         t0 = Clock::now();
         applied = true;
         work.apply(version);
@@ -237,7 +254,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
             }
             const bool intact = restored.intact;
             const bool serving = intact && (o.has_value() || !applied);
-            if (serving) work.resume();
+            if (serving && paused) work.resume();
             try {
                 s.publish(keys::aborted(version, who),
                           Aborted{version, held, intact, serving, restored.mismatched_bytes, what});
