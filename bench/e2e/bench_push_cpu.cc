@@ -2,7 +2,11 @@
 // shared memory, next to a memcpy of the same bytes measured in the same run. Prints a table;
 // --json-out writes the figures and the command that reproduces them.
 //
-//   build/bench/e2e/bench_push_cpu [--steps 3] [--model glm5-medium] [--json-out FILE]
+//   build/bench/e2e/bench_push_cpu [--steps 3] [--model glm5-medium] [--checksum-ab]
+//                                  [--json-out FILE]
+//
+// --checksum-ab runs every configuration twice in the same run, without and with checksums
+// (JobSpec::checksum), and reports the update's overhead.
 
 #include "common/subprocess.h"
 #include "engine/local_job.h"
@@ -49,11 +53,13 @@ double memcpyGbps(size_t bytes) {
 }
 
 constexpr const char *kUsage =
-    "Usage: bench_push_cpu [--steps N] [--model NAME] [--json-out FILE] [--bin WEIGHTSYNC]\n"
+    "Usage: bench_push_cpu [--steps N] [--model NAME] [--checksum-ab] [--json-out FILE]\n"
+    "                      [--bin WEIGHTSYNC]\n"
     "  Pushes NAME (default glm5-medium) N times (default 3) between real processes over UCX\n"
     "  shared memory in two topologies, next to a memcpy of the same bytes; prints a table and\n"
     "  writes the figures with the command to FILE. WEIGHTSYNC: the weightsync tool (default\n"
-    "  ../../weightsync from this binary).\n";
+    "  ../../weightsync from this binary). --checksum-ab: each topology without, then with\n"
+    "  checksums, and the overhead.\n";
 
 struct Config {
     std::string name;
@@ -69,11 +75,16 @@ int main(int argc, char **argv) {
     std::string bin =
         (std::filesystem::path(selfExecutable()).parent_path() / "../../weightsync").string();
     int steps = 3;
+    bool checksum_ab = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "-h" || a == "--help") {
             fmt::print("{}", kUsage);
             return 0;
+        }
+        if (a == "--checksum-ab") {
+            checksum_ab = true;
+            continue;
         }
         if (i + 1 >= argc ||
             (a != "--model" && a != "--steps" && a != "--json-out" && a != "--bin")) {
@@ -104,8 +115,15 @@ int main(int argc, char **argv) {
     nlohmann::json rows = nlohmann::json::array();
     fmt::print("{:<46} {:>9} {:>10} {:>11} {:>12} {:>10} {:>10}\n", "config", "wire GB",
                "convert s", "write GB/s", "memcpy GB/s", "write/mcpy", "update s");
+    std::vector<std::pair<Config, bool>> runs;
     for (const Config &c : configs) {
+        runs.emplace_back(c, false);
+        if (checksum_ab) runs.emplace_back(c, true);
+    }
+    double update_without = 0;
+    for (const auto &[c, checksum] : runs) {
         engine::LocalJobOptions o;
+        o.spec.checksum = checksum;
         o.spec.model = model;
         o.spec.mesh = c.mesh;
         o.spec.fleet.engines = c.engines;
@@ -149,9 +167,18 @@ int main(int argc, char **argv) {
         };
         const double mcpy = memcpyGbps(static_cast<size_t>(wire));
         const double w = median(write_gbps);
-        fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n", c.name,
+        const std::string name = checksum ? c.name + " +checksum" : c.name;
+        fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n", name,
                    wire / 1e9, median(convert_s), w, mcpy, w / mcpy, median(update_s));
-        rows.push_back({{"config", c.name},
+        double overhead = 0;
+        if (!checksum) update_without = median(update_s);
+        if (checksum && update_without > 0) {
+            overhead = median(update_s) / update_without - 1;
+            fmt::print("{:<46} {:>+9.1f} %\n", "  checksum overhead (update)", overhead * 100);
+        }
+        rows.push_back({{"config", name},
+                        {"checksum", checksum},
+                        {"checksum_overhead", overhead},
                         {"wire_bytes_per_step", wire},
                         {"convert_seconds_median", median(convert_s)},
                         {"write_gbps_median", w},
