@@ -6,7 +6,7 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|write|probe|cross|hf]
+# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|write|probe|cross|hf|integrity]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
 #   CPU tests); check: GPU tests + demos; python: the PyTorch path only (CUDA-tensor Python
 #   tests, the FSDP2 torchrun test, the Python push benchmark next to the demo); write: how
@@ -16,6 +16,9 @@
 #   hf: real transformers models (Qwen3, Qwen3-MoE, DeepSeek-V3) through derived layouts into
 #   block-FP8 models, generation checked after every version (tests/gpu/python/hf_models.py;
 #   uses the host's transformers 5.x, nothing carried beyond the build dependencies).
+#   integrity: issue 18: the checksum kernel against its CPU reference, the GLM-5 update with and
+#   without checksums (overhead), and --flip against --staging (how long generation is parked
+#   against the wire time); scripts/gpu_integrity_table.py prints the table, integrity.json.
 # WS_BUNDLE=1 packs everything but summary.{txt,json} into results.tgz (the device tool brings
 # back only a few files).
 set -uo pipefail
@@ -54,6 +57,8 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DPYBIND11_FINDPYTHON=ON -Dpybind11_DIR="$($PY -m pybind11 --cmakedir 2>/dev/null)"
 if [ "$MODE" = python ] || [ "$MODE" = hf ] || [ "$MODE" = cross ]; then  # CLI + Python only
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli weightsync_python
+elif [ "$MODE" = integrity ]; then
+    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli kernels_gpu_test
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
@@ -94,6 +99,26 @@ demo() {  # demo NAME ARGS...: one demo run, its JSON line kept
     step "demo_$name" "$B/weightsync" demo "$@" --log-dir "$OUT/demo_logs_$name"
     tail -n +$((before + 1)) "$LOG" | grep -h '^{"checked_bytes' | tail -1 >"$OUT/demo_$name.json" || true
 }
+if [ "$MODE" = integrity ]; then
+    # Issue 18. The checksum kernel bit for bit against the CPU reference. Then the GLM-5 update
+    # (5 layers, FSDP 2 x EP 2 on GPU 0 -> 2 ranks on GPU $IG) without and with --checksum,
+    # alternated twice in this run (overhead target <= 3 %); --staging against --flip (the
+    # readers parked, paused_s, against the wire time post + drain of the same version: target
+    # <= 0.2 x); and a verified --flip --checksum run (bit-exact every version).
+    step checksum_gpu_test "$B/tests/gpu/kernels/kernels_gpu_test" --gtest_filter='KernelsChecksumGpu.*'
+    for i in 1 2; do
+        demo "i_plain_$i" "${GLM5[@]}" "${T2[@]}" --no-verify
+        demo "i_checksum_$i" "${GLM5[@]}" "${T2[@]}" --no-verify --checksum
+    done
+    demo i_staging "${GLM5[@]}" "${T2[@]}" --no-verify --staging --checksum
+    demo i_flip "${GLM5[@]}" "${T2[@]}" --no-verify --flip --checksum
+    demo i_flip_verified "${GLM5[@]}" "${T2[@]}" --flip --checksum
+    $PY scripts/gpu_integrity_table.py "$OUT" --json-out "$OUT/integrity.json" | tee "$OUT/integrity.txt"
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
+    cat "$OUT/integrity.txt" >>"$OUT/summary.txt"
+    cat "$OUT/summary.txt"
+    exit 0
+fi
 if [ "$MODE" = probe ]; then
     # Issue 13: the demo's write phase (1 -> 1, GLM-5 4 layers, 14.9 GB, serial) with and without
     # verification and UCX beside CUDA-IPC, and the Python push with its receiver's tensors one

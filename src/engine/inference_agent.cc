@@ -324,6 +324,9 @@ class InferenceAgent::Work : public protocol::InferenceWork {
     void resume() override {
         if (agent_.readers_) agent_.readers_->resume();
     }
+    double takeProbeGapSeconds() override {
+        return agent_.readers_ ? agent_.readers_->takeLongestGapSeconds() : -1;
+    }
     void at(protocol::Point point, uint64_t version) override {
         if (agent_.on_point_) agent_.on_point_(point, version);
     }
@@ -395,6 +398,8 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
     r.wait_seconds = v.wait_seconds;
     r.hook_seconds = v.hook_seconds;
     r.check_seconds = v.check_seconds;
+    r.paused_seconds = v.paused_seconds;
+    r.probe_gap_seconds = v.probe_gap_seconds;
     // Verification reads the weights like any forward pass does, after resuming, so it is not
     // part of the update's pause.
     if (spec_.verify) {

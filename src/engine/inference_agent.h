@@ -31,7 +31,9 @@ struct StepResult {
     int64_t mismatched_bytes = 0;
     double wait_seconds = 0;  // paused until every writer was done
     double hook_seconds = 0;
-    double check_seconds = 0;  // checksumming what landed (JobSpec::checksum)
+    double check_seconds = 0;       // checksumming what landed (JobSpec::checksum)
+    double paused_seconds = 0;      // the readers were parked
+    double probe_gap_seconds = -1;  // the readers' longest gap between steps (-1: unmeasured)
     double verify_seconds = 0;
 };
 

@@ -59,7 +59,9 @@ struct StepRow {
     double convert = 0, write = 0, barrier = 0, total = 0;
     double pause = 0, post = 0, drain = 0;  // parts: waiting for pauses; write = post + drain
     int64_t wire_bytes = 0, writes = 0, checked = 0, mismatched = 0;
-    double hook = 0;  // slowest inference rank's post-update hooks (inside the pause)
+    double hook = 0;        // slowest inference rank's post-update hooks (inside the pause)
+    double paused = 0;      // slowest inference rank: its readers parked
+    double probe_gap = -1;  // longest gap of any rank's stand-in generation loop (-1: none)
     bool verified = false;
 };
 
@@ -76,9 +78,10 @@ std::optional<StepRow> collectStep(control::Store &store, uint64_t v, int traine
     for (const std::string &p : peers) {
         const auto resumed = store.get(keys::resumed(v, p));
         if (!resumed) return std::nullopt;
-        row.hook = std::max(
-            row.hook,
-            protocol::decode<protocol::Resumed>(*resumed, v, keys::resumed(v, p)).hook_seconds);
+        const auto res = protocol::decode<protocol::Resumed>(*resumed, v, keys::resumed(v, p));
+        row.hook = std::max(row.hook, res.hook_seconds);
+        row.paused = std::max(row.paused, res.paused_seconds);
+        row.probe_gap = std::max(row.probe_gap, res.probe_gap_seconds);
         if (!verify) continue;
         const auto verified = store.get(keys::verified(v, p));
         if (!verified) return std::nullopt;
@@ -234,6 +237,8 @@ int runDemo(const DemoArgs &a) {
                             {"drain_s", r.drain},
                             {"barrier_s", r.barrier},
                             {"hook_s", r.hook},
+                            {"paused_s", r.paused},
+                            {"probe_gap_s", r.probe_gap},
                             {"total_s", r.total},
                             {"wire_bytes", r.wire_bytes},
                             {"writes", r.writes},

@@ -90,13 +90,18 @@ void from_json(const json &j, Prepared &m) {
     m.hook_seconds = number(j, "hook_seconds");
 }
 void to_json(json &j, const Resumed &m) {
-    j = {
-        {"version", m.version}, {"wait_seconds", m.wait_seconds}, {"hook_seconds", m.hook_seconds}};
+    j = {{"version", m.version},
+         {"wait_seconds", m.wait_seconds},
+         {"hook_seconds", m.hook_seconds},
+         {"paused_seconds", m.paused_seconds},
+         {"probe_gap_seconds", m.probe_gap_seconds}};
 }
 void from_json(const json &j, Resumed &m) {
     m.version = integer<uint64_t>(j, "version");
     m.wait_seconds = number(j, "wait_seconds");
     m.hook_seconds = number(j, "hook_seconds");
+    m.paused_seconds = number(j, "paused_seconds");
+    m.probe_gap_seconds = number(j, "probe_gap_seconds");
 }
 void to_json(json &j, const Aborted &m) {
     j = {{"version", m.version},

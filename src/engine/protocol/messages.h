@@ -60,6 +60,8 @@ struct Resumed {
     uint64_t version = 0;
     double wait_seconds = 0;
     double hook_seconds = 0;
+    double paused_seconds = 0;      // its readers parked (without flip: from the request on)
+    double probe_gap_seconds = -1;  // the readers' longest gap between steps, -1 if unmeasured
 };
 
 /// A participant gave up on the version: what it holds now and whether it serves again.

@@ -194,6 +194,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
     bool applied = false;
     // With flip, the readers keep reading live (N-1) while N lands in staging.
     bool paused = false;
+    auto paused_at = Clock::now();
     if (!spec.flip) {
         work.pause();
         paused = true;
@@ -220,6 +221,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
             fmt::format("{}: version {}: waiting for every inference rank to land", who, version));
         r.wait_seconds = secondsSince(t0);
         if (!paused) {  // flip: the readers stop only now, for the copy into live
+            paused_at = Clock::now();
             work.pause();
             paused = true;
         }
@@ -271,7 +273,10 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
     r.committed = true;
     work.at(Point::kResuming, version);
     work.resume();
-    s.publish(keys::resumed(version, peer), Resumed{version, r.wait_seconds, r.hook_seconds});
+    r.paused_seconds = secondsSince(paused_at);
+    r.probe_gap_seconds = work.takeProbeGapSeconds();
+    s.publish(keys::resumed(version, peer), Resumed{version, r.wait_seconds, r.hook_seconds,
+                                                    r.paused_seconds, r.probe_gap_seconds});
     s.finish(version, /*collect=*/false);
     return r;
 }

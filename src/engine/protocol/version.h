@@ -82,6 +82,8 @@ class InferenceWork {
     /// Stops / restarts reading the weights (the engine's forward passes).
     virtual void pause() = 0;
     virtual void resume() = 0;
+    /// The readers' longest gap between steps since the last call (-1: not measured).
+    virtual double takeProbeGapSeconds() { return -1; }
     /// Called at each point of the version (no-op by default).
     virtual void at(Point /*point*/, uint64_t /*version*/) {}
     /// As each trainer's done arrives (in trainer rank order), before this rank announces
@@ -110,9 +112,11 @@ PushMetrics runTrainerVersion(Session &session, const JobSpec &spec, int rank, u
 
 struct InferenceVersion {
     bool committed = false;
-    double wait_seconds = 0;   // paused until every writer was done and every rank landed
-    double hook_seconds = 0;   // applying (staging copy and hooks)
-    double check_seconds = 0;  // checksumming what landed (with checksums on)
+    double wait_seconds = 0;        // paused until every writer was done and every rank landed
+    double hook_seconds = 0;        // applying (staging copy and hooks)
+    double check_seconds = 0;       // checksumming what landed (with checksums on)
+    double paused_seconds = 0;      // readers parked: from pause() to resume()
+    double probe_gap_seconds = -1;  // the readers' longest gap between steps, -1: unmeasured
 };
 
 /// Inference rank `peer` receives `version` while serving `held`. Returns once it serves the
