@@ -64,17 +64,14 @@ Row run(const std::string &model, int steps, bool flip, bool checksum, int perio
     std::string failure;
     std::thread receiver([&] {
         try {
-            sim::ReadLoop *loop = nullptr;
             engine::InferenceOptions o;
             o.readers = [&](const engine::LocalWeights &live) {
                 std::vector<std::pair<const std::byte *, size_t>> tensors;
                 for (size_t i = 0; i < live.tensors.size(); ++i) {
                     tensors.emplace_back(live.data[i], static_cast<size_t>(live.tensors[i].bytes));
                 }
-                auto l = std::make_unique<sim::ReadLoop>(std::move(tensors),
-                                                         std::chrono::microseconds(period_us));
-                loop = l.get();
-                return l;
+                return std::make_unique<sim::ReadLoop>(std::move(tensors),
+                                                       std::chrono::microseconds(period_us));
             };
             engine::InferenceAgent agent(client(), 0, 0, std::move(o));
             agent.init();
