@@ -6,7 +6,8 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
-# Usage (device tool): bash scripts/gpu_run.sh [full|pipe|check|python|write|probe|cross|hf|nccl]
+# Usage (device tool): bash scripts/gpu_run.sh
+#   [full|pipe|check|python|write|probe|cross|hf|nccl|integrity]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
 #   CPU tests); check: GPU tests + demos; python: the PyTorch path only (CUDA-tensor Python
 #   tests, the FSDP2 torchrun test, the Python push benchmark next to the demo); write: how
@@ -20,6 +21,9 @@
 #   2 -> 2 beside CUDA-IPC, and raw NCCL send/recv (bench/gpu/nccl_sendrecv.py) of the same bytes;
 #   scripts/gpu_nccl_table.py prints the comparison. Builds against the NCCL that PyTorch ships
 #   (nvidia-nccl wheel) when there is one, so both sides of the comparison run one NCCL.
+#   integrity: issue 18: the checksum kernel against its CPU reference, the GLM-5 update with and
+#   without checksums (overhead), and --flip against --staging (how long generation is parked
+#   against the wire time); scripts/gpu_integrity_table.py prints the table, integrity.json.
 # WS_BUNDLE=1 packs everything but summary.{txt,json} into results.tgz (the device tool brings
 # back only a few files).
 set -uo pipefail
@@ -66,6 +70,8 @@ elif [ "$MODE" = nccl ]; then  # the CLI and the tests this mode runs (the GPU t
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli planner_test \
         cli_refusals_test
     step build_nccl_test cmake --build build-gpu -j"$(nproc)" --target nccl_gpu_test
+elif [ "$MODE" = integrity ]; then
+    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli kernels_gpu_test
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
@@ -140,6 +146,26 @@ if [ "$MODE" = nccl ]; then
     $PY scripts/gpu_nccl_table.py "$OUT" | tee "$OUT/nccl.txt"
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
     cat "$OUT/nccl.txt" >>"$OUT/summary.txt"
+    cat "$OUT/summary.txt"
+    exit 0
+fi
+if [ "$MODE" = integrity ]; then
+    # Issue 18. The checksum kernel bit for bit against the CPU reference. Then the GLM-5 update
+    # (5 layers, FSDP 2 x EP 2 on GPU 0 -> 2 ranks on GPU $IG) without and with --checksum,
+    # alternated twice in this run (overhead target <= 3 %); --staging against --flip (the
+    # readers parked, paused_s, against the wire time post + drain of the same version: target
+    # <= 0.2 x); and a verified --flip --checksum run (bit-exact every version).
+    step checksum_gpu_test "$B/tests/gpu/kernels/kernels_gpu_test" --gtest_filter='KernelsChecksumGpu.*'
+    for i in 1 2; do
+        demo "i_plain_$i" "${GLM5[@]}" "${T2[@]}" --no-verify
+        demo "i_checksum_$i" "${GLM5[@]}" "${T2[@]}" --no-verify --checksum
+    done
+    demo i_staging "${GLM5[@]}" "${T2[@]}" --no-verify --staging --checksum
+    demo i_flip "${GLM5[@]}" "${T2[@]}" --no-verify --flip --checksum
+    demo i_flip_verified "${GLM5[@]}" "${T2[@]}" --flip --checksum
+    $PY scripts/gpu_integrity_table.py "$OUT" --json-out "$OUT/integrity.json" | tee "$OUT/integrity.txt"
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
+    cat "$OUT/integrity.txt" >>"$OUT/summary.txt"
     cat "$OUT/summary.txt"
     exit 0
 fi

@@ -7,6 +7,10 @@
 //
 //   build/bench/e2e/bench_push_cpu [--steps 3] [--model glm5-medium] [--json-out FILE]
 //                                  [--transport filesystem --fs-root DIR [--fs-root DIR2]]
+//                                  [--checksum-ab]
+//
+// --checksum-ab runs every configuration twice in the same run, without and with checksums
+// (JobSpec::checksum), and reports the update's overhead.
 
 #include "common/subprocess.h"
 #include "engine/local_job.h"
@@ -85,7 +89,8 @@ constexpr const char *kUsage =
     "  ../../weightsync from this binary). --transport filesystem: the same pushes written as\n"
     "  checkpoints under each DIR (its write phase: every rank's pwrite + fsync and rank 0's\n"
     "  rename, hashes and manifest), next to a sequential write + fsync of the same bytes in "
-    "DIR.\n";
+    "DIR.\n"
+    "  --checksum-ab: each topology without, then with checksums, and the overhead.\n";
 
 struct Config {
     std::string name;
@@ -103,11 +108,16 @@ int main(int argc, char **argv) {
     int steps = 3;
     std::string transport = "ucx";
     std::vector<std::string> roots;
+    bool checksum_ab = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "-h" || a == "--help") {
             fmt::print("{}", kUsage);
             return 0;
+        }
+        if (a == "--checksum-ab") {
+            checksum_ab = true;
+            continue;
         }
         if (i + 1 >= argc || (a != "--model" && a != "--steps" && a != "--json-out" &&
                               a != "--bin" && a != "--transport" && a != "--fs-root")) {
@@ -139,6 +149,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     const bool files = transport == "filesystem";
+    if (files && checksum_ab) {
+        fmt::print(stderr, "bench_push_cpu: --checksum-ab measures the ucx transport\n");
+        return 2;
+    }
     if (!files) roots = {""};
     const std::vector<Config> configs = {
         {"1 trainer -> 1 inference rank", {1, 1, 1}, {{1, 1, 1, {}}}},
@@ -155,9 +169,16 @@ int main(int argc, char **argv) {
         fmt::print("{:<46} {:>9} {:>10} {:>11} {:>12} {:>10} {:>10}\n", "config", "wire GB",
                    "convert s", "write GB/s", "memcpy GB/s", "write/mcpy", "update s");
     }
+    std::vector<std::pair<Config, bool>> runs;  // (configuration, with checksums)
+    for (const Config &c : configs) {
+        runs.emplace_back(c, false);
+        if (checksum_ab) runs.emplace_back(c, true);
+    }
+    double update_without = 0;
     for (const std::string &root : roots) {
-        for (const Config &c : configs) {
+        for (const auto &[c, checksum] : runs) {
             engine::LocalJobOptions o;
+            o.spec.checksum = checksum;
             o.spec.model = model;
             o.spec.mesh = c.mesh;
             o.spec.fleet.engines = c.engines;
@@ -234,9 +255,18 @@ int main(int argc, char **argv) {
                                 {"steps", steps}});
                 continue;
             }
-            fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n",
-                       c.name, wire / 1e9, median(convert_s), w, mcpy, w / mcpy, median(update_s));
-            rows.push_back({{"config", c.name},
+            const std::string name = checksum ? c.name + " +checksum" : c.name;
+            fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n", name,
+                       wire / 1e9, median(convert_s), w, mcpy, w / mcpy, median(update_s));
+            double overhead = 0;
+            if (!checksum) update_without = median(update_s);
+            if (checksum && update_without > 0) {
+                overhead = median(update_s) / update_without - 1;
+                fmt::print("{:<46} {:>+9.1f} %\n", "  checksum overhead (update)", overhead * 100);
+            }
+            rows.push_back({{"config", name},
+                            {"checksum", checksum},
+                            {"checksum_overhead", overhead},
                             {"wire_bytes_per_step", wire},
                             {"convert_seconds_median", median(convert_s)},
                             {"write_gbps_median", w},

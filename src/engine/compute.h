@@ -34,6 +34,13 @@ class TrainerCompute {
     /// Blocks until the stage of `fence` (and every earlier one) is in the slots. Throws if the
     /// conversion met a NaN/Inf.
     virtual void waitFence(uint64_t fence) = 0;
+    /// Starts checksumming the source bytes of the plan's writes [first, first + count) (their
+    /// ops were converted by earlier convert() calls), off the critical path: a GPU enqueues it
+    /// behind the conversion, the CPU runs it beside the next stage's conversion.
+    virtual void checksumWrites(size_t first, size_t count) = 0;
+    /// Waits for every checksumWrites() since the last call and returns the checksums of all the
+    /// plan's writes, in plan order (0 for writes not checksummed).
+    virtual std::vector<uint64_t> takeChecksums() = 0;
 };
 
 /// An inference rank's memory: the live destination tensors and an optional staging copy that
@@ -51,6 +58,10 @@ class ReceiverMemory {
     virtual void rollback() = 0;
     /// Host copy of `bytes` at `offset` of the live arena (hooks read derived-tensor inputs).
     virtual void readLive(size_t offset, size_t bytes, std::byte *out) = 0;
+    /// With staging and --flip: copies staging over live (one device-to-device copy at memory
+    /// bandwidth; the short pause of a flip update). Staging keeps the same bytes, so the
+    /// version before is gone from both: no rollback() after it.
+    virtual void flip() = 0;
 };
 
 /// `external`: the caller's weights (nullptr = synthetic weights of spec.seed). Where they live

@@ -5,9 +5,12 @@
 #include "convert/slot_converter.h"
 #include "convert/synthetic.h"
 #include "engine/compute.h"
+#include "kernels/checksum/checksum_ref.h"
 
 #include <algorithm>
 #include <cstring>
+#include <future>
+#include <utility>
 #include <vector>
 
 namespace weightsync::engine {
@@ -47,6 +50,26 @@ class CpuTrainerCompute : public TrainerCompute {
         return ++fence_;
     }
     void waitFence(uint64_t /*fence*/) override {}
+    void checksumWrites(size_t first, size_t count) override {
+        check(first + count <= plan_.writes.size(), Errc::kInternal,
+              "checksum of writes [{}, {}) of {}", first, first + count, plan_.writes.size());
+        if (count == 0) return;
+        checksums_.resize(plan_.writes.size());
+        // On a thread of its own, beside the next stage's conversion (which fills other bytes).
+        pending_.push_back(std::async(std::launch::async, [this, first, count] {
+            for (size_t i = first; i < first + count; ++i) {
+                const planner::Write &w = plan_.writes[i];
+                checksums_[i] = kernels::checksumRef(arena_->data() + w.src_offset,
+                                                     static_cast<uint64_t>(w.bytes));
+            }
+        }));
+    }
+    std::vector<uint64_t> takeChecksums() override {
+        for (auto &f : pending_) f.get();
+        pending_.clear();
+        checksums_.resize(plan_.writes.size());
+        return std::exchange(checksums_, {});
+    }
 
   private:
     const layout::Layout &layout_;
@@ -55,6 +78,8 @@ class CpuTrainerCompute : public TrainerCompute {
     std::unique_ptr<convert::SyntheticWeights> synthetic_;
     std::unique_ptr<Arena> arena_;
     uint64_t fence_ = 0;
+    std::vector<uint64_t> checksums_;         // of the plan's writes, this version
+    std::vector<std::future<void>> pending_;  // checksum tasks not yet waited for
 };
 
 /// Exchanges the contents of two equally sized host arenas through a cache-sized buffer.
@@ -92,6 +117,10 @@ class CpuReceiverMemory : public ReceiverMemory {
     void readLive(size_t offset, size_t bytes, std::byte *out) override {
         check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");
         std::memcpy(out, live_->data() + offset, bytes);
+    }
+    void flip() override {
+        check(staging_ != nullptr, Errc::kInternal, "flip without a staging copy");
+        std::memcpy(live_->data(), staging_->data(), live_->size());
     }
 
   private:

@@ -8,6 +8,7 @@
 #include "engine/metrics.h"
 #include "engine/protocol/version.h"
 #include "layout/registry.h"
+#include "planner/plan.h"
 #include "planner/receives.h"
 
 #include <fmt/ranges.h>
@@ -148,6 +149,7 @@ void InferenceAgent::init() {
     } catch (const Error &e) {
         failInit(e);
     }
+    if (spec_.checksum) planChecksums();
 
     std::vector<std::string> ready;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
@@ -307,6 +309,61 @@ void InferenceAgent::matchWrites(Clock::time_point deadline) {
     (void)b.flush(std::max(left, std::chrono::milliseconds(1)));
 }
 
+void InferenceAgent::planChecksums() {
+    // The plan is the same pure function of the spec on every agent; the trainers' checksums
+    // come in the order of their plans' writes.
+    const planner::Plan plan = planner::buildPlan(*layout_, spec_.mesh, spec_.fleet, spec_.planner);
+    const auto it = std::find_if(plan.peers.begin(), plan.peers.end(),
+                                 [&](const planner::PeerSpec &p) { return p.name == peer_.name; });
+    check(it != plan.peers.end(), Errc::kInternal, "inference {}: not in the job's plan",
+          peer_.name);
+    const auto me = static_cast<uint32_t>(it - plan.peers.begin());
+    incoming_.assign(plan.ranks.size(), {});
+    trainer_writes_.assign(plan.ranks.size(), 0);
+    for (size_t t = 0; t < plan.ranks.size(); ++t) {
+        const std::vector<planner::Write> &writes = plan.ranks[t].writes;
+        trainer_writes_[t] = writes.size();
+        for (size_t i = 0; i < writes.size(); ++i) {
+            const planner::Write &w = writes[i];
+            if (w.peer == me) incoming_[t].push_back({i, w.dest, w.dest_offset, w.bytes});
+        }
+    }
+    checksummer_ = makeChecksummer(weights_.on_device ? weights_.device : -1);
+}
+
+void InferenceAgent::checkWrites(uint64_t version, int trainer, const protocol::Done &done) {
+    if (!spec_.checksum) return;
+    const auto t = static_cast<size_t>(trainer);
+    check(t < incoming_.size(), Errc::kProtocol, "inference {}: done from trainer rank {} of {}",
+          peer_.name, trainer, incoming_.size());
+    check(done.checksums.size() == trainer_writes_[t], Errc::kProtocol,
+          "inference {}: version {}: trainer rank {} sent {} checksums, its plan has {} writes",
+          peer_.name, version, trainer, done.checksums.size(), trainer_writes_[t]);
+    const std::vector<Incoming> &in = incoming_[t];
+    if (in.empty()) return;
+    // What landed: in staging when the rank stages, else in the live tensors.
+    const std::byte *base = memory_ ? memory_->target().data() : nullptr;
+    std::vector<ByteRange> ranges;
+    ranges.reserve(in.size());
+    for (const Incoming &w : in) {
+        const std::byte *tensor = memory_ ? base + offsets_[w.dest] : weights_.data[w.dest];
+        ranges.push_back({tensor + w.offset, static_cast<uint64_t>(w.bytes)});
+    }
+    const std::vector<uint64_t> landed = checksummer_->compute(ranges);
+    size_t bad = 0;
+    size_t first = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+        if (landed[i] != done.checksums[in[i].index] && bad++ == 0) first = i;
+    }
+    if (bad == 0) return;
+    const Incoming &w = in[first];
+    fail(Errc::kCorruption,
+         "inference {}: version {}: checksum mismatch in '{}' bytes [{}, {}) written by trainer "
+         "rank {} (sent {}, landed {}); {} of its {} writes here differ",
+         peer_.name, version, weights_.tensors[w.dest].name, w.offset, w.offset + w.bytes, trainer,
+         checksumHex(done.checksums[w.index]), checksumHex(landed[first]), bad, in.size());
+}
+
 int64_t InferenceAgent::verify(uint64_t version, int64_t &checked) {
     return check_->mismatches(version, RankWeights{spec_, peer_, weights_, hooks_}, checked);
 }
@@ -345,6 +402,9 @@ class InferenceAgent::Work : public protocol::InferenceWork {
     void resume() override {
         if (agent_.readers_) agent_.readers_->resume();
     }
+    double takeProbeGapSeconds() override {
+        return agent_.readers_ ? agent_.readers_->takeLongestGapSeconds() : -1;
+    }
     void at(protocol::Point point, uint64_t version) override {
         if (agent_.on_point_) agent_.on_point_(point, version);
     }
@@ -353,6 +413,9 @@ class InferenceAgent::Work : public protocol::InferenceWork {
     }
     void matchWrites(uint64_t /*version*/, protocol::Clock::time_point deadline) override {
         agent_.matchWrites(deadline);
+    }
+    void checkWrites(uint64_t version, int trainer, const protocol::Done &done) override {
+        agent_.checkWrites(version, trainer, done);
     }
     void apply(uint64_t version) override { agent_.apply(version); }
     Restored restore(uint64_t held, bool applied) override { return agent_.restore(held, applied); }
@@ -383,14 +446,22 @@ void InferenceAgent::apply(uint64_t version) {
     // Filesystem, in place: every rank has verified its files (the landed barrier), so the live
     // tensors are only touched once the whole fleet can load the version.
     if (checkpoint_ && !spec_.staging) checkpoint_->copy(weights_.data);
-    if (memory_) memory_->commit();  // with staging: staging and live trade places
+    if (memory_ && spec_.flip) {
+        memory_->flip();  // staging copied over live: the only work while the readers wait
+    } else if (memory_) {
+        memory_->commit();  // with staging: staging and live trade places
+    }
     if (on_point_) on_point_(protocol::Point::kApplying, version);
     runHooks(version);
 }
 
 protocol::InferenceWork::Restored InferenceAgent::restore(uint64_t held, bool applied) {
     protocol::InferenceWork::Restored r;
-    if (memory_ && spec_.staging) {
+    if (memory_ && spec_.flip) {
+        // Unapplied, every write went to staging: live is untouched. Once flipped, the version
+        // before is in neither copy (only verification can say more).
+        r.intact = !applied;
+    } else if (memory_ && spec_.staging) {
         if (applied) {
             memory_->rollback();  // live holds `held` again, staging the failed version
             if (held > 0) runHooks(held);
@@ -433,6 +504,9 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
     }
     r.wait_seconds = v.wait_seconds;
     r.hook_seconds = v.hook_seconds;
+    r.check_seconds = v.check_seconds;
+    r.paused_seconds = v.paused_seconds;
+    r.probe_gap_seconds = v.probe_gap_seconds;
     // Verification reads the weights like any forward pass does, after resuming, so it is not
     // part of the update's pause.
     if (spec_.verify) {

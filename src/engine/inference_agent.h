@@ -5,6 +5,7 @@
 
 #include "control/store.h"
 #include "engine/checkpoint_io.h"
+#include "engine/checksum.h"
 #include "engine/compute.h"
 #include "engine/hooks.h"
 #include "engine/job.h"
@@ -32,6 +33,9 @@ struct StepResult {
     int64_t mismatched_bytes = 0;
     double wait_seconds = 0;  // paused until every writer was done
     double hook_seconds = 0;
+    double check_seconds = 0;       // checksumming what landed (JobSpec::checksum)
+    double paused_seconds = 0;      // the readers were parked
+    double probe_gap_seconds = -1;  // the readers' longest gap between steps (-1: unmeasured)
     double verify_seconds = 0;
 };
 
@@ -111,6 +115,9 @@ class InferenceAgent {
     void matchWrites(protocol::Clock::time_point deadline);  // a version's receives (two-sided)
     [[noreturn]] void failInit(const Error &e);              // fails init for every agent, rethrows
     int64_t verify(uint64_t version, int64_t &checked);
+    void planChecksums();  // which writes of which trainer land here
+    /// Checks trainer `trainer`'s writes into this rank against the checksums of its done.
+    void checkWrites(uint64_t version, int trainer, const protocol::Done &done);
 
     std::shared_ptr<control::Store> store_;
     int engine_, rank_;
@@ -141,6 +148,17 @@ class InferenceAgent {
     std::unique_ptr<CheckpointReader> checkpoint_;
     bool prunes_ = false;  // this rank applies the checkpoint retention (the fleet's first)
     std::unique_ptr<WeightReaders> readers_;
+    /// With checksums: per trainer rank, its writes that land here (index in its plan, the
+    /// destination tensor, the range in it), and how many writes its plan has in all.
+    struct Incoming {
+        size_t index = 0;
+        uint32_t dest = 0;
+        int64_t offset = 0;
+        int64_t bytes = 0;
+    };
+    std::vector<std::vector<Incoming>> incoming_;
+    std::vector<size_t> trainer_writes_;
+    std::unique_ptr<Checksummer> checksummer_;
     uint64_t version_ = 0;    // the version the rank serves (the last that committed here)
     uint64_t attempted_ = 0;  // the last version it took part in, committed or not
     uint64_t joinable_ = 1;   // the first version it can take part in (set when joining)

@@ -98,6 +98,8 @@ json JobSpec::toJson() const {
               {"fs_file_bytes", fs_file_bytes},
               {"verify", verify},
               {"staging", staging},
+              {"checksum", checksum},
+              {"flip", flip},
               {"device", deviceName(device)},
               {"trainer_gpus", trainer_gpus},
               {"inference_gpus", inference_gpus},
@@ -123,6 +125,9 @@ void JobSpec::validate() const {
         check(*layers >= 1 && *layers <= limits::kMaxLayers, Errc::kInvalidArgument,
               "job spec: 'layers' must be in [1, {}], got {}", limits::kMaxLayers, *layers);
     }
+    check(!flip || staging, Errc::kInvalidArgument,
+          "job spec: 'flip' needs 'staging' (the wire phase writes into the staging copy while "
+          "the live weights keep serving)");
     check(layout.is_null() || layout.is_object(), Errc::kInvalidArgument,
           "job spec: 'layout' must be a layout document (a JSON object), got {}",
           jsonfields::brief(layout));
@@ -157,6 +162,9 @@ void JobSpec::validate() const {
               "job spec: transport 'filesystem' writes and reads host memory; device '{}' is not "
               "supported with it",
               deviceName(device));
+        check(!checksum, Errc::kUnsupported,
+              "job spec: transport 'filesystem' checks every file of a checkpoint against the "
+              "XXH3 in its manifest; 'checksum' (per write, in memory) does not apply to it");
     }
     for (const auto &[name, gpus] :
          {std::pair{"trainer_gpus", &trainer_gpus}, std::pair{"inference_gpus", &inference_gpus}}) {
@@ -212,6 +220,8 @@ JobSpec JobSpec::fromJson(const json &j) {
     s.fs_file_bytes = f.integer("fs_file_bytes", 1, kMaxBytes, s.fs_file_bytes);
     s.verify = f.boolean("verify");
     s.staging = f.boolean("staging", false);
+    s.checksum = f.boolean("checksum", s.checksum);
+    s.flip = f.boolean("flip", false);
     s.device = parseDevice(f.string("device", "cpu", 64));
     s.trainer_gpus = gpuList(f, "trainer_gpus");
     s.inference_gpus = gpuList(f, "inference_gpus");

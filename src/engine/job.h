@@ -48,6 +48,14 @@ struct JobSpec {
     int64_t fs_file_bytes = int64_t{4} << 30;
     bool verify = true;    // inference ranks compare every byte with the reference
     bool staging = false;  // inference ranks receive into a staging copy, then commit
+    /// Trainers checksum every write's source bytes and send the checksums with their done;
+    /// every inference rank checksums what landed before it announces landed, and a mismatch
+    /// fails the version everywhere, naming the tensor, the byte range and the trainer rank.
+    bool checksum = false;
+    /// Zero-pause updates (needs staging): inference ranks keep serving the live weights while
+    /// the version lands in staging and pause only to copy staging over live (the flip), after
+    /// every rank landed; they serve the new version after commit, as always.
+    bool flip = false;
     /// Convert stage k+1 while stage k's writes fly. Off: convert everything, then write
     /// everything, so that benchmarks measure each phase alone.
     bool pipeline = true;

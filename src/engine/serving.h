@@ -23,6 +23,9 @@ class WeightReaders {
     /// Returns once no read is in flight.
     virtual void pause() = 0;
     virtual void resume() = 0;
+    /// The longest time between two consecutive steps since the last call (the pause a
+    /// generation loop saw), and resets it; negative when the readers do not measure it.
+    virtual double takeLongestGapSeconds() { return -1; }
 };
 
 /// Starts readers of the rank's live tensors once init() is done; may return null (no readers).

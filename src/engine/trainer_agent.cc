@@ -260,6 +260,10 @@ class TrainerAgent::Transfer : public protocol::TrainerWork {
         }
     }
     void at(protocol::Point point, uint64_t version) override { agent_.at(point, version); }
+    std::vector<uint64_t> takeChecksums() override {
+        if (!agent_.spec_.checksum) return {};
+        return agent_.compute_->takeChecksums();
+    }
 
   private:
     TrainerAgent &agent_;
@@ -270,6 +274,17 @@ void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
     if (checkpoint_) checkpoint_->begin(version, rank_ == 0);
     size_t next_op = 0;
     size_t next_write = 0;
+    size_t next_checksum = 0;  // the first write whose checksum is not started yet
+    if (spec_.checksum) (void)compute_->takeChecksums();  // nothing left of a failed version
+    // Checksums of the writes whose bytes the stages converted so far (their ops all ran).
+    const auto checksum_through = [&](uint32_t stage) {
+        if (!spec_.checksum) return;
+        const size_t first = next_checksum;
+        while (next_checksum < rp.writes.size() && rp.writes[next_checksum].stage <= stage) {
+            ++next_checksum;
+        }
+        compute_->checksumWrites(first, next_checksum - first);
+    };
     std::optional<std::pair<uint32_t, uint64_t>> pending;  // (stage, fence) not yet posted
     auto t0 = Clock::now();
     const auto drain_pending = [&] {
@@ -286,6 +301,7 @@ void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
         while (end < rp.ops.size() && rp.ops[end].stage == stage) ++end;
         t0 = Clock::now();
         const uint64_t fence = compute_->convert(std::span(rp.ops).subspan(next_op, end - next_op));
+        checksum_through(stage);
         m.convert_seconds += secondsSince(t0);
         next_op = end;
         if (spec_.pipeline) drain_pending();
@@ -293,6 +309,7 @@ void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
         if (stage == rp.ops.front().stage) at(protocol::Point::kConverting, version);
     }
     drain_pending();
+    checksum_through(UINT32_MAX);            // writes of no op's stage (none in a valid plan)
     at(protocol::Point::kWriting, version);  // some stages' writes posted, none flushed
     writeStage(next_write, UINT32_MAX, m);
     t0 = Clock::now();

@@ -4,11 +4,24 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 namespace weightsync::sim {
 
-ReadLoop::ReadLoop(std::vector<std::pair<const std::byte *, size_t>> tensors)
-    : tensors_(std::move(tensors)), thread_([this] { run(); }) {}
+ReadLoop::ReadLoop(std::vector<std::pair<const std::byte *, size_t>> tensors,
+                   std::chrono::microseconds period)
+    : tensors_(std::move(tensors)), period_(period), thread_([this] { run(); }) {}
+
+double ReadLoop::takeLongestGapSeconds() {
+    std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    double gap = std::exchange(longest_gap_, 0.0);
+    if (last_read_.time_since_epoch().count() != 0) {
+        gap = std::max(gap, std::chrono::duration<double>(now - last_read_).count());
+        last_read_ = now;  // the open gap is counted here, not again by the next step
+    }
+    return gap;
+}
 
 ReadLoop::~ReadLoop() {
     {
@@ -43,8 +56,14 @@ void ReadLoop::run() {
                 tensor = (tensor + 1) % tensors_.size();
             }
             reads_.fetch_add(1);
+            const auto now = std::chrono::steady_clock::now();
+            if (last_read_.time_since_epoch().count() != 0) {
+                longest_gap_ =
+                    std::max(longest_gap_, std::chrono::duration<double>(now - last_read_).count());
+            }
+            last_read_ = now;
         }
-        cv_.wait_for(lock, std::chrono::milliseconds(5));
+        cv_.wait_for(lock, period_);
     }
 }
 

@@ -53,6 +53,8 @@ struct DemoArgs {
     bool json_out = false;
     bool no_verify = false;
     bool staging = false;
+    bool checksum = false;
+    bool flip = false;
     bool no_pipeline = false;
     double timeout_s = 300;
     std::string log_dir;
@@ -64,7 +66,9 @@ struct StepRow {
     double convert = 0, write = 0, barrier = 0, total = 0;
     double pause = 0, post = 0, drain = 0;  // parts: waiting for pauses; write = post + drain
     int64_t wire_bytes = 0, writes = 0, checked = 0, mismatched = 0;
-    double hook = 0;  // slowest inference rank's post-update hooks (inside the pause)
+    double hook = 0;        // slowest inference rank's post-update hooks (inside the pause)
+    double paused = 0;      // slowest inference rank: its readers parked
+    double probe_gap = -1;  // longest gap of any rank's stand-in generation loop (-1: none)
     bool verified = false;
 };
 
@@ -81,9 +85,10 @@ std::optional<StepRow> collectStep(control::Store &store, uint64_t v, int traine
     for (const std::string &p : peers) {
         const auto resumed = store.get(keys::resumed(v, p));
         if (!resumed) return std::nullopt;
-        row.hook = std::max(
-            row.hook,
-            protocol::decode<protocol::Resumed>(*resumed, v, keys::resumed(v, p)).hook_seconds);
+        const auto res = protocol::decode<protocol::Resumed>(*resumed, v, keys::resumed(v, p));
+        row.hook = std::max(row.hook, res.hook_seconds);
+        row.paused = std::max(row.paused, res.paused_seconds);
+        row.probe_gap = std::max(row.probe_gap, res.probe_gap_seconds);
         if (!verify) continue;
         const auto verified = store.get(keys::verified(v, p));
         if (!verified) return std::nullopt;
@@ -157,7 +162,9 @@ int runDemo(const DemoArgs &a) {
     o.spec.trainer_gpus = a.trainer_gpus;
     o.spec.inference_gpus = a.inference_gpus;
     o.spec.verify = !a.no_verify;
-    o.spec.staging = a.staging;
+    o.spec.staging = a.staging || a.flip;
+    o.spec.checksum = a.checksum;
+    o.spec.flip = a.flip;
     o.spec.pipeline = !a.no_pipeline;
     o.spec.launcher_collects = true;  // it reads every version's results, then erases them
     o.spec.step_timeout =
@@ -262,6 +269,8 @@ int runDemo(const DemoArgs &a) {
                             {"drain_s", r.drain},
                             {"barrier_s", r.barrier},
                             {"hook_s", r.hook},
+                            {"paused_s", r.paused},
+                            {"probe_gap_s", r.probe_gap},
                             {"total_s", r.total},
                             {"wire_bytes", r.wire_bytes},
                             {"writes", r.writes},
@@ -356,6 +365,12 @@ void addDemoCommand(CLI::App &app) {
     cmd->add_flag("--staging", a->staging,
                   "inference ranks receive into a staging copy and commit (a failed push leaves "
                   "the live weights untouched)");
+    cmd->add_flag("--checksum", a->checksum,
+                  "trainers checksum every write and inference ranks check what landed before "
+                  "committing (a mismatch fails the version, naming tensor, range and trainer)");
+    cmd->add_flag("--flip", a->flip,
+                  "zero-pause updates (implies --staging): ranks keep serving while the version "
+                  "lands in staging and pause only to copy it over the live weights");
     cmd->add_flag("--no-pipeline", a->no_pipeline,
                   "convert everything, then write everything (measures each phase alone)");
     cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")

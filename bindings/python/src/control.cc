@@ -182,6 +182,8 @@ void registerControl(py::module_ &m) {
                        "convert and write stage by stage, overlapped (False: convert everything, "
                        "then write everything, to measure each phase alone)")
         .def_readwrite("staging", &JobSpec::staging)
+        .def_readwrite("checksum", &JobSpec::checksum)
+        .def_readwrite("flip", &JobSpec::flip)
         .def_property(
             "init_timeout", [](const JobSpec &s) { return s.init_timeout.count() / 1000.0; },
             [](JobSpec &s, double v) { s.init_timeout = toMillis(v); }, "seconds")

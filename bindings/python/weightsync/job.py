@@ -62,7 +62,8 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
              ucx_transports: Optional[str] = None, fs_root: Optional[str] = None,
              fs_keep: int = 2, fs_file_bytes: int = 4 << 30,
              gather_threshold_bytes: int = 2 << 20, stage_bytes: int = 256 << 20,
-             verify: bool = False, pipeline: bool = True,
+             verify: bool = False, pipeline: bool = True, checksum: bool = False,
+             staging: bool = False, flip: bool = False,
              seed: int = 1, init_timeout: float = 120.0,
              step_timeout: float = 300.0) -> JobSpec:
     """Builds and validates a job spec.
@@ -83,6 +84,11 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     verify: inference ranks compare every byte with the reference
     conversion of the job's *synthetic* weights (seed) -- for tests of the C++ trainer;
     leave it off when trainers push their own tensors.
+    checksum: trainers checksum every write, inference ranks check what landed before the
+    version may commit (a mismatch fails it everywhere, naming tensor, byte range and trainer).
+    staging: inference ranks receive into a staging copy (a failed version leaves live
+    untouched). flip: zero-pause updates (implies staging): ranks keep serving while the
+    version lands and pause only for the copy staging -> live.
 
     Every argument is checked here (InvalidArgumentError naming it), and so is the whole job:
     the model must exist (NotFoundError) and the mesh and engines must be able to split it (the
@@ -124,7 +130,8 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     _integer("fs_file_bytes", fs_file_bytes, 1, 2**63 - 1)
     _integer("gather_threshold_bytes", gather_threshold_bytes, 0, 2**63 - 1)
     _integer("stage_bytes", stage_bytes, 0, 2**63 - 1)
-    for name, value in (("verify", verify), ("pipeline", pipeline)):
+    for name, value in (("verify", verify), ("pipeline", pipeline), ("checksum", checksum),
+                        ("staging", staging), ("flip", flip)):
         if not isinstance(value, bool):
             raise _core.InvalidArgumentError(
                 f"job_spec: {name} must be True or False, got {value!r}")
@@ -155,6 +162,9 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     spec.stage_bytes = stage_bytes
     spec.pipeline = pipeline
     spec.verify = verify
+    spec.checksum = checksum
+    spec.staging = staging or flip
+    spec.flip = flip
     spec.seed = seed
     spec.init_timeout = init_timeout
     spec.step_timeout = step_timeout

@@ -7,6 +7,8 @@
 #include "convert/cuda/cuda_slot_converter.h"
 #include "convert/cuda/cuda_synthetic_weights.h"
 #include "engine/compute.h"
+#include "kernels/checksum/checksum.cuh"
+#include "kernels/checksum/checksum.h"
 #include "platform/cuda/cuda_arena.h"
 #include "platform/cuda/cuda_check.h"
 #include "platform/cuda/device.h"
@@ -38,6 +40,7 @@ class CudaTrainerCompute : public TrainerCompute {
             synthetic_ = std::make_unique<convert::CudaSyntheticWeights>(
                 layout, spec.mesh, rank, plan.full_sources, spec.seed, gpu);
         }
+        if (spec.checksum) prepareChecksums();
     }
     Arena &arena() override { return *arena_; }
     [[nodiscard]] bool ownWeights() const { return synthetic_ != nullptr; }
@@ -66,7 +69,53 @@ class CudaTrainerCompute : public TrainerCompute {
         }
     }
 
+    void checksumWrites(size_t first, size_t count) override {
+        check(first + count <= plan_.writes.size() && !tile_begin_.empty(), Errc::kInternal,
+              "checksum of writes [{}, {}) of {}", first, first + count, plan_.writes.size());
+        // Behind the stage's conversion on the same stream: it runs while earlier writes fly.
+        const uint32_t begin = tile_begin_[first];
+        const uint32_t end = tile_begin_[first + count];
+        platform::cudaCheck(kernels::checksumSums(tiles_.as<kernels::ChecksumTile>() + begin,
+                                                  end - begin, sums_.as<uint64_t>(), stream_.get()),
+                            "checksum of the trainer's writes");
+    }
+    std::vector<uint64_t> takeChecksums() override {
+        std::vector<uint64_t> sums(plan_.writes.size());
+        if (sums.empty()) return sums;
+        const size_t bytes = sums.size() * sizeof(uint64_t);
+        platform::cudaCheck(cudaMemcpyAsync(sums.data(), sums_.data(), bytes,
+                                            cudaMemcpyDeviceToHost, stream_.get()),
+                            "reading the checksums");
+        platform::cudaCheck(cudaMemsetAsync(sums_.data(), 0, bytes, stream_.get()),
+                            "zeroing the checksums");
+        stream_.synchronize();
+        for (size_t i = 0; i < sums.size(); ++i) {
+            sums[i] = kernels::checksumFinal(sums[i], static_cast<uint64_t>(plan_.writes[i].bytes));
+        }
+        return sums;
+    }
+
   private:
+    /// The tiles of every write's source range, built and uploaded once (the plan is fixed).
+    void prepareChecksums() {
+        std::vector<kernels::ChecksumTile> tiles;
+        for (const planner::Write &w : plan_.writes) {
+            tile_begin_.push_back(static_cast<uint32_t>(tiles.size()));
+            const kernels::ChecksumRange r{arena_->data() + w.src_offset,
+                                           static_cast<uint64_t>(w.bytes)};
+            kernels::checksumTiles({&r, 1}, static_cast<uint32_t>(tile_begin_.size() - 1), tiles);
+        }
+        tile_begin_.push_back(static_cast<uint32_t>(tiles.size()));
+        tiles_ = platform::DeviceBuffer(tiles.size() * sizeof(kernels::ChecksumTile), gpu_);
+        sums_ = platform::DeviceBuffer(plan_.writes.size() * sizeof(uint64_t), gpu_);
+        if (!tiles.empty()) {
+            platform::cudaCheck(
+                cudaMemcpy(tiles_.data(), tiles.data(), tiles_.size(), cudaMemcpyHostToDevice),
+                "uploading the checksum tiles");
+        }
+        if (sums_.size() > 0) sums_.fill(0);
+    }
+
     int gpu_;
     platform::DeviceGuard guard_;
     const layout::Layout &layout_;
@@ -78,6 +127,9 @@ class CudaTrainerCompute : public TrainerCompute {
     std::unique_ptr<convert::CudaSyntheticWeights> synthetic_;
     std::deque<std::pair<uint64_t, platform::Event>> events_;
     uint64_t issued_ = 0;
+    platform::DeviceBuffer tiles_;      // every write's checksum tiles, in write order
+    platform::DeviceBuffer sums_;       // one sum per write, zeroed after every version
+    std::vector<uint32_t> tile_begin_;  // write i's tiles: [tile_begin_[i], tile_begin_[i + 1])
 };
 
 class CudaReceiverMemory : public ReceiverMemory {
@@ -90,6 +142,13 @@ class CudaReceiverMemory : public ReceiverMemory {
     Arena &target() override { return staging_ ? *staging_ : *live_; }
     void commit() override { swapLiveAndStaging("staging commit"); }
     void rollback() override { swapLiveAndStaging("staging rollback"); }
+    void flip() override {
+        check(staging_ != nullptr, Errc::kInternal, "flip without a staging copy");
+        platform::cudaCheck(cudaMemcpyAsync(live_->data(), staging_->data(), live_->size(),
+                                            cudaMemcpyDeviceToDevice, stream_.get()),
+                            "flip: staging -> live");
+        stream_.synchronize();
+    }
     void readLive(size_t offset, size_t bytes, std::byte *out) override {
         check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");
         platform::cudaCheck(cudaMemcpy(out, live_->data() + offset, bytes, cudaMemcpyDeviceToHost),

@@ -1,5 +1,6 @@
 #include "engine/protocol/messages.h"
 
+#include "common/base64.h"
 #include "common/json.h"
 #include "control/wire.h"
 #include "engine/metrics.h"
@@ -41,11 +42,37 @@ void from_json(const json &j, Paused &m) {
 }
 void to_json(json &j, const Done &m) {
     j = {{"version", m.version}, {"bytes", m.bytes}, {"writes", m.writes}};
+    if (!m.checksums.empty()) {
+        std::string raw(m.checksums.size() * sizeof(uint64_t), '\0');
+        for (size_t i = 0; i < m.checksums.size(); ++i) {
+            for (size_t b = 0; b < sizeof(uint64_t); ++b) {
+                raw[i * 8 + b] = static_cast<char>((m.checksums[i] >> (8 * b)) & 0xff);
+            }
+        }
+        j["checksums"] = encodeBase64(raw);
+    }
 }
 void from_json(const json &j, Done &m) {
     m.version = integer<uint64_t>(j, "version");
     m.bytes = integer<int64_t>(j, "bytes");
     m.writes = integer<int64_t>(j, "writes");
+    m.checksums.clear();
+    if (j.contains("checksums")) {
+        const json &c = j.at("checksums");
+        check(c.is_string(), Errc::kProtocol, "checksums: expected a base64 string, got {}",
+              c.type_name());
+        const std::string raw = decodeBase64(c.get<std::string>());
+        check(raw.size() % 8 == 0, Errc::kProtocol,
+              "checksums: {} bytes is not a whole number of 64-bit checksums", raw.size());
+        m.checksums.resize(raw.size() / 8);
+        for (size_t i = 0; i < m.checksums.size(); ++i) {
+            uint64_t v = 0;
+            for (size_t b = 0; b < sizeof(uint64_t); ++b) {
+                v |= static_cast<uint64_t>(static_cast<unsigned char>(raw[i * 8 + b])) << (8 * b);
+            }
+            m.checksums[i] = v;
+        }
+    }
 }
 void to_json(json &j, const Landed &m) {
     j = {{"version", m.version}};
@@ -63,13 +90,18 @@ void from_json(const json &j, Prepared &m) {
     m.hook_seconds = number(j, "hook_seconds");
 }
 void to_json(json &j, const Resumed &m) {
-    j = {
-        {"version", m.version}, {"wait_seconds", m.wait_seconds}, {"hook_seconds", m.hook_seconds}};
+    j = {{"version", m.version},
+         {"wait_seconds", m.wait_seconds},
+         {"hook_seconds", m.hook_seconds},
+         {"paused_seconds", m.paused_seconds},
+         {"probe_gap_seconds", m.probe_gap_seconds}};
 }
 void from_json(const json &j, Resumed &m) {
     m.version = integer<uint64_t>(j, "version");
     m.wait_seconds = number(j, "wait_seconds");
     m.hook_seconds = number(j, "hook_seconds");
+    m.paused_seconds = number(j, "paused_seconds");
+    m.probe_gap_seconds = number(j, "probe_gap_seconds");
 }
 void to_json(json &j, const Aborted &m) {
     j = {{"version", m.version},

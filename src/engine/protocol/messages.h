@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace weightsync::engine::protocol {
 
@@ -26,6 +27,10 @@ struct Done {
     uint64_t version = 0;
     int64_t bytes = 0;
     int64_t writes = 0;
+    /// With checksums on (JobSpec::checksum): the checksum of each of the trainer's writes, in
+    /// the order of its plan (kernels/checksum/checksum.h); empty otherwise. On the wire: base64
+    /// of the little-endian 64-bit values.
+    std::vector<uint64_t> checksums;
 };
 
 /// Every byte of the version is in an inference rank's memory.
@@ -55,6 +60,8 @@ struct Resumed {
     uint64_t version = 0;
     double wait_seconds = 0;
     double hook_seconds = 0;
+    double paused_seconds = 0;      // its readers parked (without flip: from the request on)
+    double probe_gap_seconds = -1;  // the readers' longest gap between steps, -1 if unmeasured
 };
 
 /// A participant gave up on the version: what it holds now and whether it serves again.

@@ -125,7 +125,8 @@ PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_
         m.pause_seconds = secondsSince(start);
 
         work.transfer(version, m);
-        s.publish(keys::done(version, rank), Done{version, m.wire_bytes, m.writes});
+        s.publish(keys::done(version, rank),
+                  Done{version, m.wire_bytes, m.writes, work.takeChecksums()});
         work.at(Point::kDone, version);
 
         const auto t0 = Clock::now();
@@ -191,15 +192,28 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
     const AbortOn on = during(spec, version);
     InferenceVersion r;
     bool applied = false;
-    work.pause();
+    // With flip, the readers keep reading live (N-1) while N lands in staging.
+    bool paused = false;
+    auto paused_at = Clock::now();
+    if (!spec.flip) {
+        work.pause();
+        paused = true;
+    }
     try {
         s.publish(keys::paused(version, peer), Paused{version, held});
         work.at(Point::kPaused, version);
         auto t0 = Clock::now();
         work.matchWrites(version, deadline);  // two-sided: before the trainers can be done
-        (void)s.await(
-            s.forTrainers(keys::done, version), deadline, on,
-            fmt::format("{}: version {}: waiting for every trainer's writes", who, version));
+        // Each trainer's writes are checked as soon as its done arrives, while others still write.
+        const std::vector<std::string> done_keys = s.forTrainers(keys::done, version);
+        for (size_t t = 0; t < done_keys.size(); ++t) {
+            const Done done = s.awaitAll<Done>(
+                {done_keys[t]}, version, deadline, on,
+                fmt::format("{}: version {}: waiting for every trainer's writes", who, version))[0];
+            const auto c0 = Clock::now();
+            work.checkWrites(version, static_cast<int>(t), done);
+            r.check_seconds += secondsSince(c0);
+        }
         work.receive(version, deadline);
         // Every byte of every rank is in place before anybody changes its live weights.
         s.publish(keys::landed(version, peer), Landed{version});
@@ -208,6 +222,11 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
             s.forPeers(keys::landed, version), deadline, on,
             fmt::format("{}: version {}: waiting for every inference rank to land", who, version));
         r.wait_seconds = secondsSince(t0);
+        if (!paused) {  // flip: the readers stop only now, for the copy into live
+            paused_at = Clock::now();
+            work.pause();
+            paused = true;
+        }
         t0 = Clock::now();
         applied = true;
         work.apply(version);
@@ -239,7 +258,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
             }
             const bool intact = restored.intact;
             const bool serving = intact && (o.has_value() || !applied);
-            if (serving) work.resume();
+            if (serving && paused) work.resume();
             try {
                 s.publish(keys::aborted(version, who),
                           Aborted{version, held, intact, serving, restored.mismatched_bytes, what});
@@ -256,7 +275,10 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
     r.committed = true;
     work.at(Point::kResuming, version);
     work.resume();
-    s.publish(keys::resumed(version, peer), Resumed{version, r.wait_seconds, r.hook_seconds});
+    r.paused_seconds = secondsSince(paused_at);
+    r.probe_gap_seconds = work.takeProbeGapSeconds();
+    s.publish(keys::resumed(version, peer), Resumed{version, r.wait_seconds, r.hook_seconds,
+                                                    r.paused_seconds, r.probe_gap_seconds});
     s.finish(version, /*collect=*/false);
     return r;
 }

@@ -6,7 +6,9 @@
 //   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1)
 //   wait: every paused  <--------------------
 //   convert, write, flush; done(t)  -------->  (two-sided transports: match the writes)
-//                                              wait: every done; receive; landed(p)
+//                                              wait: every done, check each trainer's
+//                                              checksums against what landed; receive;
+//                                              landed(p)
 //                                              wait: every landed
 //                                              apply N: staging -> live, hooks; prepared(p)
 //                                              wait: every prepared; propose commit
@@ -22,6 +24,13 @@
 // (compare-and-set), so it is the same for everybody. Any failure anywhere before that (an error,
 // a participant lost, a deadline) proposes abort with its cause, and the first proposal wins. A
 // rank that applied N and cannot learn the outcome (the coordinator is gone) never resumes.
+//
+// With flip (staging required), a rank does not park its readers at the request: it keeps serving
+// N-1 from live while N lands in staging, and parks them only once every rank landed, to copy
+// staging over live (the flip) and run the hooks; it resumes on N after commit, as without flip.
+// So the invariant is unchanged: nobody serves N before the outcome is commit, and between the
+// landed barrier and commit a rank serves N-1 or is paused. A failure before the landed barrier
+// leaves live untouched and never pauses the readers.
 //
 // After an aborted version the job may go on with the next one (every version rewrites every
 // byte). With a rejoin timeout, an inference rank lost between versions (or in one) may come back
@@ -63,6 +72,9 @@ class TrainerWork {
     /// Converts and writes the version into every receiver; returns once every write is
     /// complete at its target (fills the metrics' convert/post/drain/bytes/writes).
     virtual void transfer(uint64_t version, PushMetrics &metrics) = 0;
+    /// After transfer(): the checksums of the trainer's writes, in plan order, for its done
+    /// (empty without checksums).
+    virtual std::vector<uint64_t> takeChecksums() { return {}; }
 };
 
 /// What an inference rank does with its memory during a version.
@@ -72,6 +84,8 @@ class InferenceWork {
     /// Stops / restarts reading the weights (the engine's forward passes).
     virtual void pause() = 0;
     virtual void resume() = 0;
+    /// The readers' longest gap between steps since the last call (-1: not measured).
+    virtual double takeProbeGapSeconds() { return -1; }
     /// Called at each point of the version (no-op by default).
     virtual void at(Point /*point*/, uint64_t /*version*/) {}
     /// Two-sided transports (NCCL): while the trainers write, posts this rank's receives
@@ -84,6 +98,11 @@ class InferenceWork {
     /// transport wrote it (the filesystem transport checks the checkpoint; no-op by default).
     /// Throws on failure, which aborts the version.
     virtual void receive(uint64_t /*version*/, Clock::time_point /*deadline*/) {}
+
+    /// As each trainer's done arrives (in trainer rank order), before this rank announces
+    /// landed: checks what that trainer wrote here against the checksums it sent (no-op by
+    /// default). Throws Errc::kCorruption naming the tensor, the byte range and the trainer.
+    virtual void checkWrites(uint64_t /*version*/, int /*trainer*/, const Done & /*done*/) {}
     /// Makes the landed version live: staging -> live, post-update hooks. Throws on failure.
     virtual void apply(uint64_t version) = 0;
     /// After a failed version: restores version `held` in the live weights where it can (with
@@ -106,8 +125,11 @@ PushMetrics runTrainerVersion(Session &session, const JobSpec &spec, int rank, u
 
 struct InferenceVersion {
     bool committed = false;
-    double wait_seconds = 0;  // paused until every writer was done and every rank landed
-    double hook_seconds = 0;  // applying (staging copy and hooks)
+    double wait_seconds = 0;        // paused until every writer was done and every rank landed
+    double hook_seconds = 0;        // applying (staging copy and hooks)
+    double check_seconds = 0;       // checksumming what landed (with checksums on)
+    double paused_seconds = 0;      // readers parked: from pause() to resume()
+    double probe_gap_seconds = -1;  // the readers' longest gap between steps, -1: unmeasured
 };
 
 /// Inference rank `peer` receives `version` while serving `held`. Returns once it serves the

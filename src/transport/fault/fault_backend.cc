@@ -61,6 +61,19 @@ void FaultInjectingBackend::postWrite(const LocalRegion &source, size_t source_o
         lost_peers_.insert(peer);
         return;
     }
+    if (index == policy_.lose_write) return;  // silently: no error anywhere
+    if (index == policy_.corrupt_write && length > 0) {
+        check(source.describe().kind == MemoryKind::kHost, Errc::kUnsupported,
+              "fault: corrupting a write needs a host source");
+        // A registered copy with one bit flipped goes on the wire; the source stays intact.
+        bounce_.assign(static_cast<const std::byte *>(source.data()) + source_offset,
+                       static_cast<const std::byte *>(source.data()) + source_offset + length);
+        const uint64_t at = policy_.corrupt_byte % length;
+        bounce_[at] ^= static_cast<std::byte>(1U << ((policy_.corrupt_byte / length) % 8));
+        bounce_region_ = inner_->registerMemory(bounce_.data(), length, MemoryKind::kHost, -1);
+        inner_->postWrite(*bounce_region_, 0, target, target_offset, length);
+        return;
+    }
     inner_->postWrite(source, source_offset, target, target_offset, length);
 }
 
@@ -75,6 +88,7 @@ FlushStats FaultInjectingBackend::flush(std::chrono::milliseconds timeout) {
     }
     const FlushStats stats = inner_->flush(timeout);
     written_peers_.clear();
+    bounce_region_.reset();
     if (!deferred_failure_.empty()) {
         const std::string message = std::exchange(deferred_failure_, {});
         lost_peers_.clear();

@@ -1,11 +1,14 @@
 #pragma once
 // A decorator that injects failures into any TransportBackend. For tests only: it fails the Nth
-// write, silently loses writes to "dropped" peers (their flush then throws kPeerLost), and delays
-// writes and flushes. Regions are the inner backend's own objects, passed through unchanged.
+// write, silently loses writes to "dropped" peers (their flush then throws kPeerLost), delays
+// writes and flushes, and silently corrupts one write (one byte flipped on the way, from a bounce
+// copy: the source stays intact) or loses one write without any error (what checksums catch).
+// Regions are the inner backend's own objects, passed through unchanged.
 
 #include "transport/transport.h"
 
 #include <set>
+#include <vector>
 
 namespace weightsync::transport {
 
@@ -16,6 +19,9 @@ struct FaultPolicy {
     std::set<std::string> dropped_peers;  // writes are lost, connect/flush throw kPeerLost
     std::chrono::milliseconds write_delay{0};  // slept before every postWrite
     std::chrono::milliseconds flush_delay{0};  // slept in flush; >= timeout -> kTimeout
+    uint64_t corrupt_write = 0;  // 1-based index of a postWrite that lands with one byte flipped
+    uint64_t corrupt_byte = 0;   // which byte (modulo the write's length) and bit (/ length % 8)
+    uint64_t lose_write = 0;     // 1-based index of a postWrite that is silently not done
 };
 
 class FaultInjectingBackend final : public TransportBackend {
@@ -51,6 +57,9 @@ class FaultInjectingBackend final : public TransportBackend {
     std::set<std::string> written_peers_;  // peers written since the last flush
     std::set<std::string> lost_peers_;     // dropped peers that lost writes since the last flush
     std::string deferred_failure_;         // peer of a failure to report at the next flush
+    // The corrupted write's bytes, registered, alive until the next flush.
+    std::vector<std::byte> bounce_;
+    std::unique_ptr<LocalRegion> bounce_region_;
 };
 
 }  // namespace weightsync::transport

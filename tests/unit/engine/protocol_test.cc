@@ -35,9 +35,16 @@ TEST(ProtocolMessages, RoundTripEveryMessage) {
     EXPECT_EQ(o.by, "trainer1");
     EXPECT_EQ(o.code, Errc::kMismatch);
     EXPECT_EQ(o.reason, "why");
-    const Resumed r = roundTrip(Resumed{7, 0.1, 0.2}, 7);
+    const Resumed r = roundTrip(Resumed{7, 0.1, 0.2, 0.3, 0.4}, 7);
     EXPECT_DOUBLE_EQ(r.wait_seconds, 0.1);
     EXPECT_DOUBLE_EQ(r.hook_seconds, 0.2);
+    EXPECT_DOUBLE_EQ(r.paused_seconds, 0.3);
+    EXPECT_DOUBLE_EQ(r.probe_gap_seconds, 0.4);
+    // A trainer's checksums travel in its done, every bit of every one of them.
+    const Done dc = roundTrip(Done{7, 10, 3, {0, 0xFFFFFFFFFFFFFFFFULL, 0x0123456789ABCDEFULL}}, 7);
+    EXPECT_EQ(dc.checksums,
+              (std::vector<uint64_t>{0, 0xFFFFFFFFFFFFFFFFULL, 0x0123456789ABCDEFULL}));
+    EXPECT_TRUE(roundTrip(Done{7, 10, 3, {}}, 7).checksums.empty());
     const Aborted a = roundTrip(Aborted{7, 6, true, true, 0, "err"}, 7);
     EXPECT_EQ(a.held, 6u);
     EXPECT_TRUE(a.intact && a.serving);
@@ -64,6 +71,16 @@ TEST(ProtocolMessages, RefusesMalformedAndIncompletePayloads) {
     expectThrows(Errc::kProtocol, [] { (void)decode<Done>("{", 1, "v/1/done/0"); });
     expectThrows(Errc::kProtocol, [] { (void)decode<Done>("[]", 1, "v/1/done/0"); });
     expectThrows(Errc::kProtocol, [] { (void)decode<Done>(R"({"version":1})", 1, "k"); });
+    // Checksums: a base64 string of whole 64-bit values, nothing else.
+    expectThrows(Errc::kProtocol, [] {
+        (void)decode<Done>(R"({"version":1,"bytes":1,"writes":1,"checksums":[1]})", 1, "k");
+    });
+    expectThrows(Errc::kProtocol, [] {
+        (void)decode<Done>(R"({"version":1,"bytes":1,"writes":1,"checksums":"AAAA"})", 1, "k");
+    });
+    expectThrows(Errc::kProtocol, [] {
+        (void)decode<Done>(R"({"version":1,"bytes":1,"writes":1,"checksums":"!!"})", 1, "k");
+    });
     expectThrows(Errc::kProtocol,
                  [] { (void)decode<Done>(R"({"version":1,"bytes":"x","writes":1})", 1, "k"); });
     expectThrows(Errc::kProtocol,
