@@ -1,6 +1,7 @@
 #include "tools/cli/validators.h"
 
 #include "common/error.h"
+#include "control/connect.h"
 #include "layout/limits.h"
 
 #include <fmt/format.h>
@@ -50,6 +51,18 @@ CLI::Validator hostPort() {
                 return {};
             },
             "HOST:PORT"};
+}
+
+CLI::Validator storeAddress() {
+    return {[](std::string &text) -> std::string {
+                try {
+                    control::checkStoreAddress(text);
+                } catch (const Error &e) {
+                    return e.what();
+                }
+                return {};
+            },
+            "ADDRESS"};
 }
 
 CLI::Validator timeoutSeconds() {

@@ -16,6 +16,8 @@ std::pair<std::string, int> parseHostPort(const std::string &text, const std::st
 
 /// host:port, as parseHostPort accepts it.
 CLI::Validator hostPort();
+/// A control store address, as control::checkStoreAddress accepts it.
+CLI::Validator storeAddress();
 /// A finite number of seconds in (0, limits::kMaxTimeoutSeconds] (refuses 0, -1, nan, inf).
 CLI::Validator timeoutSeconds();
 /// An integer in [lo, hi] (refuses 1e6 and 512.5 instead of converting them).

@@ -146,31 +146,34 @@ std::pair<std::vector<KeyValue>, uint64_t> EtcdStore::range(const std::string &k
     return {std::move(out), headerRevision(reply)};
 }
 
-std::optional<KeyValue> EtcdStore::awaitPut(const std::string &key, const std::string &range_end,
-                                            uint64_t start_revision, Clock::time_point deadline) {
-    json create = {{"key", encodeBase64(key)}, {"start_revision", std::to_string(start_revision)}};
+std::vector<KeyValue> EtcdStore::await(const std::string &key, const std::string &range_end,
+                                       uint64_t after, Clock::time_point deadline) {
+    // A watch from "now" is synced in etcd: its events come at once (a watch from an older
+    // revision is caught up by a background loop every 100 ms). So: open it, and once etcd
+    // confirms it, read what exists; later puts arrive on the stream. Nothing falls in between.
+    json create = {{"key", encodeBase64(key)}};
     if (!range_end.empty()) create["range_end"] = encodeBase64(range_end);
     const std::string body = json{{"create_request", create}}.dump();
-    std::optional<KeyValue> put;
-    while (!put && Clock::now() < deadline) {
-        // The stream ends when a put arrives, at the deadline, or if etcd ends it (then again).
+    std::vector<KeyValue> found;
+    while (found.empty() && Clock::now() < deadline) {
+        // The stream ends with entries found, at the deadline, or if etcd ends it (then again).
         (void)connection()->stream(
             "/v3/watch", body, remaining(deadline), [&](const std::string &line) {
                 const json message = parseJson(line, "etcd watch message");
-                const json result = message.value("result", json::object());
                 check(!message.contains("error"), Errc::kPeerLost, "etcd watch failed: {}", line);
+                const json result = message.value("result", json::object());
                 check(!result.value("canceled", false), Errc::kPeerLost,
                       "etcd cancelled the watch on '{}': {}", key,
                       result.value("cancel_reason", std::string("compacted")));
+                bool changed = result.value("created", false);
                 for (const json &event : result.value("events", json::array())) {
-                    if (event.value("type", std::string("PUT")) != "PUT") continue;
-                    put = keyValue(event.at("kv"), data_.size());
-                    return false;
+                    changed = changed || event.value("type", std::string("PUT")) == "PUT";
                 }
-                return true;
+                if (changed) found = range(key, range_end, after).first;
+                return found.empty();
             });
     }
-    return put;
+    return found;
 }
 
 void EtcdStore::set(const std::string &key, const std::string &value) {
@@ -185,9 +188,9 @@ std::optional<std::string> EtcdStore::get(const std::string &key) {
 
 std::string EtcdStore::wait(const std::string &key, milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
-    auto [entries, revision] = range(full(key), "");
+    auto entries = range(full(key), "").first;
+    if (entries.empty() && timeout.count() > 0) entries = await(full(key), "", 0, deadline);
     if (!entries.empty()) return std::move(entries.front().value);
-    if (auto put = awaitPut(full(key), "", revision + 1, deadline)) return std::move(put->value);
     fail(Errc::kTimeout, "wait for key '{}' timed out after {} ms", key, timeout.count());
 }
 
@@ -257,13 +260,11 @@ std::vector<KeyValue> EtcdStore::watch(const std::string &prefix, uint64_t after
     const auto deadline = Clock::now() + timeout;
     const std::string key = full(prefix);
     const std::string end = prefixEnd(key);
-    for (;;) {
-        // What exists now, written after the revision (erased keys are gone: no tombstones).
-        auto [entries, revision] = range(key, end, after_revision);
-        if (!entries.empty()) return std::move(entries);
-        // Else block on a watch stream from the next revision until a put under the prefix.
-        if (!awaitPut(key, end, revision + 1, deadline)) break;
-    }
+    // What exists now, written after the revision (erased keys are gone: no tombstones); else
+    // what a watch stream brings.
+    auto entries = range(key, end, after_revision).first;
+    if (entries.empty() && timeout.count() > 0) entries = await(key, end, after_revision, deadline);
+    if (!entries.empty()) return entries;
     fail(Errc::kTimeout, "watch on prefix '{}' after revision {} timed out after {} ms", prefix,
          after_revision, timeout.count());
 }

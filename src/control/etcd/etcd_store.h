@@ -70,11 +70,10 @@ class EtcdStore : public Store {
     std::pair<std::vector<KeyValue>, uint64_t> range(const std::string &key,
                                                      const std::string &range_end,
                                                      uint64_t after = 0);
-    /// Blocks on a watch stream of [key, range_end) from start_revision until a put arrives
-    /// (returns it) or deadline passes (nullopt).
-    std::optional<KeyValue> awaitPut(const std::string &key, const std::string &range_end,
-                                     uint64_t start_revision,
-                                     std::chrono::steady_clock::time_point deadline);
+    /// Blocks on a watch stream of [key, range_end) until range(key, range_end, after) has
+    /// entries (returns them) or deadline passes (returns none).
+    std::vector<KeyValue> await(const std::string &key, const std::string &range_end,
+                                uint64_t after, std::chrono::steady_clock::time_point deadline);
     [[nodiscard]] std::string full(const std::string &key) const { return data_ + key; }
 
     EtcdOptions options_;

@@ -31,11 +31,14 @@ json put(const std::string &key, const std::string &value) {
 }
 
 /// Settles will `lease` once for the whole cluster: creates its done marker iff absent, together
-/// with `then`. Returns whether this call won.
+/// with `then`. The owner attaches the marker to the lease (lease != 0), so revoking the lease
+/// removes it; an executor's marker (lease 0) stays. Returns whether this call won.
 bool settleWill(HttpClient &client, const EtcdOptions &options, int64_t lease,
-                const std::string &how, json then) {
+                const std::string &how, json then, bool attach) {
     const std::string done = willsDonePrefix(options.root) + std::to_string(lease);
-    then.push_back(put(done, how));
+    json marker = put(done, how);
+    if (attach) marker["request_put"]["lease"] = std::to_string(lease);
+    then.push_back(std::move(marker));
     const json compare = {{"key", encodeBase64(done)},
                           {"target", "CREATE"},
                           {"result", "EQUAL"},
@@ -109,17 +112,17 @@ void EtcdLastWill::stopKeepAlive() {
 bool EtcdLastWill::settle(const std::string &how, bool execute) {
     if (settled_) return false;
     settled_ = true;
+    // The record goes in the same transaction as the marker: an executor that sees the record's
+    // delete reads the marker at that revision and knows the will is settled.
+    const std::string record = willsPrefix(options_.root) + std::to_string(lease_);
     json then = json::array();
-    if (execute) {
-        then.push_back(put(key_, value_));
-    } else {
-        then.push_back(
-            {{"request_delete_range",
-              {{"key", encodeBase64(willsPrefix(options_.root) + std::to_string(lease_))}}}});
-    }
-    const bool won = settleWill(*client_, options_, lease_, how, std::move(then));
-    (void)post(*client_, "/v3/lease/revoke", {{"ID", std::to_string(lease_)}},
-               options_.request_timeout);
+    then.push_back({{"request_delete_range", {{"key", encodeBase64(record)}}}});
+    if (execute) then.push_back(put(key_, value_));
+    const bool won = settleWill(*client_, options_, lease_, how, std::move(then), true);
+    // A lease etcd no longer has (it expired meanwhile) needs no revoking.
+    const HttpReply reply = client_->post(
+        "/v3/lease/revoke", json{{"ID", std::to_string(lease_)}}.dump(), options_.request_timeout);
+    if (reply.status != 404) (void)parseReply(reply.status, reply.body, "/v3/lease/revoke");
     return won;
 }
 
@@ -155,7 +158,8 @@ WillExecutor::~WillExecutor() {
     thread_.join();
 }
 
-void WillExecutor::execute(const std::string &record_key, const std::string &record) {
+void WillExecutor::execute(const std::string &record_key, const std::string &record,
+                           uint64_t deleted_at) {
     const std::string id = record_key.substr(willsPrefix(options_.root).size());
     int64_t lease = 0;
     try {
@@ -163,11 +167,19 @@ void WillExecutor::execute(const std::string &record_key, const std::string &rec
     } catch (const std::exception &) {
         return;  // not a will record of ours
     }
+    // Settled by its owner in the transaction that deleted the record (withdrawn, or executed
+    // on the way out)? Its marker exists at that revision, even if the lease took it since.
+    const json settled = post(*writer_, "/v3/kv/range",
+                              {{"key", encodeBase64(willsDonePrefix(options_.root) + id)},
+                               {"revision", std::to_string(deleted_at)},
+                               {"count_only", true}},
+                              options_.request_timeout);
+    if (intField(settled, "count") > 0) return;
     const json will = parseJson(record, "will record");
     const std::string key = bytesField(will, "key");
     const std::string value = bytesField(will, "value");
     if (settleWill(*writer_, options_, lease, "executed on lease expiry",
-                   json::array({put(key, value)}))) {
+                   json::array({put(key, value)}), false)) {
         logger("etcd")->info("lease {} expired: wrote its will '{}'", lease, key);
     }
 }
@@ -200,11 +212,12 @@ void WillExecutor::run() {
                     }
                     for (const json &event : result.value("events", json::array())) {
                         const json kv = event.value("kv", json::object());
-                        next = std::max<uint64_t>(next, intField(kv, "mod_revision") + 1);
+                        const auto at = static_cast<uint64_t>(intField(kv, "mod_revision"));
+                        next = std::max(next, at + 1);
                         if (event.value("type", std::string("PUT")) != "DELETE") continue;
                         const auto prev = event.find("prev_kv");
                         if (prev == event.end()) continue;
-                        execute(bytesField(*prev, "key"), bytesField(*prev, "value"));
+                        execute(bytesField(*prev, "key"), bytesField(*prev, "value"), at);
                     }
                     return !stop_;
                 });

@@ -4,8 +4,11 @@
 // third of its TTL). When the owner dies or hangs, etcd expires the lease and deletes the
 // record; every EtcdStore of the cluster runs a WillExecutor that watches the records and, on
 // such a delete, writes the will's key (lost/<who>). Exactly one writer wins, and a withdrawn
-// will is never executed: withdrawing and executing are both transactions that first create
-// "<root>/wills-done/<lease>" iff it does not exist yet.
+// will is never executed: withdrawing and executing are both transactions that create
+// "<root>/wills-done/<lease>" iff it does not exist yet. The owner's transaction also deletes the
+// record and attaches the marker to the lease, so revoking the lease leaves nothing behind; an
+// executor that sees a record deleted reads the marker at the revision of that delete (settled
+// by the owner) before it writes. Only a lease that expired leaves its marker (one key per loss).
 
 #include "control/etcd/etcd_store.h"
 
@@ -64,7 +67,9 @@ class WillExecutor {
 
   private:
     void run();
-    void execute(const std::string &record_key, const std::string &record);
+    /// The record of a will was deleted at revision deleted_at: writes the will unless its owner
+    /// settled it in that same transaction.
+    void execute(const std::string &record_key, const std::string &record, uint64_t deleted_at);
 
     EtcdOptions options_;
     std::unique_ptr<HttpClient> stream_;  // the watch stream
