@@ -1,6 +1,8 @@
 #include "control/connect.h"
 
 #include "common/error.h"
+#include "control/authenticated_store.h"
+#include "control/prefix_store.h"
 #include "control/tcp_store_client.h"
 
 #ifdef WEIGHTSYNC_HAVE_ETCD
@@ -49,7 +51,8 @@ void checkStoreAddress(const std::string &address) {
 }
 
 std::shared_ptr<Store> openStore(const std::string &address,
-                                 std::chrono::milliseconds connect_timeout) {
+                                 std::chrono::milliseconds connect_timeout,
+                                 std::shared_ptr<const JobSecret> secret) {
     checkStoreAddress(address);
 #ifdef WEIGHTSYNC_HAVE_ETCD
     if (isEtcdAddress(address)) {
@@ -59,7 +62,17 @@ std::shared_ptr<Store> openStore(const std::string &address,
     }
 #endif
     const auto [host, port] = hostPort(address);
-    return std::make_shared<TcpStoreClient>(host, port, connect_timeout);
+    return std::make_shared<TcpStoreClient>(host, port, connect_timeout, std::chrono::seconds(10),
+                                            std::move(secret));
+}
+
+std::shared_ptr<Store> openJobStore(const std::string &address, const std::string &job,
+                                    std::chrono::milliseconds connect_timeout,
+                                    std::shared_ptr<const JobSecret> secret) {
+    std::shared_ptr<Store> store =
+        std::make_shared<PrefixStore>(job, openStore(address, connect_timeout, secret));
+    if (secret) store = std::make_shared<AuthenticatedStore>(std::move(secret), std::move(store));
+    return store;
 }
 
 }  // namespace weightsync::control

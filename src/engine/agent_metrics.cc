@@ -31,10 +31,11 @@ const char *phaseName(Phase phase) {
     return "?";
 }
 
-constexpr std::array<Errc, 11> kErrcs = {Errc::kInvalidArgument, Errc::kNotFound, Errc::kMismatch,
-                                         Errc::kUnsupported,     Errc::kTimeout,  Errc::kPeerLost,
-                                         Errc::kTransport,       Errc::kProtocol, Errc::kIo,
-                                         Errc::kCorruption,      Errc::kInternal};
+constexpr std::array<Errc, 12> kErrcs = {
+    Errc::kInvalidArgument, Errc::kNotFound,        Errc::kMismatch,
+    Errc::kUnsupported,     Errc::kTimeout,         Errc::kPeerLost,
+    Errc::kTransport,       Errc::kProtocol,        Errc::kIo,
+    Errc::kCorruption,      Errc::kUnauthenticated, Errc::kInternal};
 
 /// Seconds from 1 ms to 2 minutes.
 prometheus::Histogram::BucketBoundaries secondsBuckets() {

@@ -62,14 +62,26 @@ std::string LocalJob::logOf(const std::string &name) const {
 void LocalJob::start() {
     // Every process of the job ends with the launcher (--parent-pid).
     const std::string parent = std::to_string(::getpid());
+    std::vector<std::string> secret_args;
+    if (options_.secret) {
+        const std::string path = (fs::path(options_.log_dir) / "job.secret").string();
+        {
+            std::ofstream out(path, std::ios::trunc);
+            fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+            out << options_.secret->bytes();
+            out.close();
+            check(out.good(), Errc::kIo, "cannot write the job secret to '{}'", path);
+        }
+        secret_args = {"--job-secret-file", path};
+    }
     if (options_.store.empty()) {
-        startCoordinator(parent);
+        startCoordinator(parent, secret_args);
         store_address_ = fmt::format("127.0.0.1:{}", port_);
     } else {
         store_address_ = options_.store;
     }
-    store_ = std::make_shared<control::PrefixStore>(
-        options_.job_id, control::openStore(store_address_, std::chrono::seconds(10)));
+    store_ = control::openJobStore(store_address_, options_.job_id, std::chrono::seconds(10),
+                                   options_.secret);
     store_->set(keys::spec(), options_.spec.toJson().dump());
 
     const auto spawn = [&](const std::string &name, std::vector<std::string> args) {
@@ -79,6 +91,7 @@ void LocalJob::start() {
             args.push_back(a);
         }
         if (options_.verbose) args.emplace_back("--verbose");
+        args.insert(args.end(), secret_args.begin(), secret_args.end());
         argv_[name] = args;
         if (auto it = options_.extra_args.find(name); it != options_.extra_args.end()) {
             args.insert(args.end(), it->second.begin(), it->second.end());
@@ -96,12 +109,15 @@ void LocalJob::start() {
     }
 }
 
-void LocalJob::startCoordinator(const std::string &parent) {
+void LocalJob::startCoordinator(const std::string &parent,
+                                const std::vector<std::string> &secret_args) {
     const std::string port_file = (fs::path(options_.log_dir) / "coordinator.port").string();
     fs::remove(port_file);
-    coordinator_ = Child({options_.executable, "coordinator", "--host", "127.0.0.1", "--port", "0",
-                          "--port-file", port_file, "--parent-pid", parent},
-                         logOf("coordinator"));
+    std::vector<std::string> argv = {
+        options_.executable, "coordinator", "--host",       "127.0.0.1", "--port", "0",
+        "--port-file",       port_file,     "--parent-pid", parent};
+    argv.insert(argv.end(), secret_args.begin(), secret_args.end());
+    coordinator_ = Child(argv, logOf("coordinator"));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!fs::exists(port_file)) {
         check(coordinator_.running(), Errc::kPeerLost, "the coordinator exited at start (see {})",

@@ -5,6 +5,7 @@
 // CUDA context). Used by `weightsync demo` and the multi-process tests.
 
 #include "common/subprocess.h"
+#include "control/auth.h"
 #include "control/store.h"
 #include "engine/job.h"
 
@@ -25,6 +26,9 @@ struct LocalJobOptions {
     /// its address (e.g. "etcd://127.0.0.1:2379"), given to every agent as --store. The job's
     /// namespace there is erased when the job is destroyed.
     std::string store;
+    /// With a secret the job is authenticated (docs/security.md): it is written to
+    /// <log_dir>/job.secret (mode 0600) and given to every process as --job-secret-file.
+    std::shared_ptr<const control::JobSecret> secret;
     /// One log file per process; empty = a fresh temporary directory, removed when the job is
     /// destroyed unless keepLogs() was called (e.g. because it failed).
     std::string log_dir;
@@ -76,7 +80,7 @@ class LocalJob {
 
   private:
     /// Starts the built-in coordinator on a free port (port_).
-    void startCoordinator(const std::string &parent);
+    void startCoordinator(const std::string &parent, const std::vector<std::string> &secret_args);
 
     LocalJobOptions options_;
     Child coordinator_;

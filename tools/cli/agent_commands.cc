@@ -6,7 +6,6 @@
 #include "common/log.h"
 #include "control/connect.h"
 #include "control/coordinator.h"
-#include "control/prefix_store.h"
 #include "engine/agent_metrics.h"
 #include "engine/inference_agent.h"
 #include "engine/protocol/keys.h"
@@ -49,6 +48,7 @@ struct AgentArgs {
     sim::InitFaults init_faults;           // testing: misreport at start-up
     bool keep_going = false;               // a failed version is logged; the next one follows
     int metrics_port = -1;                 // --metrics-port (-1: off)
+    std::string job_secret_file;           // else $WEIGHTSYNC_JOB_SECRET, else none
     std::string metrics_host = "0.0.0.0";
 };
 
@@ -96,8 +96,8 @@ void exitWithParent(int parent_pid, int signal) {
 
 std::shared_ptr<control::Store> connectStore(const AgentArgs &a) {
     const std::string &address = a.store.empty() ? a.coordinator : a.store;
-    return std::make_shared<control::PrefixStore>(
-        a.job, control::openStore(address, std::chrono::seconds(30)));
+    return control::openJobStore(address, a.job, std::chrono::seconds(30),
+                                 jobSecret(a.job_secret_file));
 }
 
 /// --metrics-port: the agent's counters, served at /metrics while it runs (nullptr when off).
@@ -141,6 +141,10 @@ void addCommon(CLI::App *cmd, AgentArgs &a) {
         ->check(integerIn(1, 1 << 30));
     cmd->add_flag("--keep-going", a.keep_going,
                   "after a failed version, go on with the next one (default: stop)");
+    cmd->add_option("--job-secret-file", a.job_secret_file,
+                    "the job secret (else $WEIGHTSYNC_JOB_SECRET): every control message and "
+                    "value of the job is authenticated with it (docs/security.md)")
+        ->check(CLI::ExistingFile);
     cmd->add_option("--metrics-port", a.metrics_port,
                     "serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port; "
                     "default: off)")
@@ -163,6 +167,7 @@ void addAgentCommands(CLI::App &app) {
         auto limits = std::make_shared<control::ServerLimits>();
         auto read_timeout_ms = std::make_shared<int64_t>(limits->read_timeout.count());
         auto max_call_ms = std::make_shared<int64_t>(limits->max_call_timeout.count());
+        auto secret_file = std::make_shared<std::string>();
         CLI::App *cmd = app.add_subcommand("coordinator", "serve the control-plane store");
         cmd->add_option("--host", *host, "address to bind")
             ->check(nonEmpty())
@@ -190,27 +195,33 @@ void addAgentCommands(CLI::App &app) {
                         "wait/watch timeouts are clamped to this")
             ->check(integerIn(1, int64_t{7} * 24 * 3600 * 1000))
             ->capture_default_str();
-        cmd->callback([host, port, port_file, parent_pid, limits, read_timeout_ms, max_call_ms] {
-            limits->read_timeout = std::chrono::milliseconds(*read_timeout_ms);
-            limits->max_call_timeout = std::chrono::milliseconds(*max_call_ms);
-            std::signal(SIGTERM, [](int) { g_stop = true; });
-            std::signal(SIGINT, [](int) { g_stop = true; });
-            exitWithParent(*parent_pid, SIGTERM);
-            control::runCoordinator(
-                *host, *port, g_stop,
-                [&](int bound) {
-                    if (!port_file->empty()) {
-                        const std::string tmp = *port_file + ".tmp";
-                        std::ofstream out(tmp);
-                        out << bound << "\n";
-                        out.close();
-                        check(out.good() && std::rename(tmp.c_str(), port_file->c_str()) == 0,
-                              Errc::kIo, "--port-file: cannot write '{}'", *port_file);
-                    }
-                    fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
-                },
-                *limits);
-        });
+        cmd->add_option("--job-secret-file", *secret_file,
+                        "serve an authenticated job: refuse every request without the MAC of "
+                        "this secret (else $WEIGHTSYNC_JOB_SECRET; default: none)")
+            ->check(CLI::ExistingFile);
+        cmd->callback(
+            [host, port, port_file, parent_pid, limits, read_timeout_ms, max_call_ms, secret_file] {
+                limits->job_secret = jobSecret(*secret_file);
+                limits->read_timeout = std::chrono::milliseconds(*read_timeout_ms);
+                limits->max_call_timeout = std::chrono::milliseconds(*max_call_ms);
+                std::signal(SIGTERM, [](int) { g_stop = true; });
+                std::signal(SIGINT, [](int) { g_stop = true; });
+                exitWithParent(*parent_pid, SIGTERM);
+                control::runCoordinator(
+                    *host, *port, g_stop,
+                    [&](int bound) {
+                        if (!port_file->empty()) {
+                            const std::string tmp = *port_file + ".tmp";
+                            std::ofstream out(tmp);
+                            out << bound << "\n";
+                            out.close();
+                            check(out.good() && std::rename(tmp.c_str(), port_file->c_str()) == 0,
+                                  Errc::kIo, "--port-file: cannot write '{}'", *port_file);
+                        }
+                        fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
+                    },
+                    *limits);
+            });
     }
     {
         auto a = std::make_shared<AgentArgs>();

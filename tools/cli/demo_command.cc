@@ -51,8 +51,9 @@ struct DemoArgs {
     bool no_pipeline = false;
     double timeout_s = 300;
     std::string log_dir;
-    std::string store;      // empty: the built-in coordinator
-    int metrics_port = -1;  // -1: off; 0: every agent any free port; P: agent i gets P + i
+    std::string store;            // empty: the built-in coordinator
+    int metrics_port = -1;        // -1: off; 0: every agent any free port; P: agent i gets P + i
+    std::string job_secret_file;  // else $WEIGHTSYNC_JOB_SECRET, else a generated one
     bool verbose = false;
 };
 
@@ -140,6 +141,14 @@ int runDemo(const DemoArgs &a) {
     o.log_dir = a.log_dir;
     o.verbose = a.verbose;
     o.store = a.store;
+    o.secret = jobSecret(a.job_secret_file);
+    if (!o.secret) {
+        try {
+            o.secret = control::JobSecret::generate();  // every demo job is authenticated
+        } catch (const Error &e) {
+            if (e.code() != Errc::kUnsupported) throw;  // a build without libsodium
+        }
+    }
     if (!a.store.empty()) {
         // A shared store: a namespace of this run's own (erased when it ends).
         o.job_id = fmt::format("demo-{}-{}", ::getpid(),
@@ -359,6 +368,10 @@ void addDemoCommand(CLI::App &app) {
                     "agents serve Prometheus metrics on 127.0.0.1: agent i on this port + i, or "
                     "each on any free port with 0 (printed as they start); default: off")
         ->check(integerIn(0, 65535));
+    cmd->add_option("--job-secret-file", a->job_secret_file,
+                    "the job secret (else $WEIGHTSYNC_JOB_SECRET, else a fresh random one): "
+                    "every control message and value of the job is authenticated with it")
+        ->check(CLI::ExistingFile);
     cmd->add_flag("-v,--verbose", a->verbose, "agents log progress");
     cmd->callback([a] {
         const int rc = runDemo(*a);

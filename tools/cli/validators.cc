@@ -53,6 +53,13 @@ CLI::Validator hostPort() {
             "HOST:PORT"};
 }
 
+std::shared_ptr<const control::JobSecret> jobSecret(const std::string &file) {
+    if (!file.empty()) return control::JobSecret::fromFile(file);
+    const char *text = std::getenv("WEIGHTSYNC_JOB_SECRET");
+    if (text == nullptr || *text == '\0') return nullptr;
+    return std::make_shared<const control::JobSecret>(text);
+}
+
 CLI::Validator storeAddress() {
     return {[](std::string &text) -> std::string {
                 try {

@@ -26,10 +26,11 @@ using engine::JobSpec;
 /// The job's namespace in the store at address: "host:port" (a coordinator) or
 /// "etcd://host:port[,host:port...][/root]".
 std::shared_ptr<control::Store> connectJob(const std::string &address, const std::string &job,
-                                           double connect_timeout_s) {
+                                           double connect_timeout_s, const std::string &secret) {
     check(!job.empty(), Errc::kInvalidArgument, "the job id must not be empty");
-    return std::make_shared<control::PrefixStore>(
-        job, control::openStore(address, toMillis(connect_timeout_s)));
+    return control::openJobStore(
+        address, job, toMillis(connect_timeout_s),
+        secret.empty() ? nullptr : std::make_shared<const control::JobSecret>(secret));
 }
 
 py::bytes bytesOf(const std::string &s) {
@@ -43,10 +44,16 @@ void registerControl(py::module_ &m) {
         m, "Coordinator",
         "The control-plane store served over TCP from this process (the `weightsync coordinator` "
         "command in-process). Every agent of every job reaches it at host:port.")
-        .def(py::init([](const std::string &host, int port) {
-                 return std::make_unique<control::TcpStoreServer>(host, port);
+        .def(py::init([](const std::string &host, int port, const std::string &job_secret) {
+                 control::ServerLimits limits;
+                 if (!job_secret.empty()) {
+                     limits.job_secret = std::make_shared<const control::JobSecret>(job_secret);
+                 }
+                 return std::make_unique<control::TcpStoreServer>(host, port, nullptr, limits);
              }),
-             py::arg("host") = "127.0.0.1", py::arg("port") = 0)
+             py::arg("host") = "127.0.0.1", py::arg("port") = 0,
+             py::arg("job_secret") = std::string(),
+             "job_secret: serve an authenticated job (every request without its MAC refused).")
         .def_property_readonly("host", &control::TcpStoreServer::host)
         .def_property_readonly("port", &control::TcpStoreServer::port)
         .def_property_readonly("address",
@@ -111,7 +118,8 @@ void registerControl(py::module_ &m) {
             py::arg("prefix") = "");
 
     m.def("connect_store", &connectJob, py::arg("address"), py::arg("job"),
-          py::arg("connect_timeout") = 30.0, py::call_guard<py::gil_scoped_release>(),
+          py::arg("connect_timeout") = 30.0, py::arg("job_secret") = std::string(),
+          py::call_guard<py::gil_scoped_release>(),
           "A client of `job`'s namespace in the store at `address`: a coordinator's host:port or "
           "etcd://host:port[,host:port...][/root] (its own connection).");
 

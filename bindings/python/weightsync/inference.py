@@ -45,9 +45,10 @@ class WeightReceiver:
 
     def __init__(self, coordinator: Optional[str], job: str, *, engine: int = 0, rank: int = 0,
                  connect_timeout: float = 60.0, store: Optional[str] = None,
-                 metrics_port: Optional[int] = None, metrics_host: str = "0.0.0.0") -> None:
+                 metrics_port: Optional[int] = None, metrics_host: str = "0.0.0.0",
+                 job_secret: Optional[str] = None) -> None:
         self._store = _core.connect_store(_store_address(coordinator, store), job,
-                                          connect_timeout)
+                                          connect_timeout, job_secret or "")
         self._metrics = AgentMetrics("inference", _core.inference_name(f"e{engine}r{rank}"),
                                      metrics_port, metrics_host)
         self.spec = _core.read_job(self._store, connect_timeout)

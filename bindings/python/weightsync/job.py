@@ -159,22 +159,23 @@ def _store_address(coordinator: Optional[str], store: Optional[str]) -> str:
 
 
 def publish_job(coordinator: Union[str, Coordinator, None], job: str, spec: JobSpec, *,
-                store: Optional[str] = None) -> None:
+                store: Optional[str] = None, job_secret: Optional[str] = None) -> None:
     """Publishes `spec` as job `job` on a coordinator (an address "host:port" or in-process),
     or in the store at `store` (e.g. "etcd://host:2379")."""
-    if isinstance(coordinator, Coordinator) and store is None:
+    if isinstance(coordinator, Coordinator) and store is None and job_secret is None:
         handle = coordinator.job_store(job)
     else:
-        handle = _core.connect_store(_store_address(coordinator, store), job)
+        address = coordinator.address if isinstance(coordinator, Coordinator) else coordinator
+        handle = _core.connect_store(_store_address(address, store), job, 30.0, job_secret or "")
     _core.publish_job(handle, spec)
 
 
 def read_job(coordinator: Optional[str], job: str, timeout: float = 60.0, *,
-             store: Optional[str] = None) -> JobSpec:
+             store: Optional[str] = None, job_secret: Optional[str] = None) -> JobSpec:
     """The spec of job `job` from the coordinator at "host:port" or the store at `store`
     (waits up to `timeout` s)."""
-    return _core.read_job(_core.connect_store(_store_address(coordinator, store), job, timeout),
-                          timeout)
+    return _core.read_job(_core.connect_store(_store_address(coordinator, store), job, timeout,
+                                              job_secret or ""), timeout)
 
 
 def find_peer(spec: JobSpec, engine: int, rank: int) -> PeerSpec:

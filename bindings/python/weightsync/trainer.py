@@ -94,9 +94,10 @@ class WeightSender:
 
     def __init__(self, coordinator: Optional[str], job: str, rank: int, *, device: Any = None,
                  connect_timeout: float = 60.0, store: Optional[str] = None,
-                 metrics_port: Optional[int] = None, metrics_host: str = "0.0.0.0") -> None:
+                 metrics_port: Optional[int] = None, metrics_host: str = "0.0.0.0",
+                 job_secret: Optional[str] = None) -> None:
         self._store = _core.connect_store(_store_address(coordinator, store), job,
-                                          connect_timeout)
+                                          connect_timeout, job_secret or "")
         self._metrics = AgentMetrics("trainer", _core.trainer_name(rank), metrics_port,
                                      metrics_host)
         self.spec = _core.read_job(self._store, connect_timeout)
