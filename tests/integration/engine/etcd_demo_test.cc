@@ -24,8 +24,8 @@ TEST(EtcdDemo, AWholeJobOnEtcdVerifiesEveryVersion) {
     testing::EtcdServer etcd;
     ASSERT_TRUE(etcd.ready());
     const std::string address = etcd.address("ws");
-    const std::string cmd = testing::weightsyncBin() + " demo --json --timeout 60 --steps 3 --store " +
-                            address + " 2>&1";
+    const std::string cmd = testing::weightsyncBin() +
+                            " demo --json --timeout 60 --steps 3 --store " + address + " 2>&1";
     std::string output;
     FILE *pipe = ::popen(cmd.c_str(), "r");
     ASSERT_NE(pipe, nullptr);

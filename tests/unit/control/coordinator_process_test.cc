@@ -198,8 +198,7 @@ TEST(ControlCoordinatorProcess, AnAuthenticatedJobRefusesClientsWithoutTheSecret
     // A wrong secret: refused the same way.
     TcpStoreClient wrong("127.0.0.1", coordinator.port(), Ms(5000), Ms(10000),
                          std::make_shared<const JobSecret>("not the job's secret at all"));
-    message = expectError([&] { wrong.set("job/memory/e0r0", "forged"); },
-                          Errc::kUnauthenticated);
+    message = expectError([&] { wrong.set("job/memory/e0r0", "forged"); }, Errc::kUnauthenticated);
     EXPECT_TRUE(contains(message, "does not match the job secret")) << message;
 
     EXPECT_EQ(member.get("job/memory/e0r0"), "descriptor");  // nothing was written
