@@ -14,7 +14,7 @@
 
 namespace weightsync::control::etcd {
 
-using json = nlohmann::json;
+using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 

@@ -9,7 +9,7 @@
 
 namespace weightsync::control::etcd {
 
-using json = nlohmann::json;
+using nlohmann::json;
 using std::chrono::milliseconds;
 
 std::string willsPrefix(const std::string &root) {
