@@ -12,6 +12,9 @@ APT_PACKAGES=(
   pybind11-dev python3-dev python3-pybind11 python3-numpy python3-pytest python3-torch python3-pip python3-venv
   clang-format clang-tidy
   clang libclang-rt-14-dev  # libFuzzer and the sanitizers for scripts/fuzz.sh
+  libcurl4-openssl-dev etcd-server etcd-client  # the etcd control store and its tests
+  prometheus-cpp-dev python3-prometheus-client  # /metrics and its scrape test
+  libsodium-dev  # the job secret's HMAC
 )
 
 missing=()

@@ -14,6 +14,7 @@ std::string_view errcName(Errc code) {
         case Errc::kProtocol: return "protocol";
         case Errc::kIo: return "io";
         case Errc::kCorruption: return "corruption";
+        case Errc::kUnauthenticated: return "unauthenticated";
         case Errc::kInternal: return "internal";
     }
     return "unknown";

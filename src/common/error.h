@@ -22,7 +22,8 @@ enum class Errc {
     kProtocol,     // an out-of-order or malformed control message
     kIo,           // a system call failed
     kCorruption,   // bytes verified and found wrong
-    kInternal,     // a broken invariant inside weightsync
+    kUnauthenticated,  // a control message or value without the job secret's valid MAC
+    kInternal,         // a broken invariant inside weightsync
 };
 
 std::string_view errcName(Errc code);

@@ -1,6 +1,7 @@
 #include "control/store_service.h"
 
 #include "common/json.h"
+#include "common/log.h"
 #include "control/frame.h"
 #include "control/wire.h"
 
@@ -76,6 +77,27 @@ std::string timeoutMessage(const PendingCall &p) {
     return message;
 }
 
+/// Checks a request's MAC (over the connection's nonce and the request without "mac") and that
+/// its counter is above the last accepted one; throws kUnauthenticated.
+void authenticate(const json &request, RequestAuth &auth) {
+    const auto mac = request.find("mac");
+    const auto seq = request.find("seq");
+    check(mac != request.end() && mac->is_string() && seq != request.end() &&
+              seq->is_number_unsigned(),
+          Errc::kUnauthenticated,
+          "this coordinator serves an authenticated job: the request carries no MAC of the job "
+          "secret (--job-secret-file / WEIGHTSYNC_JOB_SECRET)");
+    json unsigned_request = request;
+    unsigned_request.erase("mac");
+    check(auth.secret->verify(requestMacInput(auth.nonce, wire::dump(unsigned_request)),
+                              fromHex(mac->get<std::string>())),
+          Errc::kUnauthenticated, "the request's MAC does not match the job secret");
+    const auto n = seq->get<uint64_t>();
+    check(n > auth.last_seq, Errc::kUnauthenticated,
+          "replayed request: counter {} after {} was accepted", n, auth.last_seq);
+    auth.last_seq = n;
+}
+
 /// Handles every op that answers at once; fills pending for wait/watch and returns nullopt.
 std::optional<json> dispatch(MemoryStore &store, const json &request, milliseconds max_timeout,
                              PendingCall &pending, std::optional<ConnectionWill> &will) {
@@ -135,14 +157,28 @@ std::optional<json> dispatch(MemoryStore &store, const json &request, millisecon
 
 std::optional<std::string> handleRequest(MemoryStore &store, std::string_view frame,
                                          milliseconds max_call_timeout, PendingCall &pending,
-                                         std::optional<ConnectionWill> &will) {
+                                         std::optional<ConnectionWill> &will, RequestAuth *auth,
+                                         std::string_view peer) {
     json id;
     try {
         const json request = parseJson(frame, "store request");
         check(request.is_object(), Errc::kProtocol, "store request is a JSON {}, not an object",
               request.type_name());
         id = request.value("id", json());
+        const bool secured = auth != nullptr && auth->secret != nullptr;
+        if (secured && request.value("op", json()) != "hello") {
+            try {
+                authenticate(request, *auth);
+            } catch (const Error &e) {
+                logger("coordinator")
+                    ->warn("refused a request from {}: {}", peer, wire::bareMessage(e));
+                throw;
+            }
+        }
         std::optional<json> reply = dispatch(store, request, max_call_timeout, pending, will);
+        if (reply && secured && request.value("op", json()) == "hello") {
+            (*reply)["nonce"] = auth->nonce;
+        }
         if (reply) return dumpReply(*reply);
         return resumePending(store, pending, Clock::now());
     } catch (const Error &e) {

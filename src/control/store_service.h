@@ -4,6 +4,7 @@
 // that the server (TcpStoreServer) parks and retries after store writes and at its deadline, so
 // no thread blocks on a client's behalf. Wire format: docs/control-store.md.
 
+#include "control/auth.h"
 #include "control/clock.h"
 #include "control/memory_store.h"
 
@@ -39,9 +40,13 @@ struct ConnectionWill {
 /// when the request is a wait/watch that is not ready yet. Never throws for bad input: a
 /// malformed request gets an error reply. wait/watch timeouts are clamped to max_call_timeout.
 /// `will` is the connection's: the will ops bind, keep alive and withdraw it.
+/// auth (null or without a secret: none): every request but hello must carry its MAC and a
+/// counter above the last one (docs/security.md), else it is refused with kUnauthenticated and
+/// logged naming `peer`.
 std::optional<std::string> handleRequest(MemoryStore &store, std::string_view frame,
                                          std::chrono::milliseconds max_call_timeout,
-                                         PendingCall &pending, std::optional<ConnectionWill> &will);
+                                         PendingCall &pending, std::optional<ConnectionWill> &will,
+                                         RequestAuth *auth = nullptr, std::string_view peer = {});
 
 /// The reply to a parked call once it is ready, or its timeout error once now >= deadline;
 /// nullopt while neither.

@@ -29,8 +29,9 @@ constexpr auto kMinKeepAlivePeriod = milliseconds(20);
 class TcpLastWill : public LastWill {
   public:
     TcpLastWill(const std::string &host, int port, const std::string &key, const std::string &value,
-                milliseconds ttl)
-        : client_(host, port, std::chrono::seconds(10)),
+                milliseconds ttl, std::shared_ptr<const JobSecret> secret)
+        : client_(host, port, std::chrono::seconds(10), std::chrono::seconds(10),
+                  std::move(secret)),
           period_(std::max(ttl / 4, kMinKeepAlivePeriod)) {
         client_.bindWill(key, value, ttl);
         thread_ = std::thread([this] { run(); });
@@ -91,8 +92,8 @@ class TcpLastWill : public LastWill {
 }  // namespace
 
 TcpStoreClient::TcpStoreClient(std::string host, int port, milliseconds connect_timeout,
-                               milliseconds reply_margin)
-    : host_(std::move(host)), port_(port), reply_margin_(reply_margin) {
+                               milliseconds reply_margin, std::shared_ptr<const JobSecret> secret)
+    : host_(std::move(host)), port_(port), reply_margin_(reply_margin), secret_(std::move(secret)) {
     check(port > 0 && port <= 65535, Errc::kInvalidArgument, "coordinator port {} out of range",
           port);
     const auto deadline = deadlineAfter(connect_timeout);
@@ -124,6 +125,10 @@ TcpStoreClient::TcpStoreClient(std::string host, int port, milliseconds connect_
     check(version == wire::kProtocolVersion, Errc::kProtocol,
           "coordinator at {}:{} speaks store protocol {}, expected {}", host_, port_, version,
           wire::kProtocolVersion);
+    // A coordinator that authenticates requests names this connection's nonce.
+    if (const auto nonce = reply.find("nonce"); nonce != reply.end() && nonce->is_string()) {
+        nonce_ = nonce->get<std::string>();
+    }
     logger("control")->debug("connected to coordinator at {}:{} after {} attempt(s)", host_, port_,
                              attempts);
 }
@@ -142,6 +147,12 @@ json TcpStoreClient::call(json request, milliseconds call_timeout) {
     const uint64_t id = next_id_++;
     request["id"] = id;
     const std::string op = request.at("op").get<std::string>();
+    if (secret_ && op != "hello") {
+        // docs/security.md: the MAC covers the connection's nonce and the request with its
+        // counter, so a request is accepted once, on this connection only.
+        request["seq"] = ++seq_;
+        request["mac"] = toHex(secret_->mac(requestMacInput(nonce_, wire::dump(request))));
+    }
     const std::string payload = wire::dump(request);  // kInvalidArgument before touching the fd
     check(payload.size() <= kMaxFrameBytes, Errc::kInvalidArgument,
           "store request '{}' of {} bytes exceeds the {} byte frame limit", op, payload.size(),
@@ -224,7 +235,7 @@ std::unique_ptr<LastWill> TcpStoreClient::lastWill(const std::string &key, const
                                                    milliseconds ttl) {
     check(ttl.count() > 0, Errc::kInvalidArgument, "a last will needs a positive ttl, got {} ms",
           ttl.count());
-    return std::make_unique<TcpLastWill>(host_, port_, key, value, ttl);
+    return std::make_unique<TcpLastWill>(host_, port_, key, value, ttl, secret_);
 }
 
 void TcpStoreClient::bindWill(const std::string &key, const std::string &value, milliseconds ttl) {

@@ -8,6 +8,7 @@
 // throw Errc::kPeerLost ("coordinator at host:port disappeared ..."). No call blocks longer than
 // its own timeout plus reply_margin; SIGPIPE is never raised.
 
+#include "control/auth.h"
 #include "control/socket.h"
 #include "control/store.h"
 
@@ -23,8 +24,10 @@ class TcpStoreClient : public Store {
     /// connect_timeout has passed; then throws Errc::kPeerLost naming the address and the last
     /// error. reply_margin bounds how long past a call's own timeout a reply may take before
     /// the coordinator is declared lost (non-blocking calls get reply_margin alone).
+    /// secret: the job secret; every request then carries its MAC (docs/security.md).
     TcpStoreClient(std::string host, int port, std::chrono::milliseconds connect_timeout,
-                   std::chrono::milliseconds reply_margin = std::chrono::seconds(10));
+                   std::chrono::milliseconds reply_margin = std::chrono::seconds(10),
+                   std::shared_ptr<const JobSecret> secret = nullptr);
     ~TcpStoreClient() override = default;
     TcpStoreClient(const TcpStoreClient &) = delete;
     TcpStoreClient &operator=(const TcpStoreClient &) = delete;
@@ -68,6 +71,9 @@ class TcpStoreClient : public Store {
     ScopedFd fd_;
     std::string lost_reason_;  // non-empty once the connection is unusable
     uint64_t next_id_ = 1;
+    std::shared_ptr<const JobSecret> secret_;
+    std::string nonce_;  // the coordinator's, for this connection
+    uint64_t seq_ = 0;   // the last request counter sent
 };
 
 }  // namespace weightsync::control

@@ -69,6 +69,7 @@ class TcpStoreServer::Loop {
         bool eof = false;      // the client closed its end
         bool dead = false;     // remove at the end of this iteration
         std::optional<ConnectionWill> will;             // executed if the connection ends
+        RequestAuth auth;                               // with the job secret, if any
         Clock::time_point will_deadline = kNoDeadline;  // no frame until then: the client is gone
     };
 
@@ -362,8 +363,13 @@ void TcpStoreServer::Loop::pump(Connection &c, Clock::time_point now) {
         if (!frame) return;
         PendingCall pending;
         const uint64_t revision = server_.store_->revision();
-        std::optional<std::string> reply = handleRequest(
-            *server_.store_, *frame, server_.limits_.max_call_timeout, pending, c.will);
+        if (server_.limits_.job_secret && !c.auth.secret) {
+            c.auth.secret = server_.limits_.job_secret;
+            c.auth.nonce = randomHex(16);
+        }
+        std::optional<std::string> reply =
+            handleRequest(*server_.store_, *frame, server_.limits_.max_call_timeout, pending,
+                          c.will, &c.auth, c.peer);
         // Any frame from a client with a will is a sign of life.
         c.will_deadline = c.will ? now + c.will->ttl : kNoDeadline;
         if (reply) {

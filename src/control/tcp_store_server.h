@@ -14,6 +14,7 @@
 // stop() (and the destructor) closes the listener and every connection promptly; blocked
 // clients then see EOF (Errc::kPeerLost).
 
+#include "control/auth.h"
 #include "control/memory_store.h"
 #include "control/socket.h"
 
@@ -38,6 +39,9 @@ struct ServerLimits {
     std::chrono::milliseconds send_timeout = std::chrono::seconds(30);
     /// wait/watch timeouts are clamped to this.
     std::chrono::milliseconds max_call_timeout = std::chrono::hours(1);
+    /// When set, every request but hello must carry the MAC of this job secret with a counter
+    /// above the last one of its connection; others are refused as unauthenticated and logged.
+    std::shared_ptr<const JobSecret> job_secret;
 };
 
 class TcpStoreServer {

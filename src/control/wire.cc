@@ -8,11 +8,11 @@
 namespace weightsync::control::wire {
 namespace {
 
-constexpr std::array<Errc, 11> kAllCodes = {
-    Errc::kInvalidArgument, Errc::kNotFound, Errc::kMismatch,
-    Errc::kUnsupported,     Errc::kTimeout,  Errc::kPeerLost,
-    Errc::kTransport,       Errc::kProtocol, Errc::kIo,
-    Errc::kCorruption,      Errc::kInternal,
+constexpr std::array<Errc, 12> kAllCodes = {
+    Errc::kInvalidArgument, Errc::kNotFound,        Errc::kMismatch,
+    Errc::kUnsupported,     Errc::kTimeout,         Errc::kPeerLost,
+    Errc::kTransport,       Errc::kProtocol,        Errc::kIo,
+    Errc::kCorruption,      Errc::kUnauthenticated, Errc::kInternal,
 };
 
 }  // namespace

@@ -167,6 +167,13 @@ void InferenceAgent::init() {
     if (make_readers_) readers_ = make_readers_(weights_);
     int64_t total = 0;
     for (const planner::LocalTensor &t : weights_.tensors) total += t.bytes;
+    if (metrics_ && !regions_.empty()) {
+        // The same memory, registered once per backend: counted once.
+        int64_t registered = 0;
+        for (const auto &region : regions_.front())
+            registered += static_cast<int64_t>(region->size());
+        metrics_->setRegisteredBytes(registered);
+    }
     logger("inference")
         ->info("{}: ready, {} tensors, {} bytes", peer_.name, weights_.tensors.size(), total);
 }
@@ -489,9 +496,21 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
     StepResult r;
     r.version = version;
     Work work(*this);
-    const protocol::InferenceVersion v = protocol::runInferenceVersion(
-        *session_, spec_, peer_.name, version, version_, work, &cancelled_);
+    protocol::InferenceVersion v;
+    try {
+        v = protocol::runInferenceVersion(*session_, spec_, peer_.name, version, version_, work,
+                                          &cancelled_);
+    } catch (const Error &e) {
+        if (metrics_) metrics_->failed(e.code());
+        throw;
+    }
     version_ = version;
+    if (metrics_) {
+        // Every destination byte of the rank is written once per version.
+        int64_t bytes = 0;
+        for (const planner::LocalTensor &t : weights_.tensors) bytes += t.bytes;
+        metrics_->received(version, v.committed, bytes, v.wait_seconds, v.hook_seconds);
+    }
     r.committed = v.committed;
     if (prunes_) {
         const std::vector<std::string> removed =

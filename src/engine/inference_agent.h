@@ -4,6 +4,7 @@
 // writer, runs the post-update hooks, resumes, and (when the job verifies) checks every byte.
 
 #include "control/store.h"
+#include "engine/agent_metrics.h"
 #include "engine/checkpoint_io.h"
 #include "engine/checksum.h"
 #include "engine/compute.h"
@@ -90,6 +91,8 @@ class InferenceAgent {
     void observePoints(PointObserver observer) { on_point_ = std::move(observer); }
     /// Where the agent's transport backends come from (before init(); default: the registry).
     void useBackends(transport::BackendFactory factory) { make_backend_ = std::move(factory); }
+    /// Records versions, phases, bytes and failures there (before init(); engine/agent_metrics.h).
+    void useMetrics(std::shared_ptr<AgentMetrics> metrics) { metrics_ = std::move(metrics); }
     /// Thread-safe: a serveStep() waiting for its version's request gives up within about a
     /// second with Errc::kTimeout, and so does every later one. A version already being received
     /// runs to its end.
@@ -126,6 +129,7 @@ class InferenceAgent {
     ReadersFactory make_readers_;
     std::shared_ptr<WeightCheck> check_;
     transport::BackendFactory make_backend_ = transport::makeBackend;
+    std::shared_ptr<AgentMetrics> metrics_;
     std::atomic<bool> cancelled_{false};
     JobSpec spec_;
     std::unique_ptr<protocol::Session> session_;

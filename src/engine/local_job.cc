@@ -1,8 +1,8 @@
 #include "engine/local_job.h"
 
 #include "common/error.h"
+#include "control/connect.h"
 #include "control/prefix_store.h"
-#include "control/tcp_store_client.h"
 #include "engine/protocol/session.h"
 #include "layout/registry.h"
 #include "planner/geometry.h"
@@ -39,8 +39,16 @@ LocalJob::LocalJob(LocalJobOptions options) : options_(std::move(options)) {
 LocalJob::~LocalJob() {
     for (auto &[name, child] : agents_) child.kill(SIGKILL);
     for (auto &[name, child] : agents_) (void)child.wait(std::chrono::seconds(5));
-    coordinator_.kill(SIGTERM);
-    (void)coordinator_.wait(std::chrono::seconds(5));
+    if (coordinator_.running()) {  // none on an external store
+        coordinator_.kill(SIGTERM);
+        (void)coordinator_.wait(std::chrono::seconds(5));
+    }
+    if (!options_.store.empty() && store_) {
+        try {
+            (void)store_->erasePrefix("");  // the external store outlives the job
+        } catch (const Error &) {
+        }
+    }
     if (remove_logs_) {
         std::error_code ec;
         fs::remove_all(options_.log_dir, ec);
@@ -52,36 +60,38 @@ std::string LocalJob::logOf(const std::string &name) const {
 }
 
 void LocalJob::start() {
-    const std::string port_file = (fs::path(options_.log_dir) / "coordinator.port").string();
-    fs::remove(port_file);
     // Every process of the job ends with the launcher (--parent-pid).
     const std::string parent = std::to_string(::getpid());
-    coordinator_ = Child({options_.executable, "coordinator", "--host", "127.0.0.1", "--port", "0",
-                          "--port-file", port_file, "--parent-pid", parent},
-                         logOf("coordinator"));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!fs::exists(port_file)) {
-        check(coordinator_.running(), Errc::kPeerLost, "the coordinator exited at start (see {})",
-              logOf("coordinator"));
-        check(std::chrono::steady_clock::now() < deadline, Errc::kTimeout,
-              "the coordinator did not start within 20 s (see {})", logOf("coordinator"));
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        (void)coordinator_.poll();
+    std::vector<std::string> secret_args;
+    if (options_.secret) {
+        const std::string path = (fs::path(options_.log_dir) / "job.secret").string();
+        {
+            std::ofstream out(path, std::ios::trunc);
+            fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+            out << options_.secret->bytes();
+            out.close();
+            check(out.good(), Errc::kIo, "cannot write the job secret to '{}'", path);
+        }
+        secret_args = {"--job-secret-file", path};
     }
-    std::ifstream(port_file) >> port_;
-    auto client =
-        std::make_shared<control::TcpStoreClient>("127.0.0.1", port_, std::chrono::seconds(10));
-    store_ = std::make_shared<control::PrefixStore>(options_.job_id, client);
+    if (options_.store.empty()) {
+        startCoordinator(parent, secret_args);
+        store_address_ = fmt::format("127.0.0.1:{}", port_);
+    } else {
+        store_address_ = options_.store;
+    }
+    store_ = control::openJobStore(store_address_, options_.job_id, std::chrono::seconds(10),
+                                   options_.secret);
     store_->set(keys::spec(), options_.spec.toJson().dump());
 
-    const std::string coordinator = fmt::format("127.0.0.1:{}", port_);
     const auto spawn = [&](const std::string &name, std::vector<std::string> args) {
         args.insert(args.begin(), options_.executable);
         for (const std::string &a : std::vector<std::string>{
-                 "--coordinator", coordinator, "--job", options_.job_id, "--parent-pid", parent}) {
+                 "--store", store_address_, "--job", options_.job_id, "--parent-pid", parent}) {
             args.push_back(a);
         }
         if (options_.verbose) args.emplace_back("--verbose");
+        args.insert(args.end(), secret_args.begin(), secret_args.end());
         argv_[name] = args;
         if (auto it = options_.extra_args.find(name); it != options_.extra_args.end()) {
             args.insert(args.end(), it->second.begin(), it->second.end());
@@ -97,6 +107,27 @@ void LocalJob::start() {
     for (int t = 0; t < options_.spec.mesh.ranks(); ++t) {
         spawn(fmt::format("trainer{}", t), {"trainer", "--rank", std::to_string(t)});
     }
+}
+
+void LocalJob::startCoordinator(const std::string &parent,
+                                const std::vector<std::string> &secret_args) {
+    const std::string port_file = (fs::path(options_.log_dir) / "coordinator.port").string();
+    fs::remove(port_file);
+    std::vector<std::string> argv = {
+        options_.executable, "coordinator", "--host",       "127.0.0.1", "--port", "0",
+        "--port-file",       port_file,     "--parent-pid", parent};
+    argv.insert(argv.end(), secret_args.begin(), secret_args.end());
+    coordinator_ = Child(argv, logOf("coordinator"));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!fs::exists(port_file)) {
+        check(coordinator_.running(), Errc::kPeerLost, "the coordinator exited at start (see {})",
+              logOf("coordinator"));
+        check(std::chrono::steady_clock::now() < deadline, Errc::kTimeout,
+              "the coordinator did not start within 20 s (see {})", logOf("coordinator"));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        (void)coordinator_.poll();
+    }
+    std::ifstream(port_file) >> port_;
 }
 
 std::map<std::string, int> LocalJob::ended() {
@@ -169,6 +200,7 @@ std::map<std::string, int> LocalJob::supervise(std::chrono::milliseconds timeout
 }
 
 void LocalJob::killCoordinator() {
+    if (!coordinator_.running()) return;
     coordinator_.kill(SIGKILL);
     (void)coordinator_.wait(std::chrono::seconds(5));
 }

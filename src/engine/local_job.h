@@ -1,9 +1,11 @@
 #pragma once
-// A whole job as local processes: the coordinator, every trainer rank and every inference rank,
+// A whole job as local processes: the coordinator (unless the job runs on an external store such
+// as etcd), every trainer rank and every inference rank,
 // each a child process of the weightsync executable (fork+exec, so GPU children never inherit a
 // CUDA context). Used by `weightsync demo` and the multi-process tests.
 
 #include "common/subprocess.h"
+#include "control/auth.h"
 #include "control/store.h"
 #include "engine/job.h"
 
@@ -20,6 +22,13 @@ struct LocalJobOptions {
     JobSpec spec;
     std::string executable;  // path of the weightsync tool
     std::string job_id = "demo";
+    /// The job's control store: empty = start the built-in coordinator as a child process; else
+    /// its address (e.g. "etcd://127.0.0.1:2379"), given to every agent as --store. The job's
+    /// namespace there is erased when the job is destroyed.
+    std::string store;
+    /// With a secret the job is authenticated (docs/security.md): it is written to
+    /// <log_dir>/job.secret (mode 0600) and given to every process as --job-secret-file.
+    std::shared_ptr<const control::JobSecret> secret;
     /// One log file per process; empty = a fresh temporary directory, removed when the job is
     /// destroyed unless keepLogs() was called (e.g. because it failed).
     std::string log_dir;
@@ -62,14 +71,21 @@ class LocalJob {
     /// Keeps a temporary log directory when the job is destroyed.
     void keepLogs() { remove_logs_ = false; }
     [[nodiscard]] std::string logOf(const std::string &name) const;
+    /// The built-in coordinator's port (0 when the job runs on an external store).
     [[nodiscard]] int coordinatorPort() const { return port_; }
+    /// The address every agent was given (host:port or the external store's).
+    [[nodiscard]] const std::string &storeAddress() const { return store_address_; }
     /// Process ids by name ("coordinator", "trainer0", "inference-e0r1"); running or not.
     [[nodiscard]] std::map<std::string, pid_t> pids() const;
 
   private:
+    /// Starts the built-in coordinator on a free port (port_).
+    void startCoordinator(const std::string &parent, const std::vector<std::string> &secret_args);
+
     LocalJobOptions options_;
     Child coordinator_;
     int port_ = 0;
+    std::string store_address_;
     std::shared_ptr<control::Store> store_;
     std::map<std::string, Child> agents_;
     std::map<std::string, std::vector<std::string>> argv_;  // without the extra arguments

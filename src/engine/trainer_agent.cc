@@ -69,7 +69,14 @@ void TrainerAgent::init() {
         rendezvous();
         connectPeers();
     } catch (const Error &e) {
+        if (metrics_) metrics_->failed(e.code());
         failInit(e);
+    }
+    if (metrics_) {
+        // The slot arena is all a trainer registers.
+        const int64_t arena = plan_->ranks[static_cast<size_t>(rank_)].arena_bytes;
+        metrics_->setSlotArenaBytes(arena);
+        metrics_->setRegisteredBytes(arena);
     }
 }
 
@@ -348,8 +355,10 @@ PushMetrics TrainerAgent::push(uint64_t version) {
             protocol::runTrainerVersion(*session_, spec_, rank_, version, version_, work);
         m.generate_seconds = generate_seconds;
         version_ = version;
+        if (metrics_) metrics_->pushed(m);
         return m;
-    } catch (const Error &) {
+    } catch (const Error &e) {
+        if (metrics_) metrics_->failed(e.code());
         try {
             const auto o = session_->outcome(version);
             if (o && o->commit) version_ = version;  // it stands: a receiver was lost after it

@@ -5,6 +5,7 @@
 
 #include "control/store.h"
 #include "convert/source.h"
+#include "engine/agent_metrics.h"
 #include "engine/checkpoint_io.h"
 #include "engine/compute.h"
 #include "engine/job.h"
@@ -52,6 +53,8 @@ class TrainerAgent {
     /// Where the agent's transport backends come from (before init(); default: the registry).
     /// Tests inject faults through it (transport/fault/).
     void useBackends(transport::BackendFactory factory) { make_backend_ = std::move(factory); }
+    /// Records versions, phases, bytes and failures there (before init(); engine/agent_metrics.h).
+    void useMetrics(std::shared_ptr<AgentMetrics> metrics) { metrics_ = std::move(metrics); }
 
     [[nodiscard]] const JobSpec &spec() const { return spec_; }
     [[nodiscard]] const planner::Plan &plan() const { return *plan_; }
@@ -94,6 +97,7 @@ class TrainerAgent {
     JobSpec spec_;
     std::unique_ptr<protocol::Session> session_;
     PointObserver on_point_;
+    std::shared_ptr<AgentMetrics> metrics_;
     transport::BackendFactory make_backend_ = transport::makeBackend;
     std::optional<layout::Layout> layout_;
     std::optional<planner::Plan> plan_;

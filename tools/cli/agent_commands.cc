@@ -4,9 +4,9 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "control/connect.h"
 #include "control/coordinator.h"
-#include "control/prefix_store.h"
-#include "control/tcp_store_client.h"
+#include "engine/agent_metrics.h"
 #include "engine/inference_agent.h"
 #include "engine/protocol/keys.h"
 #include "engine/trainer_agent.h"
@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -36,6 +37,7 @@ std::atomic<bool> g_stop{false};
 
 struct AgentArgs {
     std::string coordinator = "127.0.0.1:29600";
+    std::string store;  // --store: overrides --coordinator (e.g. etcd://host:2379)
     std::string job = "job";
     int rank = 0;
     int engine = 0;
@@ -45,6 +47,9 @@ struct AgentArgs {
     uint64_t die_at_version = 0;           // testing: = --fault paused@<version>:kill
     sim::InitFaults init_faults;           // testing: misreport at start-up
     bool keep_going = false;               // a failed version is logged; the next one follows
+    int metrics_port = -1;                 // --metrics-port (-1: off)
+    std::string job_secret_file;           // else $WEIGHTSYNC_JOB_SECRET, else none
+    std::string metrics_host = "0.0.0.0";
 };
 
 /// Runs one version; with --keep-going a failed version is logged and the job goes on, as long
@@ -90,15 +95,43 @@ void exitWithParent(int parent_pid, int signal) {
 }
 
 std::shared_ptr<control::Store> connectStore(const AgentArgs &a) {
-    const auto [host, port] = parseHostPort(a.coordinator, "--coordinator");
-    auto client = std::make_shared<control::TcpStoreClient>(host, port, std::chrono::seconds(30));
-    return std::make_shared<control::PrefixStore>(a.job, client);
+    const std::string &address = a.store.empty() ? a.coordinator : a.store;
+    return control::openJobStore(address, a.job, std::chrono::seconds(30),
+                                 jobSecret(a.job_secret_file));
+}
+
+/// --metrics-port: the agent's counters, served at /metrics while it runs (nullptr when off).
+/// The bound address is published under metricsKey(who) in the job's namespace.
+struct MetricsEndpoint {
+    std::shared_ptr<engine::AgentMetrics> metrics;
+    std::unique_ptr<engine::MetricsServer> server;
+};
+MetricsEndpoint serveMetrics(const AgentArgs &a, control::Store &store, const std::string &role,
+                             const std::string &who) {
+    MetricsEndpoint out;
+    if (a.metrics_port < 0) return out;
+    out.metrics = std::make_shared<engine::AgentMetrics>(role, who);
+    out.server =
+        std::make_unique<engine::MetricsServer>(out.metrics, a.metrics_host, a.metrics_port);
+    std::string host = a.metrics_host;
+    if (host == "0.0.0.0") {
+        std::array<char, 256> name{};
+        host = ::gethostname(name.data(), name.size() - 1) == 0 ? name.data() : "127.0.0.1";
+    }
+    const std::string address = fmt::format("{}:{}", host, out.server->port());
+    store.set(engine::metricsKey(who), address);
+    logger(role)->info("{}: metrics at http://{}/metrics", who, address);
+    return out;
 }
 
 void addCommon(CLI::App *cmd, AgentArgs &a) {
     cmd->add_option("--coordinator", a.coordinator, "coordinator host:port")
         ->check(hostPort())
         ->capture_default_str();
+    cmd->add_option("--store", a.store,
+                    "the job's control store instead of --coordinator: host:port of a "
+                    "coordinator, or etcd://host:port[,host:port...][/root]")
+        ->check(storeAddress());
     cmd->add_option("--job", a.job, "job id (namespace in the coordinator)")
         ->check(nonEmpty())
         ->capture_default_str();
@@ -108,6 +141,17 @@ void addCommon(CLI::App *cmd, AgentArgs &a) {
         ->check(integerIn(1, 1 << 30));
     cmd->add_flag("--keep-going", a.keep_going,
                   "after a failed version, go on with the next one (default: stop)");
+    cmd->add_option("--job-secret-file", a.job_secret_file,
+                    "the job secret (else $WEIGHTSYNC_JOB_SECRET): every control message and "
+                    "value of the job is authenticated with it (docs/security.md)")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--metrics-port", a.metrics_port,
+                    "serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port; "
+                    "default: off)")
+        ->check(integerIn(0, 65535));
+    cmd->add_option("--metrics-host", a.metrics_host, "address the metrics server binds")
+        ->check(nonEmpty())
+        ->capture_default_str();
     cmd->add_option("--fault", a.fault_specs,
                     "testing: <point>@<version>:<kill|stop|stall=S|error>, e.g. landed@2:stop");
 }
@@ -123,6 +167,7 @@ void addAgentCommands(CLI::App &app) {
         auto limits = std::make_shared<control::ServerLimits>();
         auto read_timeout_ms = std::make_shared<int64_t>(limits->read_timeout.count());
         auto max_call_ms = std::make_shared<int64_t>(limits->max_call_timeout.count());
+        auto secret_file = std::make_shared<std::string>();
         CLI::App *cmd = app.add_subcommand("coordinator", "serve the control-plane store");
         cmd->add_option("--host", *host, "address to bind")
             ->check(nonEmpty())
@@ -150,27 +195,33 @@ void addAgentCommands(CLI::App &app) {
                         "wait/watch timeouts are clamped to this")
             ->check(integerIn(1, int64_t{7} * 24 * 3600 * 1000))
             ->capture_default_str();
-        cmd->callback([host, port, port_file, parent_pid, limits, read_timeout_ms, max_call_ms] {
-            limits->read_timeout = std::chrono::milliseconds(*read_timeout_ms);
-            limits->max_call_timeout = std::chrono::milliseconds(*max_call_ms);
-            std::signal(SIGTERM, [](int) { g_stop = true; });
-            std::signal(SIGINT, [](int) { g_stop = true; });
-            exitWithParent(*parent_pid, SIGTERM);
-            control::runCoordinator(
-                *host, *port, g_stop,
-                [&](int bound) {
-                    if (!port_file->empty()) {
-                        const std::string tmp = *port_file + ".tmp";
-                        std::ofstream out(tmp);
-                        out << bound << "\n";
-                        out.close();
-                        check(out.good() && std::rename(tmp.c_str(), port_file->c_str()) == 0,
-                              Errc::kIo, "--port-file: cannot write '{}'", *port_file);
-                    }
-                    fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
-                },
-                *limits);
-        });
+        cmd->add_option("--job-secret-file", *secret_file,
+                        "serve an authenticated job: refuse every request without the MAC of "
+                        "this secret (else $WEIGHTSYNC_JOB_SECRET; default: none)")
+            ->check(CLI::ExistingFile);
+        cmd->callback(
+            [host, port, port_file, parent_pid, limits, read_timeout_ms, max_call_ms, secret_file] {
+                limits->job_secret = jobSecret(*secret_file);
+                limits->read_timeout = std::chrono::milliseconds(*read_timeout_ms);
+                limits->max_call_timeout = std::chrono::milliseconds(*max_call_ms);
+                std::signal(SIGTERM, [](int) { g_stop = true; });
+                std::signal(SIGINT, [](int) { g_stop = true; });
+                exitWithParent(*parent_pid, SIGTERM);
+                control::runCoordinator(
+                    *host, *port, g_stop,
+                    [&](int bound) {
+                        if (!port_file->empty()) {
+                            const std::string tmp = *port_file + ".tmp";
+                            std::ofstream out(tmp);
+                            out << bound << "\n";
+                            out.close();
+                            check(out.good() && std::rename(tmp.c_str(), port_file->c_str()) == 0,
+                                  Errc::kIo, "--port-file: cannot write '{}'", *port_file);
+                        }
+                        fmt::print(stderr, "coordinator listening on {}:{}\n", *host, bound);
+                    },
+                    *limits);
+            });
     }
     {
         auto a = std::make_shared<AgentArgs>();
@@ -184,7 +235,10 @@ void addAgentCommands(CLI::App &app) {
             if (a->verbose) setLogLevel(spdlog::level::info);
             const auto store = connectStore(*a);
             engine::TrainerAgent agent(store, a->rank);
-            agent.observePoints(faultObserver(*a, store, engine::protocol::trainerName(a->rank)));
+            const std::string who = engine::protocol::trainerName(a->rank);
+            const auto metrics = serveMetrics(*a, *store, "trainer", who);
+            agent.useMetrics(metrics.metrics);
+            agent.observePoints(faultObserver(*a, store, who));
             agent.init();
             for (uint64_t v = 1; v <= static_cast<uint64_t>(agent.spec().steps); ++v) {
                 runVersion(*a, *store, "trainer", v, [&] {
@@ -225,9 +279,11 @@ void addAgentCommands(CLI::App &app) {
             options.check = std::make_shared<sim::SyntheticCheck>();
             engine::InferenceAgent agent(sim::misreportingStore(store, a->init_faults), a->engine,
                                          a->rank, std::move(options));
-            agent.observePoints(faultObserver(
-                *a, store,
-                engine::protocol::inferenceName(fmt::format("e{}r{}", a->engine, a->rank))));
+            const std::string who =
+                engine::protocol::inferenceName(fmt::format("e{}r{}", a->engine, a->rank));
+            const auto metrics = serveMetrics(*a, *store, "inference", who);
+            agent.useMetrics(metrics.metrics);
+            agent.observePoints(faultObserver(*a, store, who));
             agent.init();
             // A rank restarted into a running job (--keep-going) takes part from the version in
             // flight when it joined.

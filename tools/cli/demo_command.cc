@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/subprocess.h"
+#include "engine/agent_metrics.h"
 #include "engine/compute.h"
 #include "engine/local_job.h"
 #include "engine/metrics.h"
@@ -58,6 +59,9 @@ struct DemoArgs {
     bool no_pipeline = false;
     double timeout_s = 300;
     std::string log_dir;
+    std::string store;            // empty: the built-in coordinator
+    int metrics_port = -1;        // -1: off; 0: every agent any free port; P: agent i gets P + i
+    std::string job_secret_file;  // else $WEIGHTSYNC_JOB_SECRET, else a generated one
     bool verbose = false;
 };
 
@@ -173,6 +177,20 @@ int runDemo(const DemoArgs &a) {
     o.executable = selfExecutable();
     o.log_dir = a.log_dir;
     o.verbose = a.verbose;
+    o.store = a.store;
+    o.secret = jobSecret(a.job_secret_file);
+    if (!o.secret) {
+        try {
+            o.secret = control::JobSecret::generate();  // every demo job is authenticated
+        } catch (const Error &e) {
+            if (e.code() != Errc::kUnsupported) throw;  // a build without libsodium
+        }
+    }
+    if (!a.store.empty()) {
+        // A shared store: a namespace of this run's own (erased when it ends).
+        o.job_id = fmt::format("demo-{}-{}", ::getpid(),
+                               std::chrono::system_clock::now().time_since_epoch().count());
+    }
     check(a.steps >= 1, Errc::kInvalidArgument, "--steps must be >= 1");
     o.spec.validate();
     if (o.spec.transport == transport::TransportChoice::kNccl) checkNcclDemo(o.spec);
@@ -196,21 +214,44 @@ int runDemo(const DemoArgs &a) {
                o.spec.model, trainers, o.spec.mesh.replicas, o.spec.mesh.fsdp, o.spec.mesh.ep,
                a.topo.inference_engines, a.topo.inference_ranks, a.topo.inference_ep,
                a.topo.inference_tp, a.transport, a.device, a.steps);
-    engine::LocalJob job(o);
-    const auto wall_start = Clock::now();
-    job.start();
-    fmt::print(stderr, "  started coordinator on port {} and {} agents (logs in {}{})\n",
-               job.coordinatorPort(), trainers + peers, job.logDir(),
-               a.log_dir.empty() ? ", removed unless the job fails" : "");
-
-    // Progress; the job supervises its processes (a process that dies is reported to the others).
     std::vector<std::string> peer_names;
     for (const planner::PeerSpec &p :
          planner::fleetPeers(o.spec.fleet, planner::layoutExperts(a.topo.layout()))) {
         peer_names.push_back(p.name);
     }
+    if (a.metrics_port >= 0) {
+        std::vector<std::string> agents;
+        for (int t = 0; t < trainers; ++t) agents.push_back(fmt::format("trainer{}", t));
+        for (const std::string &p : peer_names) agents.push_back("inference-" + p);
+        for (size_t i = 0; i < agents.size(); ++i) {
+            const int port = a.metrics_port == 0 ? 0 : a.metrics_port + static_cast<int>(i);
+            check(port <= 65535, Errc::kInvalidArgument,
+                  "--metrics-port {}: {} agents need ports up to {}", a.metrics_port, agents.size(),
+                  a.metrics_port + agents.size() - 1);
+            o.extra_args[agents[i]] = {"--metrics-port", std::to_string(port), "--metrics-host",
+                                       "127.0.0.1"};
+        }
+    }
+    engine::LocalJob job(o);
+    const auto wall_start = Clock::now();
+    job.start();
+    fmt::print(stderr, "  started {} and {} agents (logs in {}{})\n",
+               a.store.empty() ? fmt::format("coordinator on port {}", job.coordinatorPort())
+                               : fmt::format("job {} on {}", o.job_id, a.store),
+               trainers + peers, job.logDir(),
+               a.log_dir.empty() ? ", removed unless the job fails" : "");
+
+    // Progress; the job supervises its processes (a process that dies is reported to the others).
     std::vector<StepRow> rows;
+    std::set<std::string> metrics_seen;
     const auto tick = [&] {
+        if (a.metrics_port >= 0 && metrics_seen.size() < static_cast<size_t>(trainers + peers)) {
+            for (const control::KeyValue &kv : job.store().list(engine::metricsKey(""))) {
+                if (!metrics_seen.insert(kv.key).second) continue;
+                fmt::print(stderr, "  metrics of {} at http://{}/metrics\n",
+                           kv.key.substr(engine::metricsKey("").size()), kv.value);
+            }
+        }
         for (uint64_t v = rows.size() + 1; v <= static_cast<uint64_t>(a.steps); ++v) {
             const auto row = collectStep(job.store(), v, trainers, peer_names, o.spec.verify);
             if (!row) break;
@@ -378,6 +419,18 @@ void addDemoCommand(CLI::App &app) {
         ->capture_default_str();
     cmd->add_option("--log-dir", a->log_dir, "where each process writes its log")
         ->check(directoryPath());
+    cmd->add_option("--store", a->store,
+                    "run the job on this control store instead of starting a coordinator: "
+                    "etcd://host:port[,host:port...][/root] or a coordinator's host:port")
+        ->check(storeAddress());
+    cmd->add_option("--metrics-port", a->metrics_port,
+                    "agents serve Prometheus metrics on 127.0.0.1: agent i on this port + i, or "
+                    "each on any free port with 0 (printed as they start); default: off")
+        ->check(integerIn(0, 65535));
+    cmd->add_option("--job-secret-file", a->job_secret_file,
+                    "the job secret (else $WEIGHTSYNC_JOB_SECRET, else a fresh random one): "
+                    "every control message and value of the job is authenticated with it")
+        ->check(CLI::ExistingFile);
     cmd->add_flag("-v,--verbose", a->verbose, "agents log progress");
     cmd->callback([a] {
         const int rc = runDemo(*a);

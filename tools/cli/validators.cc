@@ -1,6 +1,7 @@
 #include "tools/cli/validators.h"
 
 #include "common/error.h"
+#include "control/connect.h"
 #include "layout/limits.h"
 
 #include <fmt/format.h>
@@ -50,6 +51,25 @@ CLI::Validator hostPort() {
                 return {};
             },
             "HOST:PORT"};
+}
+
+std::shared_ptr<const control::JobSecret> jobSecret(const std::string &file) {
+    if (!file.empty()) return control::JobSecret::fromFile(file);
+    const char *text = std::getenv("WEIGHTSYNC_JOB_SECRET");
+    if (text == nullptr || *text == '\0') return nullptr;
+    return std::make_shared<const control::JobSecret>(text);
+}
+
+CLI::Validator storeAddress() {
+    return {[](std::string &text) -> std::string {
+                try {
+                    control::checkStoreAddress(text);
+                } catch (const Error &e) {
+                    return e.what();
+                }
+                return {};
+            },
+            "ADDRESS"};
 }
 
 CLI::Validator timeoutSeconds() {

@@ -2,9 +2,12 @@
 // Checks of command-line values, run by CLI11 while it parses, so that a bad value is refused
 // with an error naming the option before a command does anything.
 
+#include "control/auth.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -16,6 +19,11 @@ std::pair<std::string, int> parseHostPort(const std::string &text, const std::st
 
 /// host:port, as parseHostPort accepts it.
 CLI::Validator hostPort();
+/// The job secret of --job-secret-file, else of $WEIGHTSYNC_JOB_SECRET, else none (nullptr). The
+/// one place the environment is read for it.
+std::shared_ptr<const control::JobSecret> jobSecret(const std::string &file);
+/// A control store address, as control::checkStoreAddress accepts it.
+CLI::Validator storeAddress();
 /// A finite number of seconds in (0, limits::kMaxTimeoutSeconds] (refuses 0, -1, nan, inf).
 CLI::Validator timeoutSeconds();
 /// An integer in [lo, hi] (refuses 1e6 and 512.5 instead of converting them).

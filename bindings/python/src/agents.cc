@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "engine/agent_metrics.h"
 #include "engine/inference_agent.h"
 #include "engine/trainer_agent.h"
 #include "sim/synthetic_check.h"
@@ -105,6 +106,22 @@ void registerAgents(py::module_ &m) {
         .def("missing", &TensorSources::missing)
         .def("holds_whole", &TensorSources::holdsWhole, py::arg("name"));
 
+    py::class_<engine::AgentMetrics, std::shared_ptr<engine::AgentMetrics>>(
+        m, "AgentMetrics",
+        "An agent's Prometheus counters (engine/agent_metrics.h); raises UnsupportedError in a "
+        "build without prometheus-cpp.")
+        .def(py::init<const std::string &, const std::string &>(), py::arg("role"),
+             py::arg("agent"))
+        .def("text", &engine::AgentMetrics::text, "The /metrics exposition (text format).")
+        .def(
+            "snapshot", [](const engine::AgentMetrics &m) { return m.snapshot().dump(); },
+            "The same numbers as a JSON object (text).");
+    py::class_<engine::MetricsServer>(m, "MetricsServer",
+                                      "Serves AgentMetrics at http://host:port/metrics.")
+        .def(py::init<std::shared_ptr<engine::AgentMetrics>, const std::string &, int>(),
+             py::arg("metrics"), py::arg("host"), py::arg("port"))
+        .def_property_readonly("port", &engine::MetricsServer::port);
+
     py::class_<TrainerAgent>(m, "TrainerAgent", "One trainer rank (engine::TrainerAgent).")
         .def(py::init([](std::shared_ptr<control::Store> store, int rank,
                          std::shared_ptr<TensorSources> sources) {
@@ -114,6 +131,7 @@ void registerAgents(py::module_ &m) {
              }),
              py::arg("store"), py::arg("rank"), py::arg("sources") = nullptr,
              "Without sources the agent pushes the job's synthetic weights.")
+        .def("use_metrics", &TrainerAgent::useMetrics, py::arg("metrics"))
         .def("init", &TrainerAgent::init, py::call_guard<py::gil_scoped_release>())
         .def(
             "push",
@@ -159,6 +177,7 @@ void registerAgents(py::module_ &m) {
              "tensors: (name, data pointer, shape, dtype, device) of every destination tensor in "
              "layout order, registered in place; empty = the agent allocates its own. "
              "after_update(version) runs before the rank resumes.")
+        .def("use_metrics", &InferenceAgent::useMetrics, py::arg("metrics"))
         .def("init", &InferenceAgent::init, py::call_guard<py::gil_scoped_release>())
         .def(
             "serve_step",

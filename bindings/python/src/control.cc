@@ -1,11 +1,11 @@
 // The control plane from Python: an in-process coordinator (TcpStoreServer), clients of a job's
-// namespace in it, and the job spec every agent reads at start-up.
+// namespace in it or in etcd, and the job spec every agent reads at start-up.
 
 #include "bindings.h"
 
 #include "common/error.h"
+#include "control/connect.h"
 #include "control/prefix_store.h"
-#include "control/tcp_store_client.h"
 #include "control/tcp_store_server.h"
 #include "control/wire.h"
 #include "engine/job.h"
@@ -23,27 +23,14 @@ namespace {
 
 using engine::JobSpec;
 
-/// "host:port" -> (host, port).
-std::pair<std::string, int> splitAddress(const std::string &address) {
-    const size_t colon = address.rfind(':');
-    check(colon != std::string::npos && colon + 1 < address.size(), Errc::kInvalidArgument,
-          "coordinator address must be host:port, got '{}'", address);
-    int port = 0;
-    try {
-        port = std::stoi(address.substr(colon + 1));
-    } catch (const std::exception &) {
-        fail(Errc::kInvalidArgument, "coordinator address '{}' has no valid port", address);
-    }
-    return {address.substr(0, colon), port};
-}
-
+/// The job's namespace in the store at address: "host:port" (a coordinator) or
+/// "etcd://host:port[,host:port...][/root]".
 std::shared_ptr<control::Store> connectJob(const std::string &address, const std::string &job,
-                                           double connect_timeout_s) {
+                                           double connect_timeout_s, const std::string &secret) {
     check(!job.empty(), Errc::kInvalidArgument, "the job id must not be empty");
-    const auto [host, port] = splitAddress(address);
-    auto client =
-        std::make_shared<control::TcpStoreClient>(host, port, toMillis(connect_timeout_s));
-    return std::make_shared<control::PrefixStore>(job, client);
+    return control::openJobStore(
+        address, job, toMillis(connect_timeout_s),
+        secret.empty() ? nullptr : std::make_shared<const control::JobSecret>(secret));
 }
 
 py::bytes bytesOf(const std::string &s) {
@@ -57,10 +44,16 @@ void registerControl(py::module_ &m) {
         m, "Coordinator",
         "The control-plane store served over TCP from this process (the `weightsync coordinator` "
         "command in-process). Every agent of every job reaches it at host:port.")
-        .def(py::init([](const std::string &host, int port) {
-                 return std::make_unique<control::TcpStoreServer>(host, port);
+        .def(py::init([](const std::string &host, int port, const std::string &job_secret) {
+                 control::ServerLimits limits;
+                 if (!job_secret.empty()) {
+                     limits.job_secret = std::make_shared<const control::JobSecret>(job_secret);
+                 }
+                 return std::make_unique<control::TcpStoreServer>(host, port, nullptr, limits);
              }),
-             py::arg("host") = "127.0.0.1", py::arg("port") = 0)
+             py::arg("host") = "127.0.0.1", py::arg("port") = 0,
+             py::arg("job_secret") = std::string(),
+             "job_secret: serve an authenticated job (every request without its MAC refused).")
         .def_property_readonly("host", &control::TcpStoreServer::host)
         .def_property_readonly("port", &control::TcpStoreServer::port)
         .def_property_readonly("address",
@@ -125,8 +118,10 @@ void registerControl(py::module_ &m) {
             py::arg("prefix") = "");
 
     m.def("connect_store", &connectJob, py::arg("address"), py::arg("job"),
-          py::arg("connect_timeout") = 30.0, py::call_guard<py::gil_scoped_release>(),
-          "A client of `job`'s namespace in the coordinator at host:port (its own connection).");
+          py::arg("connect_timeout") = 30.0, py::arg("job_secret") = std::string(),
+          py::call_guard<py::gil_scoped_release>(),
+          "A client of `job`'s namespace in the store at `address`: a coordinator's host:port or "
+          "etcd://host:port[,host:port...][/root] (its own connection).");
 
     py::class_<JobSpec>(m, "JobSpec",
                         "What every agent of a job reads from the coordinator at start-up.")

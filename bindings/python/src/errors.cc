@@ -56,6 +56,8 @@ void registerErrors(py::module_ &m) {
          "An out-of-order or malformed control message (e.g. a version pushed twice)."},
         {Errc::kIo, "IoError", PyExc_OSError, "A system call failed."},
         {Errc::kCorruption, "CorruptionError", nullptr, "Bytes were verified and found wrong."},
+        {Errc::kUnauthenticated, "UnauthenticatedError", PyExc_PermissionError,
+         "A control message or store value without the job secret's valid MAC."},
         {Errc::kInternal, "InternalError", nullptr, "A broken invariant inside weightsync."},
     };
     for (const ErrorClass &c : classes) {

@@ -32,6 +32,7 @@ from .errors import (
     ProtocolError,
     TimeoutError,
     TransportError,
+    UnauthenticatedError,
     UnsupportedError,
     WeightsyncError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "TimeoutError",
     "TrainerMesh",
     "TransportError",
+    "UnauthenticatedError",
     "UnsupportedError",
     "WeightReceiver",
     "WeightSender",

@@ -19,6 +19,7 @@ class                      also a                 raised when
 ``ProtocolError``                                 out-of-order versions, bad messages
 ``IoError``                ``OSError``            a system call failed
 ``CorruptionError``                               bytes verified and found wrong
+``UnauthenticatedError``   ``PermissionError``    no valid MAC of the job secret
 ``InternalError``                                 a broken invariant inside weightsync
 =========================  =====================  =====================================
 """
@@ -34,6 +35,7 @@ from ._core import (
     ProtocolError,
     TimeoutError,
     TransportError,
+    UnauthenticatedError,
     UnsupportedError,
     WeightsyncError,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "ProtocolError",
     "TimeoutError",
     "TransportError",
+    "UnauthenticatedError",
     "UnsupportedError",
     "WeightsyncError",
 ]

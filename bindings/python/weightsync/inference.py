@@ -23,7 +23,8 @@ from typing import Any, Callable, Optional
 
 from . import _core
 from .errors import InvalidArgumentError, MismatchError, TimeoutError, WeightsyncError
-from .job import find_peer
+from .job import _store_address, find_peer
+from .metrics import AgentMetrics
 from .torch_interop import TensorRef, check_tensor, check_unchanged, empty, torch_module
 from .trainer import NamedTensors, named_items
 
@@ -38,11 +39,18 @@ Callback = Callable[[dict], None]
 
 
 class WeightReceiver:
-    """One inference rank of a weightsync job: rank `rank` of inference engine `engine`."""
+    """One inference rank of a weightsync job: rank `rank` of inference engine `engine`.
 
-    def __init__(self, coordinator: str, job: str, *, engine: int = 0, rank: int = 0,
-                 connect_timeout: float = 60.0) -> None:
-        self._store = _core.connect_store(coordinator, job, connect_timeout)
+    coordinator: "host:port" of the job's coordinator, or None with store="etcd://host:port"."""
+
+    def __init__(self, coordinator: Optional[str], job: str, *, engine: int = 0, rank: int = 0,
+                 connect_timeout: float = 60.0, store: Optional[str] = None,
+                 metrics_port: Optional[int] = None, metrics_host: str = "0.0.0.0",
+                 job_secret: Optional[str] = None) -> None:
+        self._store = _core.connect_store(_store_address(coordinator, store), job,
+                                          connect_timeout, job_secret or "")
+        self._metrics = AgentMetrics("inference", _core.inference_name(f"e{engine}r{rank}"),
+                                     metrics_port, metrics_host)
         self.spec = _core.read_job(self._store, connect_timeout)
         self.layout = _core.job_layout(self.spec)
         self.engine = engine
@@ -148,6 +156,7 @@ class WeightReceiver:
             raise InvalidArgumentError("register() (or allocate()) the destination tensors first")
         agent = _core.InferenceAgent(self._store, self.engine, self.rank,
                                      [r.as_core_tuple() for r in self._refs], self._after_update)
+        self._metrics.attach(agent)
         _core.clear_init_refusal(self._store, _core.inference_name(self.peer.name))
         agent.init()
         self._agent = agent
@@ -194,6 +203,17 @@ class WeightReceiver:
                 raise TimeoutError(f"inference {self.peer.name}: version {version} did not arrive "
                                    f"within {timeout} s (running version {self.version})")
             raise InvalidArgumentError(f"inference {self.peer.name}: closed while waiting")
+
+    def metrics(self) -> dict:
+        """This agent's Prometheus numbers (what /metrics serves with metrics_port): versions
+        pushed/received and held, bytes, failures by kind, per-phase count and sum of seconds,
+        registered and slot-arena bytes. Empty in a build without prometheus-cpp."""
+        return self._metrics.snapshot()
+
+    @property
+    def metrics_port(self) -> Optional[int]:
+        """The port of http://host:port/metrics (None unless metrics_port was given)."""
+        return self._metrics.port
 
     @property
     def version(self) -> int:

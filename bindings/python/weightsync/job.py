@@ -13,6 +13,7 @@ import math
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from . import _core
+from .errors import InvalidArgumentError
 from .torch_interop import check_tensor, from_bytes
 
 Coordinator = _core.Coordinator
@@ -174,16 +175,33 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     return spec
 
 
-def publish_job(coordinator: Union[str, Coordinator], job: str, spec: JobSpec) -> None:
-    """Publishes `spec` as job `job` on a coordinator (an address "host:port" or in-process)."""
-    store = (coordinator.job_store(job) if isinstance(coordinator, Coordinator)
-             else _core.connect_store(coordinator, job))
-    _core.publish_job(store, spec)
+def _store_address(coordinator: Optional[str], store: Optional[str]) -> str:
+    """The address of a job's store: `store` ("etcd://host:port[,...]" or "host:port") when
+    given, else the coordinator's "host:port"."""
+    address = store if store is not None else coordinator
+    if not address:
+        raise InvalidArgumentError("give the coordinator's host:port or store='etcd://host:port'")
+    return address
 
 
-def read_job(coordinator: str, job: str, timeout: float = 60.0) -> JobSpec:
-    """The spec of job `job` from the coordinator at "host:port" (waits up to `timeout` s)."""
-    return _core.read_job(_core.connect_store(coordinator, job, timeout), timeout)
+def publish_job(coordinator: Union[str, Coordinator, None], job: str, spec: JobSpec, *,
+                store: Optional[str] = None, job_secret: Optional[str] = None) -> None:
+    """Publishes `spec` as job `job` on a coordinator (an address "host:port" or in-process),
+    or in the store at `store` (e.g. "etcd://host:2379")."""
+    if isinstance(coordinator, Coordinator) and store is None and job_secret is None:
+        handle = coordinator.job_store(job)
+    else:
+        address = coordinator.address if isinstance(coordinator, Coordinator) else coordinator
+        handle = _core.connect_store(_store_address(address, store), job, 30.0, job_secret or "")
+    _core.publish_job(handle, spec)
+
+
+def read_job(coordinator: Optional[str], job: str, timeout: float = 60.0, *,
+             store: Optional[str] = None, job_secret: Optional[str] = None) -> JobSpec:
+    """The spec of job `job` from the coordinator at "host:port" or the store at `store`
+    (waits up to `timeout` s)."""
+    return _core.read_job(_core.connect_store(_store_address(coordinator, store), job, timeout,
+                                              job_secret or ""), timeout)
 
 
 def find_peer(spec: JobSpec, engine: int, rank: int) -> PeerSpec:

@@ -26,6 +26,8 @@ from . import _core
 from .dtensor import Shard, dtensor_piece, full_tensor, gather_batches, is_dtensor, local_of
 from .errors import InvalidArgumentError, MismatchError, WeightsyncError
 from .torch_interop import TensorRef, check_tensor, check_unchanged, is_tensor, torch_module
+from .job import _store_address
+from .metrics import AgentMetrics
 
 NamedTensors = Union[Mapping[str, Any], Iterable[tuple[str, Any]], Any]
 
@@ -80,7 +82,8 @@ def named_items(tensors: NamedTensors, *, buffers: bool = True) -> list[tuple[st
 class WeightSender:
     """One trainer rank of a weightsync job.
 
-    coordinator: "host:port" of the job's coordinator; job: the job id; rank: this
+    coordinator: "host:port" of the job's coordinator (or store="etcd://host:port[,...]" for a
+    job coordinated on etcd, coordinator None); job: the job id; rank: this
     process's trainer rank in the job's mesh (HSDP replica-major, as torch ranks
     usually are). The job spec must have been published (it is waited for up to
     connect_timeout seconds). device: where this rank's tensors live ("cpu", "cuda:N");
@@ -89,9 +92,14 @@ class WeightSender:
     Every tensor of a rank must live there.
     """
 
-    def __init__(self, coordinator: str, job: str, rank: int, *, device: Any = None,
-                 connect_timeout: float = 60.0) -> None:
-        self._store = _core.connect_store(coordinator, job, connect_timeout)
+    def __init__(self, coordinator: Optional[str], job: str, rank: int, *, device: Any = None,
+                 connect_timeout: float = 60.0, store: Optional[str] = None,
+                 metrics_port: Optional[int] = None, metrics_host: str = "0.0.0.0",
+                 job_secret: Optional[str] = None) -> None:
+        self._store = _core.connect_store(_store_address(coordinator, store), job,
+                                          connect_timeout, job_secret or "")
+        self._metrics = AgentMetrics("trainer", _core.trainer_name(rank), metrics_port,
+                                     metrics_host)
         self.spec = _core.read_job(self._store, connect_timeout)
         self.layout = _core.job_layout(self.spec)
         self.rank = rank
@@ -249,6 +257,7 @@ class WeightSender:
             self._fail_init(e)
             raise
         agent = _core.TrainerAgent(self._store, self.rank, self._sources)
+        self._metrics.attach(agent)
         _core.clear_init_refusal(self._store, _core.trainer_name(self.rank))
         agent.init()
         self._agent = agent
@@ -332,6 +341,17 @@ class WeightSender:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def metrics(self) -> dict:
+        """This agent's Prometheus numbers (what /metrics serves with metrics_port): versions
+        pushed/received and held, bytes, failures by kind, per-phase count and sum of seconds,
+        registered and slot-arena bytes. Empty in a build without prometheus-cpp."""
+        return self._metrics.snapshot()
+
+    @property
+    def metrics_port(self) -> Optional[int]:
+        """The port of http://host:port/metrics (None unless metrics_port was given)."""
+        return self._metrics.port
 
     @property
     def version(self) -> int:

@@ -2,6 +2,7 @@
 // Helpers shared by the control-plane tests.
 
 #include "common/error.h"
+#include "support/etcd_server.h"
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,26 @@
 namespace weightsync::control::testing {
 
 using Ms = std::chrono::milliseconds;
+
+/// The Store implementations the contract tests run against.
+enum class Backend { kMemory, kTcp, kEtcd };
+
+inline std::string backendName(Backend backend) {
+    switch (backend) {
+        case Backend::kMemory: return "Memory";
+        case Backend::kTcp: return "Tcp";
+        case Backend::kEtcd: return "Etcd";
+    }
+    return "?";
+}
+
+/// Whether this build has the etcd store (libcurl found at configure time).
+inline constexpr bool kEtcdBuilt =
+#ifdef WEIGHTSYNC_HAVE_ETCD
+    true;
+#else
+    false;
+#endif
 
 /// Runs fn, expects weightsync::Error with code; returns the message (empty on mismatch).
 inline std::string expectError(const std::function<void()> &fn, Errc code) {
@@ -38,3 +59,11 @@ inline int64_t timedMs(const std::function<void()> &fn) {
 }
 
 }  // namespace weightsync::control::testing
+
+/// Skips the current test when the etcd store is not built or no etcd server is installed.
+#define WEIGHTSYNC_REQUIRE_ETCD_BACKEND()                                                     \
+    do {                                                                                      \
+        if (!::weightsync::control::testing::kEtcdBuilt)                                      \
+            GTEST_SKIP() << "this build has no etcd store (libcurl4-openssl-dev is missing)"; \
+        WEIGHTSYNC_REQUIRE_ETCD();                                                            \
+    } while (false)

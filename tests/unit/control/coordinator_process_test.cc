@@ -165,3 +165,74 @@ TEST(ControlCoordinatorProcess, CapsIdleConnectionsWithoutAThreadEach) {
 
 }  // namespace
 }  // namespace weightsync::control
+
+// Authenticated jobs (docs/security.md) against the real coordinator process.
+namespace weightsync::control {
+namespace {
+
+/// A secret file in the test's temporary directory.
+std::string secretFile(const std::string &name, const std::string &secret) {
+    const auto path = std::filesystem::temp_directory_path() /
+                      (name + "-" + std::to_string(::getpid()) + ".secret");
+    std::ofstream(path) << secret << "\n";
+    return path.string();
+}
+
+TEST(ControlCoordinatorProcess, AnAuthenticatedJobRefusesClientsWithoutTheSecret) {
+    const std::string secret = "0123456789abcdef0123456789abcdef";
+    Coordinator coordinator({"--job-secret-file", secretFile("auth", secret)});
+    const auto key = std::make_shared<const JobSecret>(secret);
+    TcpStoreClient member("127.0.0.1", coordinator.port(), Ms(5000), Ms(10000), key);
+    member.set("job/memory/e0r0", "descriptor");
+    EXPECT_EQ(member.get("job/memory/e0r0"), "descriptor");
+
+    // No secret: connected (hello), but nothing read or written.
+    TcpStoreClient stranger("127.0.0.1", coordinator.port(), Ms(5000));
+    auto message =
+        expectError([&] { (void)stranger.get("job/memory/e0r0"); }, Errc::kUnauthenticated);
+    EXPECT_TRUE(contains(message, "no MAC of the job secret")) << message;
+    expectError([&] { stranger.set("job/memory/e0r0", "forged"); }, Errc::kUnauthenticated);
+    expectError([&] { (void)stranger.list(""); }, Errc::kUnauthenticated);
+    expectError([&] { (void)stranger.watch("", 0, Ms(10)); }, Errc::kUnauthenticated);
+
+    // A wrong secret: refused the same way.
+    TcpStoreClient wrong("127.0.0.1", coordinator.port(), Ms(5000), Ms(10000),
+                         std::make_shared<const JobSecret>("not the job's secret at all"));
+    message = expectError([&] { wrong.set("job/memory/e0r0", "forged"); }, Errc::kUnauthenticated);
+    EXPECT_TRUE(contains(message, "does not match the job secret")) << message;
+
+    EXPECT_EQ(member.get("job/memory/e0r0"), "descriptor");  // nothing was written
+    EXPECT_TRUE(coordinator.alive());
+    EXPECT_EQ(coordinator.stop(), 0);
+}
+
+TEST(ControlCoordinatorProcess, AReplayedFrameIsRefused) {
+    const std::string secret = "fedcba9876543210fedcba9876543210";
+    Coordinator coordinator({"--job-secret-file", secretFile("replay", secret)});
+    const JobSecret key(secret);
+    RawClient client(coordinator.port());
+    const json hello = client.call({{"op", "hello"}, {"version", 1}, {"id", 1}});
+    ASSERT_TRUE(hello.value("ok", false)) << hello.dump();
+    const std::string nonce = hello.at("nonce").get<std::string>();
+    json request = {{"op", "set"}, {"key", "k"}, {"value", "dg=="}, {"id", 2}, {"seq", 1}};
+    request["mac"] = toHex(key.mac(requestMacInput(nonce, request.dump())));
+    EXPECT_TRUE(client.call(request).value("ok", false));
+    // The same frame again, on the same connection: its counter was used.
+    json reply = client.call(request);
+    EXPECT_EQ(reply.value("code", ""), "unauthenticated") << reply.dump();
+    EXPECT_TRUE(contains(reply.value("error", ""), "replayed")) << reply.dump();
+    // On another connection (another nonce): the MAC does not match.
+    RawClient other(coordinator.port());
+    (void)other.call({{"op", "hello"}, {"version", 1}, {"id", 1}});
+    reply = other.call(request);
+    EXPECT_EQ(reply.value("code", ""), "unauthenticated") << reply.dump();
+    // A changed field under the old MAC: refused.
+    request["seq"] = 2;
+    request["value"] = "eA==";
+    reply = client.call(request);
+    EXPECT_EQ(reply.value("code", ""), "unauthenticated") << reply.dump();
+    EXPECT_EQ(coordinator.stop(), 0);
+}
+
+}  // namespace
+}  // namespace weightsync::control

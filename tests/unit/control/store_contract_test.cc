@@ -1,8 +1,11 @@
-// Every Store method, run against MemoryStore and against TcpStoreClient <-> TcpStoreServer.
+// Every Store method, run against MemoryStore, TcpStoreClient <-> TcpStoreServer, and EtcdStore
+// against a real etcd server (skipped when etcd is not installed).
 
+#include "control/connect.h"
 #include "control/memory_store.h"
 #include "control/tcp_store_client.h"
 #include "control/tcp_store_server.h"
+#include "support/etcd_server.h"
 #include "unit/control/control_test_util.h"
 
 #include <algorithm>
@@ -13,28 +16,37 @@
 namespace weightsync::control {
 namespace {
 
+using testing::backendName;
 using testing::expectError;
 using testing::Ms;
 using testing::timedMs;
 
-enum class Backend { kMemory, kTcp };
+using testing::Backend;
 
 class ControlStoreContract : public ::testing::TestWithParam<Backend> {
   protected:
     void SetUp() override {
         memory_ = std::make_shared<MemoryStore>();
         if (GetParam() == Backend::kTcp) server_ = std::make_unique<TcpStoreServer>();
+        if (GetParam() == Backend::kEtcd) {
+            WEIGHTSYNC_REQUIRE_ETCD_BACKEND();
+            etcd_ = std::make_unique<weightsync::testing::EtcdServer>();
+            ASSERT_TRUE(etcd_->ready());
+        }
         store_ = connect();
     }
 
-    /// A new handle on the same store: its own connection for TCP, the shared object in memory.
+    /// A new handle on the same store: its own connection for TCP and etcd, the shared object
+    /// in memory.
     std::shared_ptr<Store> connect() {
         if (GetParam() == Backend::kMemory) return memory_;
+        if (GetParam() == Backend::kEtcd) return openStore(etcd_->address(), Ms(5000));
         return std::make_shared<TcpStoreClient>("127.0.0.1", server_->port(), Ms(2000));
     }
 
     std::shared_ptr<MemoryStore> memory_;
     std::unique_ptr<TcpStoreServer> server_;
+    std::unique_ptr<weightsync::testing::EtcdServer> etcd_;
     std::shared_ptr<Store> store_;
 };
 
@@ -241,10 +253,8 @@ TEST_P(ControlStoreContract, BlockedWaiterDoesNotBlockOthers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ControlStoreContract,
-                         ::testing::Values(Backend::kMemory, Backend::kTcp),
-                         [](const auto &param_info) {
-                             return param_info.param == Backend::kMemory ? "Memory" : "Tcp";
-                         });
+                         ::testing::Values(Backend::kMemory, Backend::kTcp, Backend::kEtcd),
+                         [](const auto &param_info) { return backendName(param_info.param); });
 
 }  // namespace
 }  // namespace weightsync::control

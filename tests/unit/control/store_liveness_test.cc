@@ -1,7 +1,9 @@
 // The store features the step protocol relies on to stay flat and to see failures fast:
 // erasing a whole prefix, watches that visit only what changed, and last wills executed by the
-// coordinator when a client's connection closes or falls silent.
+// coordinator when a client's connection closes or falls silent. The etcd store runs the same
+// store tests; its wills are tested in etcd_store_test.cc.
 
+#include "control/connect.h"
 #include "control/memory_store.h"
 #include "control/tcp_store_client.h"
 #include "control/tcp_store_server.h"
@@ -18,7 +20,7 @@ namespace {
 using testing::expectError;
 using testing::Ms;
 
-enum class Backend { kMemory, kTcp };
+using testing::Backend;
 
 class ControlStoreGc : public ::testing::TestWithParam<Backend> {
   protected:
@@ -27,12 +29,18 @@ class ControlStoreGc : public ::testing::TestWithParam<Backend> {
         if (GetParam() == Backend::kTcp) {
             server_ = std::make_unique<TcpStoreServer>("127.0.0.1", 0, memory_);
             store_ = std::make_shared<TcpStoreClient>("127.0.0.1", server_->port(), Ms(2000));
+        } else if (GetParam() == Backend::kEtcd) {
+            WEIGHTSYNC_REQUIRE_ETCD_BACKEND();
+            etcd_ = std::make_unique<weightsync::testing::EtcdServer>();
+            ASSERT_TRUE(etcd_->ready());
+            store_ = openStore(etcd_->address(), Ms(5000));
         } else {
             store_ = memory_;
         }
     }
     std::shared_ptr<MemoryStore> memory_;
     std::unique_ptr<TcpStoreServer> server_;
+    std::unique_ptr<weightsync::testing::EtcdServer> etcd_;
     std::shared_ptr<Store> store_;
 };
 
@@ -74,9 +82,11 @@ TEST_P(ControlStoreGc, WatchReturnsOnlyWhatChangedSinceTheRevisionInKeyOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ControlStoreGc,
-                         ::testing::Values(Backend::kMemory, Backend::kTcp),
+                         ::testing::Values(Backend::kMemory, Backend::kTcp, Backend::kEtcd),
                          [](const ::testing::TestParamInfo<Backend> &param) {
-                             return param.param == Backend::kMemory ? "memory" : "tcp";
+                             std::string name = testing::backendName(param.param);
+                             name[0] = static_cast<char>(std::tolower(name[0]));
+                             return name;
                          });
 
 class ControlLastWill : public ::testing::Test {
