@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from . import _core
 from .errors import InvalidArgumentError, MismatchError, TimeoutError, WeightsyncError
 from .job import _store_address, find_peer
-from .metrics import AgentMetrics
+from .metrics import AgentMetrics, MetricsAccess
 from .torch_interop import TensorRef, check_tensor, check_unchanged, empty, torch_module
 from .trainer import NamedTensors, named_items
 
@@ -38,7 +38,7 @@ def _where(device: int, short: bool = False) -> str:
 Callback = Callable[[dict], None]
 
 
-class WeightReceiver:
+class WeightReceiver(MetricsAccess):
     """One inference rank of a weightsync job: rank `rank` of inference engine `engine`.
 
     coordinator: "host:port" of the job's coordinator, or None with store="etcd://host:port"."""
@@ -203,17 +203,6 @@ class WeightReceiver:
                 raise TimeoutError(f"inference {self.peer.name}: version {version} did not arrive "
                                    f"within {timeout} s (running version {self.version})")
             raise InvalidArgumentError(f"inference {self.peer.name}: closed while waiting")
-
-    def metrics(self) -> dict:
-        """This agent's Prometheus numbers (what /metrics serves with metrics_port): versions
-        pushed/received and held, bytes, failures by kind, per-phase count and sum of seconds,
-        registered and slot-arena bytes. Empty in a build without prometheus-cpp."""
-        return self._metrics.snapshot()
-
-    @property
-    def metrics_port(self) -> Optional[int]:
-        """The port of http://host:port/metrics (None unless metrics_port was given)."""
-        return self._metrics.port
 
     @property
     def version(self) -> int:

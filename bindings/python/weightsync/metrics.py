@@ -40,3 +40,20 @@ class AgentMetrics:
 
     def text(self) -> str:
         return "" if self._core is None else self._core.text()
+
+
+class MetricsAccess:
+    """metrics() and metrics_port for an agent façade holding an AgentMetrics as _metrics."""
+
+    _metrics: AgentMetrics
+
+    def metrics(self) -> dict:
+        """This agent's Prometheus numbers (what /metrics serves with metrics_port): versions
+        pushed/received and held, bytes, failures by kind, per-phase count and sum of seconds,
+        registered and slot-arena bytes. Empty in a build without prometheus-cpp."""
+        return self._metrics.snapshot()
+
+    @property
+    def metrics_port(self) -> Optional[int]:
+        """The port of http://host:port/metrics (None unless metrics_port was given)."""
+        return self._metrics.port

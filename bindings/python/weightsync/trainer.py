@@ -27,7 +27,7 @@ from .dtensor import Shard, dtensor_piece, full_tensor, gather_batches, is_dtens
 from .errors import InvalidArgumentError, MismatchError, WeightsyncError
 from .torch_interop import TensorRef, check_tensor, check_unchanged, is_tensor, torch_module
 from .job import _store_address
-from .metrics import AgentMetrics
+from .metrics import AgentMetrics, MetricsAccess
 
 NamedTensors = Union[Mapping[str, Any], Iterable[tuple[str, Any]], Any]
 
@@ -79,7 +79,7 @@ def named_items(tensors: NamedTensors, *, buffers: bool = True) -> list[tuple[st
     return [(n, v, False) for n, v in tensors]
 
 
-class WeightSender:
+class WeightSender(MetricsAccess):
     """One trainer rank of a weightsync job.
 
     coordinator: "host:port" of the job's coordinator (or store="etcd://host:port[,...]" for a
@@ -341,17 +341,6 @@ class WeightSender:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    def metrics(self) -> dict:
-        """This agent's Prometheus numbers (what /metrics serves with metrics_port): versions
-        pushed/received and held, bytes, failures by kind, per-phase count and sum of seconds,
-        registered and slot-arena bytes. Empty in a build without prometheus-cpp."""
-        return self._metrics.snapshot()
-
-    @property
-    def metrics_port(self) -> Optional[int]:
-        """The port of http://host:port/metrics (None unless metrics_port was given)."""
-        return self._metrics.port
 
     @property
     def version(self) -> int:
