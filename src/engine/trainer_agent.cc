@@ -277,6 +277,26 @@ class TrainerAgent::Transfer : public protocol::TrainerWork {
 };
 
 void TrainerAgent::transfer(uint64_t version, PushMetrics &m) {
+    try {
+        transferStages(version, m);
+    } catch (...) {
+        abandonWrites();
+        throw;
+    }
+}
+
+void TrainerAgent::abandonWrites() noexcept {
+    const auto timeout = std::min(spec_.step_timeout, std::chrono::milliseconds(2000));
+    for (auto &[name, l] : links_) {
+        try {
+            (void)l.backend->flush(timeout);
+        } catch (...) {
+            // The version failed already; these writes' own errors add nothing.
+        }
+    }
+}
+
+void TrainerAgent::transferStages(uint64_t version, PushMetrics &m) {
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
     if (checkpoint_) checkpoint_->begin(version, rank_ == 0);
     size_t next_op = 0;

@@ -77,6 +77,11 @@ class TrainerAgent {
     void refreshPeers();
     class Transfer;  // the data work of one version (protocol::TrainerWork)
     void transfer(uint64_t version, PushMetrics &m);
+    void transferStages(uint64_t version, PushMetrics &m);
+    /// After a failed transfer: ends every backend's epoch (a flush whose errors are dropped),
+    /// so that writes the failed version posted and never flushed (to a peer that died, say)
+    /// are not reported again by the next version's flush.
+    void abandonWrites() noexcept;
     void at(protocol::Point point, uint64_t version) {
         if (on_point_) on_point_(point, version);
     }
