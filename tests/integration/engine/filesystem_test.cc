@@ -38,7 +38,7 @@ class TempDir {
     TempDir() {
         const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
         path_ = stdfs::temp_directory_path() /
-                fmt::format("ws-fs-{}-{}-{}", info->name(), ::getpid(), counter_++);
+                fmt::format("ws-fs-{}-{}-{}", info->name(), ::getpid(), created++);
         stdfs::remove_all(path_);
         stdfs::create_directories(path_);
     }
@@ -52,7 +52,7 @@ class TempDir {
 
   private:
     stdfs::path path_;
-    static inline int counter_ = 0;
+    static inline int created = 0;  // directories made by this process
 };
 
 std::set<std::string> entries(const stdfs::path &dir) {
