@@ -245,7 +245,8 @@ int runDemo(const DemoArgs &a) {
     std::vector<StepRow> rows;
     std::set<std::string> metrics_seen;
     const auto tick = [&] {
-        if (a.metrics_port >= 0 && metrics_seen.size() < static_cast<size_t>(trainers + peers)) {
+        if (a.metrics_port >= 0 &&
+            metrics_seen.size() < static_cast<size_t>(trainers) + static_cast<size_t>(peers)) {
             for (const control::KeyValue &kv : job.store().list(engine::metricsKey(""))) {
                 if (!metrics_seen.insert(kv.key).second) continue;
                 fmt::print(stderr, "  metrics of {} at http://{}/metrics\n",
