@@ -2,42 +2,19 @@
 // `weightsync demo` launcher starts the coordinator and every agent; each inference rank compares
 // every byte with the reference converter after every version.
 
-#include "support/weightsync_bin.h"
+#include "support/run_demo.h"
 
 #include <nlohmann/json.hpp>
 
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-#include <array>
-#include <cstdio>
 #include <string>
 
 namespace weightsync {
 namespace {
 
-struct DemoResult {
-    int exit_code = -1;
-    nlohmann::json json;
-    std::string output;
-};
-
-DemoResult runDemo(const std::string &args) {
-    const std::string cmd =
-        testing::weightsyncBin() + " demo --json --timeout 60 " + args + " 2>&1";
-    DemoResult r;
-    FILE *pipe = ::popen(cmd.c_str(), "r");
-    if (pipe == nullptr) return r;
-    std::array<char, 4096> buf{};
-    while (std::fgets(buf.data(), buf.size(), pipe) != nullptr) r.output += buf.data();
-    const int status = ::pclose(pipe);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    const size_t last = r.output.rfind("\n{");
-    if (last != std::string::npos) {
-        r.json = nlohmann::json::parse(r.output.substr(last + 1), nullptr, false);
-    }
-    return r;
-}
+using testing::DemoResult;
+using testing::runDemo;
 
 void expectVerified(const std::string &args, int steps) {
     SCOPED_TRACE(args);

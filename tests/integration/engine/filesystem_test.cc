@@ -8,17 +8,15 @@
 #include "engine/local_job.h"
 #include "engine/protocol/keys.h"
 #include "engine/protocol/messages.h"
+#include "support/run_demo.h"
 #include "support/weightsync_bin.h"
 
 #include <nlohmann/json.hpp>
 
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
-#include <array>
 #include <atomic>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -61,36 +59,16 @@ std::set<std::string> entries(const stdfs::path &dir) {
     return out;
 }
 
-struct DemoResult {
-    int exit_code = -1;
-    json result;
-    std::string output;
-};
-
-DemoResult runDemo(const std::string &args) {
-    const std::string cmd =
-        testing::weightsyncBin() + " demo --json --timeout 60 " + args + " 2>&1";
-    DemoResult r;
-    FILE *pipe = ::popen(cmd.c_str(), "r");
-    if (pipe == nullptr) return r;
-    std::array<char, 4096> buf{};
-    while (std::fgets(buf.data(), buf.size(), pipe) != nullptr) r.output += buf.data();
-    const int status = ::pclose(pipe);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    const size_t last = r.output.rfind("\n{");
-    if (last != std::string::npos) {
-        r.result = json::parse(r.output.substr(last + 1), nullptr, false);
-    }
-    return r;
-}
+using testing::DemoResult;
+using testing::runDemo;
 
 void expectVerified(const DemoResult &r, int steps) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    ASSERT_TRUE(r.result.is_object()) << r.output;
-    EXPECT_TRUE(r.result.at("verified").get<bool>()) << r.output;
-    EXPECT_EQ(r.result.at("mismatched_bytes").get<int64_t>(), 0);
-    EXPECT_EQ(r.result.at("steps").get<int>(), steps);
-    EXPECT_GT(r.result.at("checked_bytes").get<int64_t>(), 0);
+    ASSERT_TRUE(r.json.is_object()) << r.output;
+    EXPECT_TRUE(r.json.at("verified").get<bool>()) << r.output;
+    EXPECT_EQ(r.json.at("mismatched_bytes").get<int64_t>(), 0);
+    EXPECT_EQ(r.json.at("steps").get<int>(), steps);
+    EXPECT_GT(r.json.at("checked_bytes").get<int64_t>(), 0);
 }
 
 TEST(Filesystem, DemoFsdpTimesEpIntoTwoEpEnginesKeepsTheLastTwoSteps) {
