@@ -3,12 +3,15 @@
 #include "common/error.h"
 
 #include <curl/curl.h>
+
 #include <fmt/format.h>
+#include <chrono>
 
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 
 namespace weightsync::control::etcd {
@@ -198,8 +201,12 @@ bool HttpClient::stream(const std::string &path, const std::string &body,
         if (handle_->cancelled) return false;
         Sink sink;
         sink.on_line = &on_line;
+        const auto start = std::chrono::steady_clock::now();
         const Attempt a =
             perform(*handle_, "http://" + endpoints_[index] + path, body, timeout, sink);
+        // The stream's own time ran out (also before etcd's first byte, when little was left):
+        // nothing arrived in time, which is not a lost etcd.
+        const bool out_of_time = std::chrono::steady_clock::now() - start >= timeout;
         if (handle_->cancelled) return false;
         if (!sink.handler_error.empty()) {
             throw Error(Errc::kProtocol, fmt::format("etcd {}: {}", path, sink.handler_error));
@@ -212,7 +219,7 @@ bool HttpClient::stream(const std::string &path, const std::string &body,
             current_ = index;
             return true;
         }
-        if (a.code == CURLE_OPERATION_TIMEDOUT && a.status == 200) return false;
+        if (a.code == CURLE_OPERATION_TIMEDOUT && (a.status == 200 || out_of_time)) return false;
         if (a.code == CURLE_OK) return false;  // the server ended the stream
         last_error = fmt::format("{}: {}", endpoints_[index], a.error);
         if (!unreachable(a.code)) break;
