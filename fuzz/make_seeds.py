@@ -126,8 +126,9 @@ def seeds():
                                         "mismatched_bytes": 0, "verify_seconds": 0.5}),
         "metrics": b"\x09" + compact({"version": 2, "rank": 0, "generate_s": 0.0, "pause_s": 0.001,
                                        "convert_s": 0.01, "post_s": 0.001, "drain_s": 0.0,
-                                       "barrier_s": 0.02, "total_s": 0.03, "wire_bytes": 7000000,
+                                       "finalize_s": 0.0, "barrier_s": 0.02, "total_s": 0.03, "wire_bytes": 7000000,
                                        "writes": 236}),
+        "chunks": b"\x0a" + compact({"version": 2, "chunks": [[0, 1, "00000000deadbeef"]]}),
         "float_version": b"\x01" + compact({"version": 1e300, "held": -1}),
     }
     yield "job_spec", {

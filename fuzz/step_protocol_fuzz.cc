@@ -39,7 +39,7 @@ void roundTrip(const std::string &text) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
     const std::string text(fuzz::text(data + 1, size - 1));
-    switch (data[0] % 10) {
+    switch (data[0] % 11) {
         case 0: roundTrip<Request>(text); break;
         case 1: roundTrip<Paused>(text); break;
         case 2: roundTrip<Done>(text); break;
@@ -49,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 6: roundTrip<Resumed>(text); break;
         case 7: roundTrip<Aborted>(text); break;
         case 8: roundTrip<Verified>(text); break;
-        default: roundTrip<engine::PushMetrics>(text); break;
+        case 9: roundTrip<engine::PushMetrics>(text); break;
+        default: roundTrip<CheckpointChunks>(text); break;
     }
     return 0;
 }

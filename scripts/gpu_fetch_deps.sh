@@ -3,7 +3,8 @@
 #   .deps/debs/*.deb          Debian 12 packages with the headers and libraries the build needs
 #                             (unpacked there under /tmp/deps, never installed)
 #   .whl/libucx_cu13-*.whl    PyPI's CUDA-enabled UCX (the GPU host's Python is 3.12)
-#   .whl/*.whl                any further Python wheel the GPU run needs (none today)
+#   .whl/accelerate-*.whl     transformers' FP8 loader needs accelerate (pure Python); the hf
+#                             mode unpacks it where the host has none
 # Run on this (Debian 12) machine from the repository root; both folders are git-ignored.
 # Then, with the device tool: carry [".deps", ".whl"] and run `bash scripts/gpu_run.sh full`.
 set -euo pipefail
@@ -31,6 +32,9 @@ if ! compgen -G ".whl/libucx_cu13-*.whl" >/dev/null; then
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl "libucx-cu13==${UCX_WHEEL_VERSION}"
+fi
+if ! compgen -G ".whl/accelerate-*.whl" >/dev/null; then
+  python3 -m pip download --no-deps --only-binary=:all: -d .whl "accelerate==${ACCELERATE_VERSION:-1.15.0}"
 fi
 ls -l .deps/debs .whl
 du -shc .deps .whl | tail -1

@@ -6,6 +6,7 @@
 #   .deps/debs/*.deb   Debian 12 -dev packages (fmt, spdlog, nlohmann-json, CLI11, xxhash, gtest,
 #                      benchmark), unpacked under /tmp/deps; fetch with scripts/gpu_fetch_deps.sh
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
+#   .whl/accelerate-*.whl    (hf mode) for transformers' FP8 loader, if the host has none
 # Usage (device tool): bash scripts/gpu_run.sh
 #   [full|pipe|check|python|write|probe|cross|hf|nccl|integrity]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
@@ -16,7 +17,8 @@
 #   scripts/gpu_probe_table.py);
 #   hf: real transformers models (Qwen3, Qwen3-MoE, DeepSeek-V3) through derived layouts into
 #   block-FP8 models, generation checked after every version (tests/gpu/python/hf_models.py;
-#   uses the host's transformers 5.x, nothing carried beyond the build dependencies).
+#   uses the host's transformers 5.x), then the same with --transport filesystem: every version
+#   also a checkpoint directory that transformers' from_pretrained loads (issue 16).
 #   nccl: the nccl transport (issue 16): its GPU tests, the GLM-5 demo over NCCL 1 -> 1 and
 #   2 -> 2 beside CUDA-IPC, and raw NCCL send/recv (bench/gpu/nccl_sendrecv.py) of the same bytes;
 #   scripts/gpu_nccl_table.py prints the comparison. Builds against the NCCL that PyTorch ships
@@ -94,6 +96,15 @@ if [ "$MODE" = hf ]; then
     # bf16 trainer process on GPU 0 -> block-FP8 transformers model in a process on GPU $IG.
     step hf_models env PYTHONPATH=build-gpu/python "$PY" tests/gpu/python/hf_models.py \
         --trainer-gpu 0 --inference-gpu "$IG" --out "$OUT/hf_models.json"
+    # transformers' FP8 loader imports accelerate: the carried wheel where the host has none.
+    ACCEL=/tmp/accelerate
+    if ! $PY -c "import accelerate" 2>/dev/null; then
+        python3 -m zipfile -e .whl/accelerate-*.whl "$ACCEL"
+    fi
+    step hf_models_fs env PYTHONPATH="build-gpu/python:$ACCEL" "$PY" \
+        tests/gpu/python/hf_models.py --trainer-gpu 0 --inference-gpu "$IG" \
+        --archs qwen3,qwen3_moe --versions 2 --transport filesystem \
+        --out "$OUT/hf_models_fs.json"
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
     exit 0
 fi

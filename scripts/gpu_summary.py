@@ -202,6 +202,23 @@ def main():
                   f"{all(v['mismatched_bytes'] == 0 for v in vs)}, max|dlogit| "
                   f"{max(v['logits_max_abs_err'] for v in vs):.4f}, mean|dlogit| "
                   f"{max(v['logits_mean_abs_err'] for v in vs):.5f} -> {'ok' if r['ok'] else 'FAILED'}")
+    fs = load(os.path.join(out, "hf_models_fs.json"))
+    if fs:
+        print(f"\n  Filesystem checkpoints opened by transformers' from_pretrained "
+              f"(hf_models.py --transport filesystem, transformers {fs.get('transformers')})")
+        for arch, r in fs.get("archs", {}).items():
+            if "error" in r:
+                print(f"    {arch:<12} FAILED: {r['error'][:300]}")
+                continue
+            cs = [v.get("checkpoint", {}) for v in r["versions"]]
+            figures.setdefault("hf_checkpoints", {})[arch] = {
+                "ok": r["ok"], "checkpoint": cs,
+                "mismatched_bytes": [v["mismatched_bytes"] for v in r["versions"]]}
+            print(f"    {arch:<12} {len(cs)} versions: tensors loaded native "
+                  f"{[c.get('tensors_native') for c in cs]}, dequantized "
+                  f"{[c.get('tensors_dequantized') for c in cs]}, native bytes differing "
+                  f"{[c.get('native_mismatched_bytes') for c in cs]} -> "
+                  f"{'ok' if r['ok'] else 'FAILED'}")
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump({"command": "bash scripts/gpu_run.sh " + os.environ.get("MODE", "?"),
                    "host": host(out), "steps": dict(zip(names, states)), "figures": figures},

@@ -25,6 +25,8 @@ namespace weightsync::checkpoint {
 /// The HF file names.
 inline constexpr std::string_view kIndexName = "model.safetensors.index.json";
 inline constexpr std::string_view kManifestName = "weightsync-manifest.json";
+/// The Hugging Face config a job may ask to be written beside the tensors.
+inline constexpr std::string_view kConfigName = "config.json";
 /// Default largest file (a tensor larger than this gets a file of its own).
 inline constexpr int64_t kDefaultMaxFileBytes = int64_t{4} << 30;
 

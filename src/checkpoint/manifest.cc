@@ -1,5 +1,7 @@
 #include "checkpoint/manifest.h"
 
+#include "checkpoint/chunks.h"
+
 #include "common/error.h"
 #include "layout/json_fields.h"
 #include "layout/limits.h"
@@ -14,21 +16,22 @@ namespace weightsync::checkpoint {
 
 namespace {
 
-constexpr std::string_view kFormat = "weightsync-checkpoint/1";
+constexpr std::string_view kFormat = "weightsync-checkpoint/2";
 constexpr int64_t kMaxFiles = 1 << 20;
+constexpr int64_t kMaxChunks = int64_t{1} << 24;
 constexpr int64_t kHashDigits = 16;
 
-uint64_t parseHash(const std::string &text, const std::string &where) {
+}  // namespace
+
+uint64_t parseHashHex(const std::string &text, const std::string &where) {
     uint64_t v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, 16);
     check(static_cast<int64_t>(text.size()) == kHashDigits && ec == std::errc{} &&
               end == text.data() + text.size(),
-          Errc::kInvalidArgument, "{}: 'xxh3' must be {} hex digits, got '{}'", where, kHashDigits,
+          Errc::kInvalidArgument, "{}: a hash must be {} hex digits, got '{}'", where, kHashDigits,
           text);
     return v;
 }
-
-}  // namespace
 
 std::string hashHex(uint64_t hash) {
     return fmt::format("{:016x}", hash);
@@ -37,7 +40,12 @@ std::string hashHex(uint64_t hash) {
 std::string Manifest::encode() const {
     nlohmann::json list = nlohmann::json::array();
     for (const ManifestFile &f : files) {
-        list.push_back({{"name", f.name}, {"bytes", f.bytes}, {"xxh3", hashHex(f.xxh3)}});
+        nlohmann::json chunks = nlohmann::json::array();
+        for (const uint64_t h : f.chunks) chunks.push_back(hashHex(h));
+        list.push_back({{"name", f.name},
+                        {"bytes", f.bytes},
+                        {"chunk_bytes", f.chunk_bytes},
+                        {"xxh3_chunks", chunks}});
     }
     return nlohmann::json{{"format", kFormat},
                           {"version", version},
@@ -61,14 +69,24 @@ Manifest Manifest::decode(std::string_view text, const std::string &where) {
         const nlohmann::json &files = f.array("files", kMaxFiles);
         for (size_t i = 0; i < files.size(); ++i) {
             const jsonfields::Fields e(files[i], fmt::format("{}: files[{}]", where, i));
-            e.allowOnly({"name", "bytes", "xxh3"});
+            e.allowOnly({"name", "bytes", "chunk_bytes", "xxh3_chunks"});
             ManifestFile file;
             file.name = e.string("name", limits::kMaxNameLength);
             check(file.name.find('/') == std::string::npos && file.name != "." && file.name != "..",
                   Errc::kInvalidArgument, "{}: '{}' is not a plain file name", e.where(),
                   file.name);
             file.bytes = e.integer("bytes", 0, std::numeric_limits<int64_t>::max());
-            file.xxh3 = parseHash(e.string("xxh3", 64), e.where());
+            file.chunk_bytes = e.integer("chunk_bytes", 1, kMaxChunkBytes);
+            const int64_t count = chunkCount(file.bytes, file.chunk_bytes);
+            const nlohmann::json &chunks = e.array("xxh3_chunks", kMaxChunks);
+            check(static_cast<int64_t>(chunks.size()) == count, Errc::kInvalidArgument,
+                  "{}: 'xxh3_chunks' has {} hashes, {} bytes in chunks of {} make {}", e.where(),
+                  chunks.size(), file.bytes, file.chunk_bytes, count);
+            for (const nlohmann::json &h : chunks) {
+                check(h.is_string(), Errc::kInvalidArgument,
+                      "{}: 'xxh3_chunks' holds a {}, not a hex string", e.where(), h.type_name());
+                file.chunks.push_back(parseHashHex(h.get<std::string>(), e.where()));
+            }
             m.files.push_back(std::move(file));
         }
         return m;

@@ -1,7 +1,9 @@
 #pragma once
 // The manifest of one checkpoint version, written last (after every file is final): which
-// version, which layout, and each file's size and XXH3-64 hash. A directory without a manifest
-// is a torn or partial write and is never loaded. Pure: encoding and strict decoding only.
+// version, which layout, and each file's size and the XXH3-64 hash of each of its chunks
+// (checkpoint/chunks.h: consecutive `chunk_bytes` ranges, the last one shorter). A directory
+// without a manifest is a torn or partial write and is never loaded. Pure: encoding and strict
+// decoding only.
 
 #include <cstdint>
 #include <string>
@@ -13,7 +15,8 @@ namespace weightsync::checkpoint {
 struct ManifestFile {
     std::string name;
     int64_t bytes = 0;
-    uint64_t xxh3 = 0;  // XXH3-64 of the whole file, seed 0
+    int64_t chunk_bytes = 0;
+    std::vector<uint64_t> chunks;  // XXH3-64 (seed 0) of each chunk, in file order
     bool operator==(const ManifestFile &) const = default;
 };
 
@@ -24,7 +27,8 @@ struct Manifest {
     std::vector<ManifestFile> files;
 
     [[nodiscard]] std::string encode() const;
-    /// Strict: the format tag, every field of its type, hashes as 16 hex digits. Throws
+    /// Strict: the format tag, every field of its type, hashes as 16 hex digits, as many as the
+    /// file's size makes chunks. Throws
     /// Error(kCorruption) naming `where` (the manifest's path) and the problem.
     static Manifest decode(std::string_view text, const std::string &where);
     /// The entry for `name`; Error(kCorruption) naming the manifest when it has none.
@@ -32,5 +36,7 @@ struct Manifest {
 };
 
 std::string hashHex(uint64_t hash);
+/// The hash of 16 hex digits; Error(kInvalidArgument) naming `where` otherwise.
+uint64_t parseHashHex(const std::string &text, const std::string &where);
 
 }  // namespace weightsync::checkpoint

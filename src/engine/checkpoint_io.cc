@@ -3,7 +3,12 @@
 #include "common/error.h"
 #include "common/log.h"
 
+#include <xxhash.h>
+
+#include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <new>
 #include <system_error>
 
 namespace weightsync::engine {
@@ -28,12 +33,99 @@ std::string tempName(const std::string &name) {
 
 }  // namespace
 
-CheckpointWriter::CheckpointWriter(const JobSpec &spec, const layout::Layout &layout)
+ChunkHasher::ChunkHasher(const checkpoint::FileLayout &files, const checkpoint::ChunkPlan &chunks)
+    : files_(files),
+      chunks_(chunks),
+      hashes_(chunks.owned.size(), 0),
+      hashed_(chunks.owned.size(), false),
+      thread_([this] { run(); }) {}
+
+ChunkHasher::~ChunkHasher() {
+    {
+        const std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+void ChunkHasher::begin(const std::byte *arena) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
+    arena_ = arena;
+    std::fill(hashed_.begin(), hashed_.end(), false);
+}
+
+void ChunkHasher::submit(uint32_t owned) {
+    {
+        const std::lock_guard lock(mutex_);
+        queue_.push_back(owned);
+    }
+    cv_.notify_all();
+}
+
+std::vector<checkpoint::ChunkHash> ChunkHasher::finish() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
+    std::vector<checkpoint::ChunkHash> out;
+    out.reserve(chunks_.owned.size());
+    for (size_t i = 0; i < chunks_.owned.size(); ++i) {
+        const checkpoint::OwnedChunk &c = chunks_.owned[i];
+        check(hashed_[i], Errc::kInternal,
+              "chunk {} of '{}' was never hashed: not all its {} "
+              "writes were posted",
+              c.chunk, files_.files[c.file].name, c.writes);
+        out.push_back({c.file, c.chunk, hashes_[i]});
+    }
+    return out;
+}
+
+void ChunkHasher::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stop_ and nothing left
+        const uint32_t i = queue_.front();
+        queue_.pop_front();
+        ++busy_;
+        lock.unlock();
+        const uint64_t h = hash(chunks_.owned[i]);  // reads only memory: cannot fail
+        lock.lock();
+        hashes_[i] = h;
+        hashed_[i] = true;
+        --busy_;
+        cv_.notify_all();
+    }
+}
+
+uint64_t ChunkHasher::hash(const checkpoint::OwnedChunk &chunk) const {
+    const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                         &XXH3_freeState);
+    if (state == nullptr) throw std::bad_alloc();
+    XXH3_64bits_reset(state.get());
+    const std::string &header = files_.files[chunk.file].header;
+    for (const checkpoint::ChunkPiece &p : chunk.pieces) {
+        const void *data = p.src_offset < 0
+                               ? static_cast<const void *>(header.data() + p.file_offset)
+                               : static_cast<const void *>(arena_ + p.src_offset);
+        XXH3_64bits_update(state.get(), data, static_cast<size_t>(p.bytes));
+    }
+    return XXH3_64bits_digest(state.get());
+}
+
+CheckpointWriter::CheckpointWriter(const JobSpec &spec, const layout::Layout &layout,
+                                   const planner::Plan &plan, int rank)
     : root_(spec.fs_root),
       layout_(layout),
-      files_(checkpoint::fileLayout(layout, spec.fs_file_bytes)) {}
+      plan_(plan.ranks.at(static_cast<size_t>(rank))),
+      config_(spec.fs_config),
+      files_(checkpoint::fileLayout(layout, spec.fs_file_bytes)),
+      chunks_(checkpoint::chunkPlan(files_, plan, rank, spec.fs_chunk_bytes)),
+      hasher_(files_, chunks_) {}
 
-void CheckpointWriter::begin(uint64_t version, bool first_rank) {
+void CheckpointWriter::begin(uint64_t version, bool first_rank, const std::byte *arena) {
+    hasher_.begin(arena);
+    arena_ = arena;
     dir_ = stepDir(root_, version);
     fs::makeDirectories(dir_);
     // A manifest from an earlier job on this root must not vouch for the files rewritten now.
@@ -43,36 +135,89 @@ void CheckpointWriter::begin(uint64_t version, bool first_rank) {
         open_.push_back(fs::File::create(join(dir_, tempName(f.name)), f.size));
         open_.back().writeAt(0, f.header.data(), f.header.size());
     }
+    writes_left_.resize(chunks_.owned.size());
+    for (size_t i = 0; i < chunks_.owned.size(); ++i) {
+        writes_left_[i] = chunks_.owned[i].writes;
+        if (writes_left_[i] == 0) hasher_.submit(static_cast<uint32_t>(i));  // header only
+    }
 }
 
-void CheckpointWriter::write(const planner::Write &w, const std::byte *src) const {
+void CheckpointWriter::write(size_t index) {
+    const planner::Write &w = plan_.writes[index];
     const checkpoint::TensorEntry &t = files_.tensors[w.dest];
     const fs::File &file = open_[t.file];
-    file.writeAt(t.offset + w.dest_offset, src, static_cast<size_t>(w.bytes));
+    file.writeAt(t.offset + w.dest_offset, arena_ + w.src_offset, static_cast<size_t>(w.bytes));
     // The device writes while the next stages convert; sync() then waits for little.
     file.startWriteback(t.offset + w.dest_offset, static_cast<size_t>(w.bytes));
+    for (const uint32_t c : chunks_.owned_by_write[index]) {
+        if (--writes_left_[c] == 0) hasher_.submit(c);
+    }
 }
 
-void CheckpointWriter::sync() const {
+std::vector<checkpoint::ChunkHash> CheckpointWriter::sync() {
     fs::parallelFor(open_.size(), fs::ioThreads(), [&](size_t i) { open_[i].sync(); });
+    return hasher_.finish();
 }
 
-void CheckpointWriter::finalize(uint64_t version) {
+void CheckpointWriter::finalize(uint64_t version,
+                                const std::vector<std::vector<checkpoint::ChunkHash>> &hashes) {
+    checkpoint::Manifest m{version, layout_.name(), layout_.fingerprint(), {}};
+    for (const checkpoint::CheckpointFile &f : files_.files) {
+        m.files.push_back({f.name, f.size, chunks_.chunk_bytes,
+                           std::vector<uint64_t>(chunks_.owner[m.files.size()].size(), 0)});
+    }
+    // Every rank's chunks: exactly the ones it wrote alone, each once.
+    std::vector<std::vector<bool>> have(chunks_.owner.size());
+    for (size_t f = 0; f < have.size(); ++f) have[f].assign(chunks_.owner[f].size(), false);
+    for (size_t t = 0; t < hashes.size(); ++t) {
+        for (const checkpoint::ChunkHash &h : hashes[t]) {
+            check(h.file < have.size() && h.chunk < have[h.file].size() &&
+                      chunks_.owner[h.file][h.chunk] == static_cast<int>(t) &&
+                      !have[h.file][h.chunk],
+                  Errc::kProtocol,
+                  "version {}: trainer rank {} sent the hash of chunk {} of file {}, which it "
+                  "did not write alone (or sent it twice)",
+                  version, t, h.chunk, h.file);
+            have[h.file][h.chunk] = true;
+            m.files[h.file].chunks[h.chunk] = h.xxh3;
+        }
+    }
+    std::vector<std::pair<uint32_t, uint32_t>> shared;
+    for (size_t f = 0; f < have.size(); ++f) {
+        for (size_t c = 0; c < have[f].size(); ++c) {
+            if (have[f][c]) continue;
+            check(chunks_.owner[f][c] == checkpoint::kSharedChunk, Errc::kProtocol,
+                  "version {}: trainer rank {} sent no hash of chunk {} of '{}'", version,
+                  chunks_.owner[f][c], c, files_.files[f].name);
+            shared.emplace_back(static_cast<uint32_t>(f), static_cast<uint32_t>(c));
+        }
+    }
+    fs::parallelFor(shared.size(), fs::ioThreads(), [&](size_t i) {
+        const auto [f, c] = shared[i];
+        const int64_t at = static_cast<int64_t>(c) * chunks_.chunk_bytes;
+        m.files[f].chunks[c] =
+            open_[f].hashRange(at, std::min(chunks_.chunk_bytes, files_.files[f].size - at));
+    });
     for (const checkpoint::CheckpointFile &f : files_.files) {
         fs::renameFile(join(dir_, tempName(f.name)), join(dir_, f.name));
     }
-    fs::writeFileAtomically(join(dir_, checkpoint::kIndexName), files_.index().dump(2));
-    fs::syncDirectory(dir_);
-    checkpoint::Manifest m{version, layout_.name(), layout_.fingerprint(), {}};
-    m.files.resize(files_.files.size() + 1);
-    fs::parallelFor(m.files.size(), fs::ioThreads(), [&](size_t i) {
-        if (i < files_.files.size()) {
-            m.files[i] = {files_.files[i].name, files_.files[i].size, open_[i].hash()};
-            return;
+    // Small files beside the tensors, listed in the manifest too: the index, and config.json
+    // when the job gives one.
+    const auto small = [&](std::string_view name, const std::string &content) {
+        fs::writeFileAtomically(join(dir_, name), content);
+        std::vector<uint64_t> chunks;
+        for (size_t at = 0; at < content.size() || chunks.empty();
+             at += static_cast<size_t>(chunks_.chunk_bytes)) {
+            const size_t n =
+                std::min(content.size() - at, static_cast<size_t>(chunks_.chunk_bytes));
+            chunks.push_back(XXH3_64bits(content.data() + at, n));
         }
-        const fs::File index = fs::File::openRead(join(dir_, checkpoint::kIndexName));
-        m.files[i] = {std::string(checkpoint::kIndexName), index.size(), index.hash()};
-    });
+        m.files.push_back({std::string(name), static_cast<int64_t>(content.size()),
+                           chunks_.chunk_bytes, std::move(chunks)});
+    };
+    small(checkpoint::kIndexName, files_.index().dump(2));
+    if (!config_.is_null()) small(checkpoint::kConfigName, config_.dump(2));
+    fs::syncDirectory(dir_);
     open_.clear();
     // Last: the manifest is what makes the version loadable.
     fs::writeFileAtomically(join(dir_, checkpoint::kManifestName), m.encode());
@@ -125,17 +270,29 @@ void CheckpointReader::verify(uint64_t version, std::chrono::steady_clock::time_
               "{}: version {}: '{}' has {} bytes, the manifest says {}", who_, version, file,
               open_[f].size(), want.size);
     }
-    // Every byte this rank will read is checked before any is copied.
+    // Every byte this rank will read is checked before any is copied: every chunk of every file
+    // it reads, on a few threads.
+    std::vector<std::pair<size_t, size_t>> chunks;  // (file, chunk)
+    for (size_t f = 0; f < files_.files.size(); ++f) {
+        if (!reads_[f]) continue;
+        const checkpoint::ManifestFile &listed = m.file(files_.files[f].name, path);
+        for (size_t c = 0; c < listed.chunks.size(); ++c) chunks.emplace_back(f, c);
+    }
+    fs::parallelFor(chunks.size(), fs::ioThreads(), [&](size_t i) {
+        const auto [f, c] = chunks[i];
+        const checkpoint::ManifestFile &listed = m.file(files_.files[f].name, path);
+        const int64_t at = static_cast<int64_t>(c) * listed.chunk_bytes;
+        const int64_t bytes = std::min(listed.chunk_bytes, listed.bytes - at);
+        const uint64_t got = open_[f].hashRange(at, bytes);
+        check(got == listed.chunks[c], Errc::kCorruption,
+              "{}: version {}: bytes [{}, {}) of '{}' have XXH3 {}, its manifest says {}: the "
+              "file is corrupt and the version is not loaded",
+              who_, version, at, at + bytes, open_[f].path(), checkpoint::hashHex(got),
+              checkpoint::hashHex(listed.chunks[c]));
+    });
     fs::parallelFor(files_.files.size(), fs::ioThreads(), [&](size_t f) {
         if (!reads_[f]) return;
         const checkpoint::CheckpointFile &want = files_.files[f];
-        const uint64_t expected = m.file(want.name, path).xxh3;
-        const uint64_t got = open_[f].hash();
-        check(got == expected, Errc::kCorruption,
-              "{}: version {}: '{}' has XXH3 {}, its manifest says {}: the file is corrupt and "
-              "the version is not loaded",
-              who_, version, open_[f].path(), checkpoint::hashHex(got),
-              checkpoint::hashHex(expected));
         std::string header(want.header.size(), '\0');
         open_[f].readAt(0, header.data(), header.size());
         check(header == want.header, Errc::kMismatch,

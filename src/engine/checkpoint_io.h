@@ -2,12 +2,15 @@
 // The filesystem transport's two ends (JobSpec::transport == filesystem). Trainers write each
 // version as a Hugging Face checkpoint under <fs_root>/step_<N>/ (checkpoint/file_layout.h):
 // every rank writes its planned share of the whole tensors into the same temporary files and
-// fsyncs them; once every rank is done, trainer rank 0 renames them into place, hashes them and
-// writes the manifest last. Inference ranks wait for the manifest, check it against the layout,
-// verify the hash of every file they read before copying a byte, then read their slices
+// fsyncs them, and hashes the chunks it wrote alone from its slots on a thread of its own while
+// it converts and writes (checkpoint/chunks.h); once every rank is done, trainer rank 0 hashes
+// the chunks several ranks wrote from the files, renames the files into place and writes the
+// manifest last. Inference ranks wait for the manifest, check it against the layout, verify the
+// hash of every chunk of every file they read before copying a byte, then read their slices
 // (checkpoint/shard_ranges.h) into their tensors. A directory without a manifest, or one whose
 // hashes do not match, is never loaded.
 
+#include "checkpoint/chunks.h"
 #include "checkpoint/file_layout.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/shard_ranges.h"
@@ -17,34 +20,82 @@
 #include "transport/filesystem/files.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
+#include <exception>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace weightsync::engine {
 
+/// Hashes the chunks a trainer rank wrote alone from its arena, in the background, as their
+/// writes are posted (one thread, joined by the destructor).
+class ChunkHasher {
+  public:
+    ChunkHasher(const checkpoint::FileLayout &files, const checkpoint::ChunkPlan &chunks);
+    ~ChunkHasher();
+    ChunkHasher(const ChunkHasher &) = delete;
+    ChunkHasher &operator=(const ChunkHasher &) = delete;
+
+    /// A new version: forgets the last one's hashes (waits for its pending work first).
+    void begin(const std::byte *arena);
+    /// Hashes owned chunk `owned` (an index into ChunkPlan::owned) once its bytes are final.
+    void submit(uint32_t owned);
+    /// Waits for every submitted chunk; returns their hashes (every owned chunk must have been
+    /// submitted: Errc::kInternal otherwise).
+    std::vector<checkpoint::ChunkHash> finish();
+
+  private:
+    void run();
+    [[nodiscard]] uint64_t hash(const checkpoint::OwnedChunk &chunk) const;
+    const checkpoint::FileLayout &files_;
+    const checkpoint::ChunkPlan &chunks_;
+    const std::byte *arena_ = nullptr;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<uint32_t> queue_;
+    std::vector<uint64_t> hashes_;
+    std::vector<bool> hashed_;
+    size_t busy_ = 0;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
 /// One trainer rank's writer.
 class CheckpointWriter {
   public:
-    CheckpointWriter(const JobSpec &spec, const layout::Layout &layout);
+    CheckpointWriter(const JobSpec &spec, const layout::Layout &layout, const planner::Plan &plan,
+                     int rank);
 
     /// Opens (creating them if needed) the version's temporary files and writes their headers;
     /// every rank does the same. Rank 0 first removes a manifest left by an earlier job.
-    void begin(uint64_t version, bool first_rank);
-    /// The write's bytes (from `src`) into the whole tensor w.dest, at w.dest_offset.
-    void write(const planner::Write &write, const std::byte *src) const;
-    /// fsync of every file of the version.
-    void sync() const;
-    /// Rank 0, after every rank synced: temporary files -> final names, the index, the hashes,
-    /// the manifest (written last, atomically).
-    void finalize(uint64_t version);
+    /// `arena`: the rank's slots, which the version's writes read from.
+    void begin(uint64_t version, bool first_rank, const std::byte *arena);
+    /// Write `index` of the rank's plan: its bytes into the whole tensor w.dest, at w.dest_offset.
+    void write(size_t index);
+    /// fsync of every file of the version, then the hashes of the chunks this rank wrote alone.
+    std::vector<checkpoint::ChunkHash> sync();
+    /// Rank 0, after every rank synced, with every rank's chunk hashes (`hashes[t]` of rank t):
+    /// hashes the shared chunks from the files, temporary files -> final names, the index and
+    /// config.json (JobSpec::fs_config), the manifest (written last, atomically).
+    /// Errc::kProtocol when a rank's hashes do not match the chunks it wrote alone.
+    void finalize(uint64_t version, const std::vector<std::vector<checkpoint::ChunkHash>> &hashes);
 
     [[nodiscard]] const checkpoint::FileLayout &files() const { return files_; }
 
   private:
     std::string root_;
     const layout::Layout &layout_;
+    const planner::RankPlan &plan_;
+    nlohmann::json config_;  // config.json of every step directory (null: none)
     checkpoint::FileLayout files_;
+    checkpoint::ChunkPlan chunks_;
+    std::vector<uint32_t> writes_left_;  // per owned chunk, this version
+    ChunkHasher hasher_;
+    const std::byte *arena_ = nullptr;
     std::string dir_;                        // of the version being written
     std::vector<transport::fs::File> open_;  // its temporary files
 };
@@ -56,8 +107,9 @@ class CheckpointReader {
                      const planner::PeerSpec &peer);
 
     /// Waits (until `deadline`) for version `version`'s manifest, checks it (version, layout,
-    /// files) and the XXH3 hash and header of every file this rank reads. Throws naming the
-    /// directory or file: kTimeout (no manifest), kMismatch (another layout), kCorruption.
+    /// files) and the XXH3 hash of every chunk and the header of every file this rank reads. Throws
+    /// naming the directory or file: kTimeout (no manifest), kMismatch (another layout),
+    /// kCorruption.
     void verify(uint64_t version, std::chrono::steady_clock::time_point deadline);
     /// Reads the rank's slices of the verified version into `targets` (layout.dests() order,
     /// each the rank's local tensor).

@@ -12,6 +12,7 @@ nlohmann::json PushMetrics::toJson() const {
             {"convert_s", convert_seconds},
             {"post_s", post_seconds},
             {"drain_s", drain_seconds},
+            {"finalize_s", finalize_seconds},
             {"barrier_s", barrier_seconds},
             {"total_s", total_seconds},
             {"wire_bytes", wire_bytes},
@@ -27,6 +28,7 @@ PushMetrics PushMetrics::fromJson(const nlohmann::json &j) {
     m.convert_seconds = j.at("convert_s").get<double>();
     m.post_seconds = j.at("post_s").get<double>();
     m.drain_seconds = j.at("drain_s").get<double>();
+    m.finalize_seconds = j.at("finalize_s").get<double>();
     m.barrier_seconds = j.at("barrier_s").get<double>();
     m.total_seconds = j.at("total_s").get<double>();
     m.wire_bytes = jsonInteger<int64_t>(j.at("wire_bytes"), "wire_bytes");

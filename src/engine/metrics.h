@@ -23,7 +23,9 @@ struct PushMetrics {
     double convert_seconds = 0;   // conversion + FP8 quantization into the slots
     double post_seconds = 0;      // posting writes (includes back-pressure waits)
     double drain_seconds = 0;     // flush: every posted write complete at its target (filesystem:
-                                  // fsync; rank 0 also makes the checkpoint final)
+                                  // fsync)
+    double finalize_seconds = 0;  // filesystem, rank 0: shared chunks hashed, files renamed, the
+                                  // manifest written (after every rank's drain)
     double barrier_seconds = 0;   // until every receiver runs the new version
     double total_seconds = 0;     // pause .. barrier, the time inference is paused for
     int64_t wire_bytes = 0;

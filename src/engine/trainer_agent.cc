@@ -119,7 +119,7 @@ void TrainerAgent::rendezvous() {
         // balanced over the trainer ranks as for any fleet.
         plan_.emplace(
             planner::buildPlan(layout, spec_.mesh, checkpoint::checkpointFleet(), spec_.planner));
-        checkpoint_ = std::make_unique<CheckpointWriter>(spec_, layout);
+        checkpoint_ = std::make_unique<CheckpointWriter>(spec_, layout, *plan_, rank_);
     } else {
         plan_.emplace(planner::buildPlan(layout, spec_.mesh, fleet, spec_.planner));
     }
@@ -236,7 +236,7 @@ void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m
     while (next_write < rp.writes.size() && rp.writes[next_write].stage <= stage) {
         const planner::Write &w = rp.writes[next_write++];
         if (checkpoint_) {
-            checkpoint_->write(w, compute_->arena().data() + w.src_offset);
+            checkpoint_->write(next_write - 1);
         } else {
             const Target &t = targets_[w.peer][w.dest];
             t.link->backend->postWrite(*t.link->region, static_cast<size_t>(w.src_offset),
@@ -259,12 +259,7 @@ class TrainerAgent::Transfer : public protocol::TrainerWork {
     void transfer(uint64_t version, PushMetrics &m) override {
         agent_.refreshPeers();
         agent_.transfer(version, m);
-        if (agent_.checkpoint_ && agent_.rank_ == 0) {
-            // Part of the write phase: the version is written once its manifest is.
-            const auto t0 = Clock::now();
-            agent_.finalizeCheckpoint(version);
-            m.drain_seconds += secondsSince(t0);
-        }
+        if (agent_.checkpoint_) agent_.finishCheckpoint(version, m);
     }
     void at(protocol::Point point, uint64_t version) override { agent_.at(point, version); }
     std::vector<uint64_t> takeChecksums() override {
@@ -298,7 +293,7 @@ void TrainerAgent::abandonWrites() noexcept {
 
 void TrainerAgent::transferStages(uint64_t version, PushMetrics &m) {
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
-    if (checkpoint_) checkpoint_->begin(version, rank_ == 0);
+    if (checkpoint_) checkpoint_->begin(version, rank_ == 0, compute_->arena().data());
     size_t next_op = 0;
     size_t next_write = 0;
     size_t next_checksum = 0;  // the first write whose checksum is not started yet
@@ -341,21 +336,37 @@ void TrainerAgent::transferStages(uint64_t version, PushMetrics &m) {
     writeStage(next_write, UINT32_MAX, m);
     t0 = Clock::now();
     for (auto &[name, l] : links_) (void)l.backend->flush(spec_.step_timeout);
-    if (checkpoint_) checkpoint_->sync();
+    if (checkpoint_) chunk_hashes_ = checkpoint_->sync();
     m.drain_seconds = secondsSince(t0);
 }
 
-void TrainerAgent::finalizeCheckpoint(uint64_t version) {
+void TrainerAgent::finishCheckpoint(uint64_t version, PushMetrics &m) {
+    if (rank_ != 0) {
+        session_->publish(keys::checkpointChunks(version, rank_),
+                          protocol::CheckpointChunks{version, std::move(chunk_hashes_)});
+        return;
+    }
     std::vector<std::string> others;
-    for (int t = 1; t < spec_.mesh.ranks(); ++t) others.push_back(keys::done(version, t));
-    (void)session_->await(
+    for (int t = 1; t < spec_.mesh.ranks(); ++t) {
+        others.push_back(keys::done(version, t));
+        others.push_back(keys::checkpointChunks(version, t));
+    }
+    const std::vector<std::string> values = session_->await(
         others, Clock::now() + spec_.step_timeout,
         protocol::AbortOn{.version = version, .lost_needed_only = spec_.rejoin_timeout.count() > 0},
         fmt::format("version {}: waiting for every trainer's checkpoint writes", version));
+    std::vector<std::vector<checkpoint::ChunkHash>> hashes(1, std::move(chunk_hashes_));
+    for (size_t i = 1; i < values.size(); i += 2) {
+        hashes.push_back(
+            protocol::decode<protocol::CheckpointChunks>(values[i], version, others[i]).chunks);
+    }
+    // Part of the write phase (the version is written once its manifest is); the wait for the
+    // other ranks above is not: their own writes are in their metrics.
     const auto t0 = Clock::now();
-    checkpoint_->finalize(version);
+    checkpoint_->finalize(version, hashes);
+    m.finalize_seconds = secondsSince(t0);
     logger("trainer")->info("rank 0: version {} checkpoint final in {:.3f} s", version,
-                            secondsSince(t0));
+                            m.finalize_seconds);
 }
 
 PushMetrics TrainerAgent::push(uint64_t version) {

@@ -86,9 +86,9 @@ class TrainerAgent {
         if (on_point_) on_point_(point, version);
     }
     void writeStage(size_t &next_write, uint32_t stage, PushMetrics &m);
-    /// Filesystem transport, rank 0: once every other rank is done, makes the version's
-    /// checkpoint final (the manifest last).
-    void finalizeCheckpoint(uint64_t version);
+    /// Filesystem transport, after the rank's writes are synced: ranks > 0 publish the hashes of
+    /// the chunks they wrote alone; rank 0 waits for every rank and makes the checkpoint final.
+    void finishCheckpoint(uint64_t version, PushMetrics &m);
     [[noreturn]] void failInit(const Error &e);
     /// The backend named `name`, created on first use with the slot arena registered once.
     struct Link {
@@ -109,7 +109,8 @@ class TrainerAgent {
     std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights, if any
     std::unique_ptr<TrainerCompute> compute_;                  // weights, slot arena, conversion
     std::map<std::string, Link> links_;
-    std::unique_ptr<CheckpointWriter> checkpoint_;  // the filesystem transport's writer
+    std::unique_ptr<CheckpointWriter> checkpoint_;     // the filesystem transport's writer
+    std::vector<checkpoint::ChunkHash> chunk_hashes_;  // of this version's chunks written alone
     // targets_[peer][dest]: how to write that tensor: backend, imported region, offset in it.
     struct Target {
         Link *link = nullptr;

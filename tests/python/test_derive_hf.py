@@ -103,3 +103,30 @@ def test_the_gpu_flow_on_cpu(tmp_path) -> None:
         assert v["mismatched_bytes"] == 0 and v["checked_bytes"] > 0
         assert v["generation_equal"] and len(v["tokens"]) == hf.NEW_TOKENS
         assert v["within_fp8_tolerance"] and v["weights_changed"]
+
+
+def test_filesystem_checkpoints_open_in_transformers_on_cpu(tmp_path) -> None:
+    # transport="filesystem" with the FP8 model's config.json (fs_config): every version's step
+    # directory is what transformers' from_pretrained loads (its FineGrainedFP8 loader; without
+    # a GPU it dequantizes the FP8 weights with their block scales), and every tensor equals
+    # the reference conversion of the trainer's weights. A dense Qwen3 only: without a GPU,
+    # transformers 5.x dequantizes FP8Linear weights but not FP8Experts' (their *_scale_inv are
+    # reported unexpected and the FP8 values load unscaled); the GPU run loads both
+    # architectures natively (scripts/gpu_run.sh hf).
+    out = tmp_path / "hf_models.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    run = subprocess.run([sys.executable, SCRIPT, "--device", "cpu", "--scale", "tiny", "--archs",
+                          "qwen3", "--versions", "2", "--transport", "filesystem",
+                          "--out", str(out)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(out.read_text())
+    for arch in ("qwen3",):
+        a = result["archs"][arch]
+        assert a["ok"], a
+        for v in a["versions"]:
+            c = v["checkpoint"]
+            assert c["ok"] and c["unmatched"] == [], c
+            assert c["tensors_native"] > 0 and c["native_mismatched_bytes"] == 0
+            assert c["tensors_dequantized"] > 0 and c["dequantized_max_rel_err"] <= 2.0 ** -7
+            assert v["mismatched_bytes"] == 0 and v["committed"]

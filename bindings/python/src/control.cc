@@ -166,6 +166,13 @@ void registerControl(py::module_ &m) {
                 s.transport_options = text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
             },
             "Backend options as JSON text (e.g. '{\"transports\": \"posix,sysv,self\"}').")
+        .def_property(
+            "fs_config", [](const JobSpec &s) { return s.fs_config.dump(); },
+            [](JobSpec &s, const std::string &text) {
+                s.fs_config = text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
+            },
+            "transport 'filesystem': a Hugging Face config.json (JSON text) written into every "
+            "step directory.")
         .def_readwrite("fs_root", &JobSpec::fs_root,
                        "transport 'filesystem': the directory of the checkpoints (step_<N>/)")
         .def_readwrite("fs_keep", &JobSpec::fs_keep,

@@ -62,6 +62,7 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
              engine_tp: int = 1, engine_ep: int = 1, transport: str = "auto",
              ucx_transports: Optional[str] = None, fs_root: Optional[str] = None,
              fs_keep: int = 2, fs_file_bytes: int = 4 << 30,
+             fs_config: Optional[Mapping[str, Any]] = None,
              gather_threshold_bytes: int = 2 << 20, stage_bytes: int = 256 << 20,
              verify: bool = False, pipeline: bool = True, checksum: bool = False,
              staging: bool = False, flip: bool = False,
@@ -80,6 +81,9 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
     transport="filesystem": trainers write every version as a safetensors checkpoint
     under fs_root/step_<N>/ (files of at most fs_file_bytes of tensors) and inference ranks load
     it from there (CPU tensors); after each commit the newest fs_keep step directories stay.
+    fs_config: a Hugging Face config (e.g. ``inference_model.config.to_dict()``, with its
+    ``quantization_config``) written as config.json into every step directory, which is then
+    a checkpoint ``transformers.AutoModelForCausalLM.from_pretrained`` opens.
     stage_bytes: slot bytes per pipeline stage (0: one per conversion). pipeline=False converts
     everything, then writes everything (to measure each phase alone).
     verify: inference ranks compare every byte with the reference
@@ -129,6 +133,16 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
             "job_spec: transport='filesystem' needs fs_root, the directory of the checkpoints")
     _integer("fs_keep", fs_keep, 1, 2**20)
     _integer("fs_file_bytes", fs_file_bytes, 1, 2**63 - 1)
+    if fs_config is not None:
+        if not isinstance(fs_config, Mapping):
+            raise _core.InvalidArgumentError(
+                f"job_spec: fs_config must be a dict (a Hugging Face config), got "
+                f"{type(fs_config).__name__}")
+        try:
+            fs_config_text = json.dumps(dict(fs_config), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise _core.InvalidArgumentError(
+                f"job_spec: fs_config is not JSON-serializable: {e}") from None
     _integer("gather_threshold_bytes", gather_threshold_bytes, 0, 2**63 - 1)
     _integer("stage_bytes", stage_bytes, 0, 2**63 - 1)
     for name, value in (("verify", verify), ("pipeline", pipeline), ("checksum", checksum),
@@ -159,6 +173,8 @@ def job_spec(model: Union[str, Layout] = "glm5-tiny", *, layers: Optional[int] =
         spec.fs_root = fs_root
     spec.fs_keep = fs_keep
     spec.fs_file_bytes = fs_file_bytes
+    if fs_config is not None:
+        spec.fs_config = fs_config_text
     spec.gather_threshold_bytes = gather_threshold_bytes
     spec.stage_bytes = stage_bytes
     spec.pipeline = pipeline

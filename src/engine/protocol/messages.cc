@@ -1,5 +1,6 @@
 #include "engine/protocol/messages.h"
 
+#include "checkpoint/manifest.h"
 #include "common/base64.h"
 #include "common/json.h"
 #include "control/wire.h"
@@ -39,6 +40,26 @@ void to_json(json &j, const Paused &m) {
 void from_json(const json &j, Paused &m) {
     m.version = integer<uint64_t>(j, "version");
     m.held = integer<uint64_t>(j, "held");
+}
+void to_json(json &j, const CheckpointChunks &m) {
+    json list = json::array();
+    for (const checkpoint::ChunkHash &c : m.chunks) {
+        list.push_back({c.file, c.chunk, checkpoint::hashHex(c.xxh3)});
+    }
+    j = {{"version", m.version}, {"chunks", list}};
+}
+void from_json(const json &j, CheckpointChunks &m) {
+    m.version = integer<uint64_t>(j, "version");
+    const json &list = j.at("chunks");
+    check(list.is_array(), Errc::kProtocol, "chunks: expected an array, got {}", list.type_name());
+    m.chunks.clear();
+    for (const json &c : list) {
+        check(c.is_array() && c.size() == 3 && c[2].is_string(), Errc::kProtocol,
+              "chunks: expected [file, chunk, hex hash], got {}", c.dump());
+        m.chunks.push_back({jsonInteger<uint32_t>(c[0], "file"),
+                            jsonInteger<uint32_t>(c[1], "chunk"),
+                            checkpoint::parseHashHex(c[2].get<std::string>(), "chunks")});
+    }
 }
 void to_json(json &j, const Done &m) {
     j = {{"version", m.version}, {"bytes", m.bytes}, {"writes", m.writes}};
@@ -214,6 +235,7 @@ WEIGHTSYNC_PROTOCOL_MESSAGE(Outcome)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Resumed)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Aborted)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Verified)
+WEIGHTSYNC_PROTOCOL_MESSAGE(CheckpointChunks)
 WEIGHTSYNC_PROTOCOL_MESSAGE(PushMetrics)
 
 #undef WEIGHTSYNC_PROTOCOL_MESSAGE

@@ -3,6 +3,7 @@
 // the weight version it belongs to and decode() checks it against the version of the key it was
 // read from, so a message can never pair with another version's step.
 
+#include "checkpoint/chunks.h"
 #include "common/error.h"
 
 #include <cstdint>
@@ -72,6 +73,13 @@ struct Aborted {
     bool serving = false;                   // it resumed serving `held`
     int64_t mismatched_bytes_vs_held = -1;  // when verification checked it, else -1
     std::string error;
+};
+
+/// Filesystem transport: the hashes of the checkpoint chunks a trainer rank wrote alone
+/// (checkpoint/chunks.h), for trainer rank 0's manifest.
+struct CheckpointChunks {
+    uint64_t version = 0;
+    std::vector<checkpoint::ChunkHash> chunks;
 };
 
 /// An inference rank compared every byte of the version with the reference conversion.

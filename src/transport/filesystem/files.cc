@@ -118,15 +118,15 @@ int64_t File::size() const {
     return st.st_size;
 }
 
-uint64_t File::hash() const {
+uint64_t File::hashRange(int64_t offset, int64_t bytes) const {
     const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
                                                                          &XXH3_freeState);
     check(state != nullptr, Errc::kInternal, "cannot allocate a hash state");
     XXH3_64bits_reset(state.get());
     const std::unique_ptr<std::byte[]> buffer(new std::byte[kHashChunk]);
-    const int64_t total = size();
-    for (int64_t at = 0; at < total;) {
-        const auto n = static_cast<size_t>(std::min<int64_t>(total - at, kHashChunk));
+    const int64_t end = offset + bytes;
+    for (int64_t at = offset; at < end;) {
+        const auto n = static_cast<size_t>(std::min<int64_t>(end - at, kHashChunk));
         readAt(at, buffer.get(), n);
         XXH3_64bits_update(state.get(), buffer.get(), n);
         at += static_cast<int64_t>(n);

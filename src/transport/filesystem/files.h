@@ -1,7 +1,8 @@
 #pragma once
 // File I/O of the filesystem transport: RAII file descriptors with positioned reads and writes,
-// durable renames (fsync of the file and of its directory), XXH3-64 hashes of whole files on a
-// few threads, and a bounded wait for a file to appear. Every failure is an Error naming the path.
+// durable renames (fsync of the file and of its directory), XXH3-64 hashes of file ranges, work
+// on a few threads, and a bounded wait for a file to appear. Every failure is an Error naming
+// the path.
 
 #include <chrono>
 #include <cstddef>
@@ -43,8 +44,9 @@ class File {
     /// fsync.
     void sync() const;
     [[nodiscard]] int64_t size() const;
-    /// XXH3-64 (seed 0) of the whole file.
-    [[nodiscard]] uint64_t hash() const;
+    /// XXH3-64 (seed 0) of bytes [offset, offset + bytes) (the file's whole range: offset 0,
+    /// bytes size()). Error(kCorruption) when the file is shorter.
+    [[nodiscard]] uint64_t hashRange(int64_t offset, int64_t bytes) const;
     [[nodiscard]] const std::string &path() const { return path_; }
     [[nodiscard]] bool isOpen() const { return fd_ >= 0; }
 

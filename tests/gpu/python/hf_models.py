@@ -105,6 +105,56 @@ def fp8_config() -> Any:
     return FineGrainedFP8Config(weight_block_size=(BLOCK, BLOCK), activation_scheme="dynamic")
 
 
+def fp8_config_dict(config: Any) -> dict:
+    """config.json of the block-FP8 inference model: the architecture's config with the
+    quantization_config transformers' FP8 loader reads."""
+    out = config.to_dict()
+    out["quantization_config"] = fp8_config().to_dict()
+    out["torch_dtype"] = "bfloat16"
+    return out
+
+
+def from_checkpoint(step_dir: str, device: str, want: dict[str, torch.Tensor]) -> dict:
+    """Loads a filesystem-transport step directory with transformers' from_pretrained (its
+    FineGrainedFP8 loader) and compares every tensor with the reference conversion `want`:
+    names, dtypes and shapes, and bytes. On a GPU the FP8 weights and their scales load as they
+    are (native); without one transformers dequantizes them to bf16, which is compared with the
+    FP8 values times their block scales, rounded to bf16."""
+    from transformers import AutoModelForCausalLM
+
+    t0 = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(
+        step_dir, dtype=torch.bfloat16, device_map=device if device.startswith("cuda") else None)
+    load_s = time.perf_counter() - t0
+    got = {n: t.detach() for n, t in weights_of(model).items()}
+    native = mismatched = dequantized = 0
+    worst = 0.0
+    missing = []
+    for name, tensor in want.items():
+        if name.endswith("_scale_inv") and name not in got:
+            continue  # dequantized away: checked with its weight below
+        if name not in got:
+            missing.append(name)
+            continue
+        g = got[name].cpu()
+        if g.dtype == tensor.dtype and g.shape == tensor.shape:
+            native += 1
+            mismatched += int((g.view(torch.uint8) != tensor.view(torch.uint8)).sum())
+            continue
+        scale = want.get(name + "_scale_inv") if not name.endswith("_scale_inv") else None
+        if scale is None or g.shape != tensor.shape:
+            missing.append(f"{name} ({g.dtype} {tuple(g.shape)})")
+            continue
+        dequantized += 1
+        ref = dequantize(tensor, scale).to(torch.bfloat16).float()
+        err = (g.float() - ref).abs().max().item()
+        worst = max(worst, err / max(ref.abs().max().item(), 1e-30))
+    return {"load_s": round(load_s, 3), "tensors_native": native, "tensors_dequantized": dequantized,
+            "native_mismatched_bytes": mismatched, "dequantized_max_rel_err": worst,
+            "unmatched": missing[:8],
+            "ok": not missing and mismatched == 0 and worst <= 2.0 ** -7 and native > 0}
+
+
 def build_model(config: Any, device: str, fp8: bool, seed: int = 0) -> torch.nn.Module:
     """The transformers model in bf16 on `device` ("meta" for shapes only); with fp8, converted
     to block FP8 as FineGrainedFP8Config's quantizer converts it before loading weights (its
@@ -315,10 +365,14 @@ def inference_role(cfg: dict) -> dict:
                "within_fp8_tolerance": rel_rms <= REL_RMS_TOLERANCE,
                "weights_changed": previous is None or fp8_sum != previous}
         previous = fp8_sum
+        if cfg.get("fs_root"):
+            row["checkpoint"] = from_checkpoint(
+                os.path.join(cfg["fs_root"], f"step_{result['version']}"), device, want)
         # Equal bytes and one forward function give equal logits too (logits_equal_reference),
         # unless a kernel is not deterministic: reported, not required.
         row["ok"] = (row["committed"] and mismatched == 0 and row["generation_equal"]
-                     and row["within_fp8_tolerance"] and row["weights_changed"])
+                     and row["within_fp8_tolerance"] and row["weights_changed"]
+                     and row.get("checkpoint", {}).get("ok", True))
         out["versions"].append(row)
         say("CHECKED", version, json.dumps({k: row[k] for k in (
             "mismatched_bytes", "generation_equal", "logits_max_abs_err", "logits_rel_rms_err")}))
@@ -360,12 +414,17 @@ def run_arch(arch: str, args: argparse.Namespace, coordinator: ws.Coordinator,
                     arch)
     derive_s = time.perf_counter() - t0
     job = f"hf-{arch}-{os.getpid()}"
+    files = {}
+    if args.transport == "filesystem":
+        # Each version a checkpoint with the FP8 model's config.json: transformers opens it.
+        files = dict(transport="filesystem", fs_root=os.path.join(tmp, f"ckpt-{arch}"),
+                     fs_keep=1, fs_config=fp8_config_dict(config))
     ws.publish_job(coordinator, job, ws.job_spec(
         model=layout, trainer_ranks=1, engines=1, engine_ranks=1, init_timeout=300.0,
-        step_timeout=300.0))
+        step_timeout=300.0, **files))
     cfg = {"arch": arch, "scale": args.scale, "coordinator": coordinator.address, "job": job,
            "versions": args.versions, "seed": args.seed, "lr": args.lr, "tmp": tmp,
-           "fp8_matmul": args.fp8_matmul}
+           "fp8_matmul": args.fp8_matmul, "fs_root": files.get("fs_root")}
     # No hub: an installed `kernels` package must fail at once, not wait on the network.
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUBLAS_WORKSPACE_CONFIG=":4096:8")
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -410,6 +469,9 @@ def main() -> int:
     p.add_argument("--trainer-gpu", type=int, default=0)
     p.add_argument("--inference-gpu", type=int, default=1)
     p.add_argument("--fp8-matmul", choices=("auto", "dequant", "native"), default="auto")
+    p.add_argument("--transport", choices=("auto", "filesystem"), default="auto",
+                   help="filesystem: every version also a checkpoint directory, which "
+                        "transformers' from_pretrained must load with the same FP8 bytes")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--out", help="write the results here (JSON)")

@@ -116,6 +116,9 @@ LocalJobOptions fsJob(const std::string &root, int steps) {
     o.spec.transport = transport::TransportChoice::kFilesystem;
     o.spec.fs_root = root;
     o.spec.fs_file_bytes = 300'000;
+    // Small hash chunks: some written by one trainer rank alone (hashed from its slots), some by
+    // both (hashed from the files by rank 0).
+    o.spec.fs_chunk_bytes = 4096;
     o.spec.step_timeout = 20s;
     o.spec.init_timeout = 20s;
     o.executable = testing::weightsyncBin();
@@ -145,7 +148,9 @@ void expectKeptVersionOne(LocalJob &job, const std::map<std::string, int> &codes
         EXPECT_TRUE(a.intact);
         EXPECT_TRUE(a.serving);
         // Verification compared the live weights with version 1 where the rank had paused.
-        if (job.store().get(keys::paused(2, peer))) EXPECT_EQ(a.mismatched_bytes_vs_held, 0);
+        if (job.store().get(keys::paused(2, peer))) {
+            EXPECT_EQ(a.mismatched_bytes_vs_held, 0);
+        }
     }
 }
 
@@ -201,7 +206,7 @@ TEST(Filesystem, FileCorruptedAfterItsManifestIsRefusedByItsHash) {
     const auto codes = job.supervise(60s);
     corrupt.join();
     ASSERT_TRUE(flipped.load()) << "the manifest of version 2 never appeared";
-    expectKeptVersionOne(job, codes, files[1].name + "' has XXH3");
+    expectKeptVersionOne(job, codes, files[1].name + "' have XXH3");
     EXPECT_EQ(codes.at("trainer0"), codes.at("trainer1"));
 }
 

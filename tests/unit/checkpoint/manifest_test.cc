@@ -14,8 +14,8 @@ Manifest sample() {
     return {7,
             "glm5-tiny",
             "0123456789abcdef",
-            {{"model-00001-of-00001.safetensors", 1234, 0xfedcba9876543210ULL},
-             {"model.safetensors.index.json", 56, 1}}};
+            {{"model-00001-of-00001.safetensors", 1234, 1000, {0xfedcba9876543210ULL, 2}},
+             {"model.safetensors.index.json", 56, 1000, {1}}}};
 }
 
 TEST(Manifest, RoundTrips) {
@@ -45,11 +45,20 @@ TEST(Manifest, RefusesWhatIsNotAManifest) {
     bad["format"] = "other/1";
     refused(bad, "format");
     bad = j;
-    bad["files"][0]["xxh3"] = "123";
-    refused(bad, "xxh3");
+    bad["files"][0]["xxh3_chunks"][0] = "123";
+    refused(bad, "hex digits");
     bad = j;
-    bad["files"][0]["xxh3"] = "zzzzzzzzzzzzzzzz";
-    refused(bad, "xxh3");
+    bad["files"][0]["xxh3_chunks"][1] = "zzzzzzzzzzzzzzzz";
+    refused(bad, "hex digits");
+    bad = j;
+    bad["files"][0]["xxh3_chunks"][1] = 7;
+    refused(bad, "xxh3_chunks");
+    bad = j;  // 1234 bytes in chunks of 1000 are two chunks, not one
+    bad["files"][0]["xxh3_chunks"].erase(1);
+    refused(bad, "make 2");
+    bad = j;
+    bad["files"][0]["chunk_bytes"] = 0;
+    refused(bad, "chunk_bytes");
     bad = j;
     bad["files"][0]["name"] = "../escape";
     refused(bad, "plain file name");
