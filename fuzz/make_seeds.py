@@ -128,7 +128,7 @@ def seeds():
                                        "convert_s": 0.01, "post_s": 0.001, "drain_s": 0.0,
                                        "finalize_s": 0.0, "barrier_s": 0.02, "total_s": 0.03, "wire_bytes": 7000000,
                                        "writes": 236}),
-        "chunks": b"\x0a" + compact({"version": 2, "chunks": [[0, 1, "00000000deadbeef"]]}),
+        "ranges": b"\x0a" + compact({"version": 2, "ranges": [[0, 8, 4096, "00000000deadbeef"]]}),
         "float_version": b"\x01" + compact({"version": 1e300, "held": -1}),
     }
     yield "job_spec", {

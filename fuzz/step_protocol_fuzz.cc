@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 7: roundTrip<Aborted>(text); break;
         case 8: roundTrip<Verified>(text); break;
         case 9: roundTrip<engine::PushMetrics>(text); break;
-        default: roundTrip<CheckpointChunks>(text); break;
+        default: roundTrip<CheckpointRanges>(text); break;
     }
     return 0;
 }

@@ -1,9 +1,10 @@
 // CPU end-to-end push benchmark: glm5-medium (a few GB) pushed between real processes over UCX
 // shared memory, next to a memcpy of the same bytes measured in the same run. With
 // --transport filesystem, the same pushes as checkpoints under each --fs-root (e.g. a local disk
-// directory and /dev/shm), next to a dd-style sequential write (+ fsync) of the same bytes into
-// the same directory and a memcpy. Prints a table; --json-out writes the figures and the command
-// that reproduces them.
+// directory and /dev/shm), next to dd-style sequential writes (+ fsync) of the same number of
+// bytes into the same directory (from one cached 8 MiB block, and from a source buffer of that
+// size, as the slots are) and a memcpy. Prints a table; --json-out writes the figures and the
+// command that reproduces them.
 //
 //   build/bench/e2e/bench_push_cpu [--steps 3] [--model glm5-medium] [--json-out FILE]
 //                                  [--transport filesystem --fs-root DIR [--fs-root DIR2]]
@@ -59,23 +60,35 @@ double memcpyGbps(size_t bytes) {
 }
 
 /// A dd-style sequential write of `bytes` into a new file in `dir` (8 MiB blocks, then fsync),
-/// in GB/s; the file is removed after.
-double sequentialWriteGbps(const std::string &dir, size_t bytes) {
+/// in GB/s; the file is removed after. `whole_source`: the blocks come from a source buffer of
+/// `bytes` bytes (as the slots' bytes do), else one 8 MiB block is written again and again (dd
+/// from /dev/zero: the source stays in cache, so on tmpfs only the destination costs memory
+/// bandwidth).
+double sequentialWriteGbps(const std::string &dir, size_t bytes, bool whole_source) {
     constexpr size_t kBlock = size_t{8} << 20;
-    std::vector<std::byte> block(kBlock, std::byte{0x5a});
+    const size_t source_bytes = whole_source ? bytes : kBlock;
+    void *mapped = ::mmap(nullptr, source_bytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (mapped == MAP_FAILED) return 0;
+    auto *source = static_cast<std::byte *>(mapped);
+    std::memset(source, 0x5a, source_bytes);
     const std::string path = (std::filesystem::path(dir) / "bench-dd.bin").string();
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return 0;
+    if (fd < 0) {
+        ::munmap(mapped, source_bytes);
+        return 0;
+    }
     const auto t0 = Clock::now();
     bool ok = true;
     for (size_t done = 0; done < bytes && ok;) {
         const size_t n = std::min(kBlock, bytes - done);
-        ok = ::write(fd, block.data(), n) == static_cast<ssize_t>(n);
+        ok = ::write(fd, source + (whole_source ? done : 0), n) == static_cast<ssize_t>(n);
         done += n;
     }
     ok = ok && ::fsync(fd) == 0;
     const double s = engine::secondsSince(t0);
     ::close(fd);
+    ::munmap(mapped, source_bytes);
     std::filesystem::remove(path);
     return ok ? static_cast<double>(bytes) / s / 1e9 : 0;
 }
@@ -162,9 +175,9 @@ int main(int argc, char **argv) {
     };
     nlohmann::json rows = nlohmann::json::array();
     if (files) {
-        fmt::print("{:<46} {:<16} {:>8} {:>9} {:>10} {:>9} {:>8} {:>11} {:>9}\n", "config", "root",
-                   "ckpt GB", "convert s", "write GB/s", "dd GB/s", "write/dd", "memcpy GB/s",
-                   "update s");
+        fmt::print("{:<46} {:<16} {:>8} {:>9} {:>10} {:>9} {:>8} {:>10} {:>9} {:>11} {:>9}\n",
+                   "config", "root", "ckpt GB", "convert s", "write GB/s", "dd GB/s", "write/dd",
+                   "ddmem GB/s", "write/ddm", "memcpy GB/s", "update s");
     } else {
         fmt::print("{:<46} {:>9} {:>10} {:>11} {:>12} {:>10} {:>10}\n", "config", "wire GB",
                    "convert s", "write GB/s", "memcpy GB/s", "write/mcpy", "update s");
@@ -237,13 +250,14 @@ int main(int argc, char **argv) {
             const double mcpy = memcpyGbps(static_cast<size_t>(wire));
             const double w = median(write_gbps);
             if (files) {
-                const double dd = sequentialWriteGbps(dir, static_cast<size_t>(wire));
+                const double dd = sequentialWriteGbps(dir, static_cast<size_t>(wire), false);
+                const double dd_mem = sequentialWriteGbps(dir, static_cast<size_t>(wire), true);
                 std::filesystem::remove_all(dir);
                 fmt::print(
-                    "{:<46} {:<16} {:>8.3f} {:>9.3f} {:>10.2f} {:>9.2f} {:>8.2f} {:>11.2f} "
-                    "{:>9.3f}\n",
-                    c.name, root, wire / 1e9, median(convert_s), w, dd, w / dd, mcpy,
-                    median(update_s));
+                    "{:<46} {:<16} {:>8.3f} {:>9.3f} {:>10.2f} {:>9.2f} {:>8.2f} {:>10.2f} "
+                    "{:>9.2f} {:>11.2f} {:>9.3f}\n",
+                    c.name, root, wire / 1e9, median(convert_s), w, dd, w / dd, dd_mem, w / dd_mem,
+                    mcpy, median(update_s));
                 rows.push_back({{"config", c.name},
                                 {"transport", "filesystem"},
                                 {"root", root},
@@ -252,6 +266,8 @@ int main(int argc, char **argv) {
                                 {"write_gbps_median", w},
                                 {"sequential_write_gbps", dd},
                                 {"write_over_sequential", w / dd},
+                                {"sequential_write_from_memory_gbps", dd_mem},
+                                {"write_over_sequential_from_memory", w / dd_mem},
                                 {"memcpy_gbps_best", mcpy},
                                 {"update_seconds_median", median(update_s)},
                                 {"steps", steps}});

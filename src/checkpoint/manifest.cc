@@ -1,7 +1,5 @@
 #include "checkpoint/manifest.h"
 
-#include "checkpoint/chunks.h"
-
 #include "common/error.h"
 #include "layout/json_fields.h"
 #include "layout/limits.h"
@@ -18,7 +16,7 @@ namespace {
 
 constexpr std::string_view kFormat = "weightsync-checkpoint/2";
 constexpr int64_t kMaxFiles = 1 << 20;
-constexpr int64_t kMaxChunks = int64_t{1} << 24;
+constexpr int64_t kMaxRanges = int64_t{1} << 24;
 constexpr int64_t kHashDigits = 16;
 
 }  // namespace
@@ -40,12 +38,11 @@ std::string hashHex(uint64_t hash) {
 std::string Manifest::encode() const {
     nlohmann::json list = nlohmann::json::array();
     for (const ManifestFile &f : files) {
-        nlohmann::json chunks = nlohmann::json::array();
-        for (const uint64_t h : f.chunks) chunks.push_back(hashHex(h));
-        list.push_back({{"name", f.name},
-                        {"bytes", f.bytes},
-                        {"chunk_bytes", f.chunk_bytes},
-                        {"xxh3_chunks", chunks}});
+        nlohmann::json ranges = nlohmann::json::array();
+        for (const ManifestFile::Range &r : f.ranges) {
+            ranges.push_back({r.offset, r.bytes, hashHex(r.xxh3)});
+        }
+        list.push_back({{"name", f.name}, {"bytes", f.bytes}, {"xxh3_ranges", ranges}});
     }
     return nlohmann::json{{"format", kFormat},
                           {"version", version},
@@ -69,24 +66,32 @@ Manifest Manifest::decode(std::string_view text, const std::string &where) {
         const nlohmann::json &files = f.array("files", kMaxFiles);
         for (size_t i = 0; i < files.size(); ++i) {
             const jsonfields::Fields e(files[i], fmt::format("{}: files[{}]", where, i));
-            e.allowOnly({"name", "bytes", "chunk_bytes", "xxh3_chunks"});
+            e.allowOnly({"name", "bytes", "xxh3_ranges"});
             ManifestFile file;
             file.name = e.string("name", limits::kMaxNameLength);
             check(file.name.find('/') == std::string::npos && file.name != "." && file.name != "..",
                   Errc::kInvalidArgument, "{}: '{}' is not a plain file name", e.where(),
                   file.name);
             file.bytes = e.integer("bytes", 0, std::numeric_limits<int64_t>::max());
-            file.chunk_bytes = e.integer("chunk_bytes", 1, kMaxChunkBytes);
-            const int64_t count = chunkCount(file.bytes, file.chunk_bytes);
-            const nlohmann::json &chunks = e.array("xxh3_chunks", kMaxChunks);
-            check(static_cast<int64_t>(chunks.size()) == count, Errc::kInvalidArgument,
-                  "{}: 'xxh3_chunks' has {} hashes, {} bytes in chunks of {} make {}", e.where(),
-                  chunks.size(), file.bytes, file.chunk_bytes, count);
-            for (const nlohmann::json &h : chunks) {
-                check(h.is_string(), Errc::kInvalidArgument,
-                      "{}: 'xxh3_chunks' holds a {}, not a hex string", e.where(), h.type_name());
-                file.chunks.push_back(parseHashHex(h.get<std::string>(), e.where()));
+            const nlohmann::json &ranges = e.array("xxh3_ranges", kMaxRanges);
+            int64_t at = 0;
+            for (const nlohmann::json &r : ranges) {
+                check(r.is_array() && r.size() == 3 && r[2].is_string(), Errc::kInvalidArgument,
+                      "{}: 'xxh3_ranges' holds {}, not [offset, bytes, hex hash]", e.where(),
+                      jsonfields::brief(r));
+                ManifestFile::Range range{jsonfields::integer(r[0], "offset", 0, file.bytes),
+                                          jsonfields::integer(r[1], "bytes", 1, file.bytes), 0};
+                range.xxh3 = parseHashHex(r[2].get<std::string>(), e.where());
+                check(range.offset == at, Errc::kInvalidArgument,
+                      "{}: 'xxh3_ranges' {} at byte {} (next range at {})", e.where(),
+                      range.offset > at ? "leave a gap" : "overlap", at, range.offset);
+                check(range.bytes <= file.bytes - at, Errc::kInvalidArgument,
+                      "{}: 'xxh3_ranges' run past the file's {} bytes", e.where(), file.bytes);
+                at += range.bytes;
+                file.ranges.push_back(range);
             }
+            check(at == file.bytes, Errc::kInvalidArgument,
+                  "{}: 'xxh3_ranges' cover {} bytes of {}", e.where(), at, file.bytes);
             m.files.push_back(std::move(file));
         }
         return m;

@@ -1,7 +1,7 @@
 #pragma once
 // The manifest of one checkpoint version, written last (after every file is final): which
-// version, which layout, and each file's size and the XXH3-64 hash of each of its chunks
-// (checkpoint/chunks.h: consecutive `chunk_bytes` ranges, the last one shorter). A directory
+// version, which layout, and each file's size and the XXH3-64 hash of each of the byte ranges
+// that tile it (checkpoint/ranges.h: the header and every write of the plan). A directory
 // without a manifest is a torn or partial write and is never loaded. Pure: encoding and strict
 // decoding only.
 
@@ -15,8 +15,13 @@ namespace weightsync::checkpoint {
 struct ManifestFile {
     std::string name;
     int64_t bytes = 0;
-    int64_t chunk_bytes = 0;
-    std::vector<uint64_t> chunks;  // XXH3-64 (seed 0) of each chunk, in file order
+    struct Range {
+        int64_t offset = 0;
+        int64_t bytes = 0;
+        uint64_t xxh3 = 0;  // XXH3-64, seed 0
+        bool operator==(const Range &) const = default;
+    };
+    std::vector<Range> ranges;  // in file order, tiling [0, bytes)
     bool operator==(const ManifestFile &) const = default;
 };
 
@@ -27,8 +32,8 @@ struct Manifest {
     std::vector<ManifestFile> files;
 
     [[nodiscard]] std::string encode() const;
-    /// Strict: the format tag, every field of its type, hashes as 16 hex digits, as many as the
-    /// file's size makes chunks. Throws
+    /// Strict: the format tag, every field of its type, hashes as 16 hex digits, ranges that tile
+    /// each file exactly. Throws
     /// Error(kCorruption) naming `where` (the manifest's path) and the problem.
     static Manifest decode(std::string_view text, const std::string &where);
     /// The entry for `name`; Error(kCorruption) naming the manifest when it has none.

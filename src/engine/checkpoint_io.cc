@@ -33,14 +33,18 @@ std::string tempName(const std::string &name) {
 
 }  // namespace
 
-ChunkHasher::ChunkHasher(const checkpoint::FileLayout &files, const checkpoint::ChunkPlan &chunks)
+WriteHasher::WriteHasher(const checkpoint::FileLayout &files, const planner::RankPlan &plan)
     : files_(files),
-      chunks_(chunks),
-      hashes_(chunks.owned.size(), 0),
-      hashed_(chunks.owned.size(), false),
-      thread_([this] { run(); }) {}
+      plan_(plan),
+      ranges_(plan.writes.size()),
+      hashed_(plan.writes.size(), false),
+      thread_([this] { run(); }) {
+    for (size_t i = 0; i < plan.writes.size(); ++i) {
+        ranges_[i] = checkpoint::writeRange(files, plan.writes[i]);
+    }
+}
 
-ChunkHasher::~ChunkHasher() {
+WriteHasher::~WriteHasher() {
     {
         const std::lock_guard lock(mutex_);
         stop_ = true;
@@ -49,68 +53,50 @@ ChunkHasher::~ChunkHasher() {
     thread_.join();
 }
 
-void ChunkHasher::begin(const std::byte *arena) {
+void WriteHasher::begin(const std::byte *arena) {
     std::unique_lock lock(mutex_);
     cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
     arena_ = arena;
     std::fill(hashed_.begin(), hashed_.end(), false);
 }
 
-void ChunkHasher::submit(uint32_t owned) {
+void WriteHasher::submit(size_t index) {
     {
         const std::lock_guard lock(mutex_);
-        queue_.push_back(owned);
+        queue_.push_back(index);
     }
     cv_.notify_all();
 }
 
-std::vector<checkpoint::ChunkHash> ChunkHasher::finish() {
+std::vector<checkpoint::HashedRange> WriteHasher::finish() {
     std::unique_lock lock(mutex_);
     cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
-    std::vector<checkpoint::ChunkHash> out;
-    out.reserve(chunks_.owned.size());
-    for (size_t i = 0; i < chunks_.owned.size(); ++i) {
-        const checkpoint::OwnedChunk &c = chunks_.owned[i];
-        check(hashed_[i], Errc::kInternal,
-              "chunk {} of '{}' was never hashed: not all its {} "
-              "writes were posted",
-              c.chunk, files_.files[c.file].name, c.writes);
-        out.push_back({c.file, c.chunk, hashes_[i]});
+    for (size_t i = 0; i < hashed_.size(); ++i) {
+        check(hashed_[i], Errc::kInternal, "checkpoint write {} of {} was never hashed", i,
+              hashed_.size());
     }
-    return out;
+    return ranges_;
 }
 
-void ChunkHasher::run() {
+void WriteHasher::run() {
     std::unique_lock lock(mutex_);
     for (;;) {
         cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stop_ and nothing left
-        const uint32_t i = queue_.front();
+        const size_t i = queue_.front();
         queue_.pop_front();
         ++busy_;
+        const planner::Write &w = plan_.writes[i];
+        const std::byte *src = arena_ + w.src_offset;
         lock.unlock();
-        const uint64_t h = hash(chunks_.owned[i]);  // reads only memory: cannot fail
+        // Right after the write's pwrite read them: the bytes are still in cache.
+        const uint64_t h = XXH3_64bits(src, static_cast<size_t>(w.bytes));
         lock.lock();
-        hashes_[i] = h;
+        ranges_[i].xxh3 = h;
         hashed_[i] = true;
         --busy_;
         cv_.notify_all();
     }
-}
-
-uint64_t ChunkHasher::hash(const checkpoint::OwnedChunk &chunk) const {
-    const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                         &XXH3_freeState);
-    if (state == nullptr) throw std::bad_alloc();
-    XXH3_64bits_reset(state.get());
-    const std::string &header = files_.files[chunk.file].header;
-    for (const checkpoint::ChunkPiece &p : chunk.pieces) {
-        const void *data = p.src_offset < 0
-                               ? static_cast<const void *>(header.data() + p.file_offset)
-                               : static_cast<const void *>(arena_ + p.src_offset);
-        XXH3_64bits_update(state.get(), data, static_cast<size_t>(p.bytes));
-    }
-    return XXH3_64bits_digest(state.get());
 }
 
 CheckpointWriter::CheckpointWriter(const JobSpec &spec, const layout::Layout &layout,
@@ -120,8 +106,7 @@ CheckpointWriter::CheckpointWriter(const JobSpec &spec, const layout::Layout &la
       plan_(plan.ranks.at(static_cast<size_t>(rank))),
       config_(spec.fs_config),
       files_(checkpoint::fileLayout(layout, spec.fs_file_bytes)),
-      chunks_(checkpoint::chunkPlan(files_, plan, rank, spec.fs_chunk_bytes)),
-      hasher_(files_, chunks_) {}
+      hasher_(files_, plan_) {}
 
 void CheckpointWriter::begin(uint64_t version, bool first_rank, const std::byte *arena) {
     hasher_.begin(arena);
@@ -135,11 +120,6 @@ void CheckpointWriter::begin(uint64_t version, bool first_rank, const std::byte 
         open_.push_back(fs::File::create(join(dir_, tempName(f.name)), f.size));
         open_.back().writeAt(0, f.header.data(), f.header.size());
     }
-    writes_left_.resize(chunks_.owned.size());
-    for (size_t i = 0; i < chunks_.owned.size(); ++i) {
-        writes_left_[i] = chunks_.owned[i].writes;
-        if (writes_left_[i] == 0) hasher_.submit(static_cast<uint32_t>(i));  // header only
-    }
 }
 
 void CheckpointWriter::write(size_t index) {
@@ -149,55 +129,29 @@ void CheckpointWriter::write(size_t index) {
     file.writeAt(t.offset + w.dest_offset, arena_ + w.src_offset, static_cast<size_t>(w.bytes));
     // The device writes while the next stages convert; sync() then waits for little.
     file.startWriteback(t.offset + w.dest_offset, static_cast<size_t>(w.bytes));
-    for (const uint32_t c : chunks_.owned_by_write[index]) {
-        if (--writes_left_[c] == 0) hasher_.submit(c);
-    }
+    hasher_.submit(index);
 }
 
-std::vector<checkpoint::ChunkHash> CheckpointWriter::sync() {
+std::vector<checkpoint::HashedRange> CheckpointWriter::sync() {
     fs::parallelFor(open_.size(), fs::ioThreads(), [&](size_t i) { open_[i].sync(); });
     return hasher_.finish();
 }
 
-void CheckpointWriter::finalize(uint64_t version,
-                                const std::vector<std::vector<checkpoint::ChunkHash>> &hashes) {
+void CheckpointWriter::finalize(uint64_t version, std::vector<checkpoint::HashedRange> ranges) {
+    for (uint32_t f = 0; f < files_.files.size(); ++f) {  // every rank wrote the same headers
+        const std::string &header = files_.files[f].header;
+        ranges.push_back(
+            {f, 0, static_cast<int64_t>(header.size()), XXH3_64bits(header.data(), header.size())});
+    }
+    const auto tiled = checkpoint::tileRanges(files_, std::move(ranges));
     checkpoint::Manifest m{version, layout_.name(), layout_.fingerprint(), {}};
-    for (const checkpoint::CheckpointFile &f : files_.files) {
-        m.files.push_back({f.name, f.size, chunks_.chunk_bytes,
-                           std::vector<uint64_t>(chunks_.owner[m.files.size()].size(), 0)});
-    }
-    // Every rank's chunks: exactly the ones it wrote alone, each once.
-    std::vector<std::vector<bool>> have(chunks_.owner.size());
-    for (size_t f = 0; f < have.size(); ++f) have[f].assign(chunks_.owner[f].size(), false);
-    for (size_t t = 0; t < hashes.size(); ++t) {
-        for (const checkpoint::ChunkHash &h : hashes[t]) {
-            check(h.file < have.size() && h.chunk < have[h.file].size() &&
-                      chunks_.owner[h.file][h.chunk] == static_cast<int>(t) &&
-                      !have[h.file][h.chunk],
-                  Errc::kProtocol,
-                  "version {}: trainer rank {} sent the hash of chunk {} of file {}, which it "
-                  "did not write alone (or sent it twice)",
-                  version, t, h.chunk, h.file);
-            have[h.file][h.chunk] = true;
-            m.files[h.file].chunks[h.chunk] = h.xxh3;
+    for (size_t f = 0; f < files_.files.size(); ++f) {
+        checkpoint::ManifestFile file{files_.files[f].name, files_.files[f].size, {}};
+        for (const checkpoint::HashedRange &r : tiled[f]) {
+            file.ranges.push_back({r.offset, r.bytes, r.xxh3});
         }
+        m.files.push_back(std::move(file));
     }
-    std::vector<std::pair<uint32_t, uint32_t>> shared;
-    for (size_t f = 0; f < have.size(); ++f) {
-        for (size_t c = 0; c < have[f].size(); ++c) {
-            if (have[f][c]) continue;
-            check(chunks_.owner[f][c] == checkpoint::kSharedChunk, Errc::kProtocol,
-                  "version {}: trainer rank {} sent no hash of chunk {} of '{}'", version,
-                  chunks_.owner[f][c], c, files_.files[f].name);
-            shared.emplace_back(static_cast<uint32_t>(f), static_cast<uint32_t>(c));
-        }
-    }
-    fs::parallelFor(shared.size(), fs::ioThreads(), [&](size_t i) {
-        const auto [f, c] = shared[i];
-        const int64_t at = static_cast<int64_t>(c) * chunks_.chunk_bytes;
-        m.files[f].chunks[c] =
-            open_[f].hashRange(at, std::min(chunks_.chunk_bytes, files_.files[f].size - at));
-    });
     for (const checkpoint::CheckpointFile &f : files_.files) {
         fs::renameFile(join(dir_, tempName(f.name)), join(dir_, f.name));
     }
@@ -205,15 +159,9 @@ void CheckpointWriter::finalize(uint64_t version,
     // when the job gives one.
     const auto small = [&](std::string_view name, const std::string &content) {
         fs::writeFileAtomically(join(dir_, name), content);
-        std::vector<uint64_t> chunks;
-        for (size_t at = 0; at < content.size() || chunks.empty();
-             at += static_cast<size_t>(chunks_.chunk_bytes)) {
-            const size_t n =
-                std::min(content.size() - at, static_cast<size_t>(chunks_.chunk_bytes));
-            chunks.push_back(XXH3_64bits(content.data() + at, n));
-        }
-        m.files.push_back({std::string(name), static_cast<int64_t>(content.size()),
-                           chunks_.chunk_bytes, std::move(chunks)});
+        const auto bytes = static_cast<int64_t>(content.size());
+        m.files.push_back(
+            {std::string(name), bytes, {{0, bytes, XXH3_64bits(content.data(), content.size())}}});
     };
     small(checkpoint::kIndexName, files_.index().dump(2));
     if (!config_.is_null()) small(checkpoint::kConfigName, config_.dump(2));
@@ -270,25 +218,21 @@ void CheckpointReader::verify(uint64_t version, std::chrono::steady_clock::time_
               "{}: version {}: '{}' has {} bytes, the manifest says {}", who_, version, file,
               open_[f].size(), want.size);
     }
-    // Every byte this rank will read is checked before any is copied: every chunk of every file
+    // Every byte this rank will read is checked before any is copied: every range of every file
     // it reads, on a few threads.
-    std::vector<std::pair<size_t, size_t>> chunks;  // (file, chunk)
+    std::vector<std::pair<size_t, const checkpoint::ManifestFile::Range *>> ranges;  // (file, r)
     for (size_t f = 0; f < files_.files.size(); ++f) {
         if (!reads_[f]) continue;
-        const checkpoint::ManifestFile &listed = m.file(files_.files[f].name, path);
-        for (size_t c = 0; c < listed.chunks.size(); ++c) chunks.emplace_back(f, c);
+        for (const auto &r : m.file(files_.files[f].name, path).ranges) ranges.emplace_back(f, &r);
     }
-    fs::parallelFor(chunks.size(), fs::ioThreads(), [&](size_t i) {
-        const auto [f, c] = chunks[i];
-        const checkpoint::ManifestFile &listed = m.file(files_.files[f].name, path);
-        const int64_t at = static_cast<int64_t>(c) * listed.chunk_bytes;
-        const int64_t bytes = std::min(listed.chunk_bytes, listed.bytes - at);
-        const uint64_t got = open_[f].hashRange(at, bytes);
-        check(got == listed.chunks[c], Errc::kCorruption,
+    fs::parallelFor(ranges.size(), fs::ioThreads(), [&](size_t i) {
+        const auto [f, r] = ranges[i];
+        const uint64_t got = open_[f].hashRange(r->offset, r->bytes);
+        check(got == r->xxh3, Errc::kCorruption,
               "{}: version {}: bytes [{}, {}) of '{}' have XXH3 {}, its manifest says {}: the "
               "file is corrupt and the version is not loaded",
-              who_, version, at, at + bytes, open_[f].path(), checkpoint::hashHex(got),
-              checkpoint::hashHex(listed.chunks[c]));
+              who_, version, r->offset, r->offset + r->bytes, open_[f].path(),
+              checkpoint::hashHex(got), checkpoint::hashHex(r->xxh3));
     });
     fs::parallelFor(files_.files.size(), fs::ioThreads(), [&](size_t f) {
         if (!reads_[f]) return;

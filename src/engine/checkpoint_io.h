@@ -2,17 +2,17 @@
 // The filesystem transport's two ends (JobSpec::transport == filesystem). Trainers write each
 // version as a Hugging Face checkpoint under <fs_root>/step_<N>/ (checkpoint/file_layout.h):
 // every rank writes its planned share of the whole tensors into the same temporary files and
-// fsyncs them, and hashes the chunks it wrote alone from its slots on a thread of its own while
-// it converts and writes (checkpoint/chunks.h); once every rank is done, trainer rank 0 hashes
-// the chunks several ranks wrote from the files, renames the files into place and writes the
-// manifest last. Inference ranks wait for the manifest, check it against the layout, verify the
-// hash of every chunk of every file they read before copying a byte, then read their slices
+// fsyncs them, and hashes each of its writes from its slots on a thread of its own right after
+// writing it (checkpoint/ranges.h); once every rank is done, trainer rank 0 renames the files
+// into place and writes the manifest last, with every rank's hashes. Inference ranks wait for
+// the manifest, check it against the layout, verify the hash of every range of every file they
+// read before copying a byte, then read their slices
 // (checkpoint/shard_ranges.h) into their tensors. A directory without a manifest, or one whose
 // hashes do not match, is never loaded.
 
-#include "checkpoint/chunks.h"
 #include "checkpoint/file_layout.h"
 #include "checkpoint/manifest.h"
+#include "checkpoint/ranges.h"
 #include "checkpoint/shard_ranges.h"
 #include "engine/job.h"
 #include "layout/layout.h"
@@ -31,33 +31,32 @@
 
 namespace weightsync::engine {
 
-/// Hashes the chunks a trainer rank wrote alone from its arena, in the background, as their
-/// writes are posted (one thread, joined by the destructor).
-class ChunkHasher {
+/// Hashes a trainer rank's checkpoint writes from its arena in the background, each as soon as
+/// it is written (one thread, joined by the destructor).
+class WriteHasher {
   public:
-    ChunkHasher(const checkpoint::FileLayout &files, const checkpoint::ChunkPlan &chunks);
-    ~ChunkHasher();
-    ChunkHasher(const ChunkHasher &) = delete;
-    ChunkHasher &operator=(const ChunkHasher &) = delete;
+    WriteHasher(const checkpoint::FileLayout &files, const planner::RankPlan &plan);
+    ~WriteHasher();
+    WriteHasher(const WriteHasher &) = delete;
+    WriteHasher &operator=(const WriteHasher &) = delete;
 
     /// A new version: forgets the last one's hashes (waits for its pending work first).
     void begin(const std::byte *arena);
-    /// Hashes owned chunk `owned` (an index into ChunkPlan::owned) once its bytes are final.
-    void submit(uint32_t owned);
-    /// Waits for every submitted chunk; returns their hashes (every owned chunk must have been
-    /// submitted: Errc::kInternal otherwise).
-    std::vector<checkpoint::ChunkHash> finish();
+    /// Hashes write `index` of the plan (its bytes are in the arena and final).
+    void submit(size_t index);
+    /// Waits for every submitted write; returns their ranges with hashes (every write of the
+    /// plan must have been submitted: Errc::kInternal otherwise).
+    std::vector<checkpoint::HashedRange> finish();
 
   private:
     void run();
-    [[nodiscard]] uint64_t hash(const checkpoint::OwnedChunk &chunk) const;
     const checkpoint::FileLayout &files_;
-    const checkpoint::ChunkPlan &chunks_;
+    const planner::RankPlan &plan_;
     const std::byte *arena_ = nullptr;
     std::mutex mutex_;
     std::condition_variable cv_;
-    std::deque<uint32_t> queue_;
-    std::vector<uint64_t> hashes_;
+    std::deque<size_t> queue_;
+    std::vector<checkpoint::HashedRange> ranges_;  // per write of the plan
     std::vector<bool> hashed_;
     size_t busy_ = 0;
     bool stop_ = false;
@@ -76,13 +75,12 @@ class CheckpointWriter {
     void begin(uint64_t version, bool first_rank, const std::byte *arena);
     /// Write `index` of the rank's plan: its bytes into the whole tensor w.dest, at w.dest_offset.
     void write(size_t index);
-    /// fsync of every file of the version, then the hashes of the chunks this rank wrote alone.
-    std::vector<checkpoint::ChunkHash> sync();
-    /// Rank 0, after every rank synced, with every rank's chunk hashes (`hashes[t]` of rank t):
-    /// hashes the shared chunks from the files, temporary files -> final names, the index and
-    /// config.json (JobSpec::fs_config), the manifest (written last, atomically).
-    /// Errc::kProtocol when a rank's hashes do not match the chunks it wrote alone.
-    void finalize(uint64_t version, const std::vector<std::vector<checkpoint::ChunkHash>> &hashes);
+    /// fsync of every file of the version, then the hashed ranges of this rank's writes.
+    std::vector<checkpoint::HashedRange> sync();
+    /// Rank 0, after every rank synced, with every rank's hashed ranges: temporary files ->
+    /// final names, the index and config.json (JobSpec::fs_config), the manifest (written last,
+    /// atomically). Errc::kProtocol when the ranges (and the headers) do not tile the files.
+    void finalize(uint64_t version, std::vector<checkpoint::HashedRange> ranges);
 
     [[nodiscard]] const checkpoint::FileLayout &files() const { return files_; }
 
@@ -92,9 +90,7 @@ class CheckpointWriter {
     const planner::RankPlan &plan_;
     nlohmann::json config_;  // config.json of every step directory (null: none)
     checkpoint::FileLayout files_;
-    checkpoint::ChunkPlan chunks_;
-    std::vector<uint32_t> writes_left_;  // per owned chunk, this version
-    ChunkHasher hasher_;
+    WriteHasher hasher_;
     const std::byte *arena_ = nullptr;
     std::string dir_;                        // of the version being written
     std::vector<transport::fs::File> open_;  // its temporary files
@@ -107,7 +103,7 @@ class CheckpointReader {
                      const planner::PeerSpec &peer);
 
     /// Waits (until `deadline`) for version `version`'s manifest, checks it (version, layout,
-    /// files) and the XXH3 hash of every chunk and the header of every file this rank reads. Throws
+    /// files) and the XXH3 hash of every range and the header of every file this rank reads. Throws
     /// naming the directory or file: kTimeout (no manifest), kMismatch (another layout),
     /// kCorruption.
     void verify(uint64_t version, std::chrono::steady_clock::time_point deadline);

@@ -23,7 +23,6 @@ constexpr int64_t kMaxBytes = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMaxModelLength = 4096;
 constexpr int64_t kMaxRetainVersions = 1 << 20;
 constexpr int64_t kMaxPathLength = 4096;
-using checkpoint::kMaxChunkBytes;
 
 std::vector<int> gpuList(const jsonfields::Fields &f, std::string_view key) {
     if (!f.has(key)) return {0};
@@ -97,7 +96,6 @@ json JobSpec::toJson() const {
               {"transport_options", transport_options},
               {"fs_keep", fs_keep},
               {"fs_file_bytes", fs_file_bytes},
-              {"fs_chunk_bytes", fs_chunk_bytes},
               {"fs_config", fs_config},
               {"verify", verify},
               {"staging", staging},
@@ -161,8 +159,6 @@ void JobSpec::validate() const {
     check(fs_config.is_null() || fs_config.is_object(), Errc::kInvalidArgument,
           "job spec: 'fs_config' must be a JSON object (a Hugging Face config), got {}",
           jsonfields::brief(fs_config));
-    check(fs_chunk_bytes >= 1 && fs_chunk_bytes <= kMaxChunkBytes, Errc::kInvalidArgument,
-          "job spec: 'fs_chunk_bytes' must be in [1, {}], got {}", kMaxChunkBytes, fs_chunk_bytes);
     if (transport == transport::TransportChoice::kFilesystem) {
         check(!fs_root.empty(), Errc::kInvalidArgument,
               "job spec: transport 'filesystem' needs 'fs_root', the directory of the checkpoints");
@@ -227,7 +223,6 @@ JobSpec JobSpec::fromJson(const json &j) {
     s.fs_keep = static_cast<uint64_t>(
         f.integer("fs_keep", 1, kMaxRetainVersions, static_cast<int64_t>(s.fs_keep)));
     s.fs_file_bytes = f.integer("fs_file_bytes", 1, kMaxBytes, s.fs_file_bytes);
-    s.fs_chunk_bytes = f.integer("fs_chunk_bytes", 1, kMaxChunkBytes, s.fs_chunk_bytes);
     s.verify = f.boolean("verify");
     s.staging = f.boolean("staging", false);
     s.checksum = f.boolean("checksum", s.checksum);

@@ -2,7 +2,6 @@
 // The job description every agent reads from the coordinator at start-up: model, cluster shape,
 // transport and timeouts. Written once by whoever launches the job (the demo, a test, a script).
 
-#include "checkpoint/chunks.h"
 #include "layout/layout.h"
 #include "planner/plan.h"
 #include "transport/selector.h"
@@ -47,7 +46,6 @@ struct JobSpec {
     std::string fs_root;
     uint64_t fs_keep = 2;
     int64_t fs_file_bytes = int64_t{4} << 30;
-    int64_t fs_chunk_bytes = checkpoint::kDefaultChunkBytes;  // the manifest's hash chunks
     /// A Hugging Face config.json (a JSON object; null: none) that trainer rank 0 writes into
     /// every step directory, e.g. the inference model's config with its quantization_config,
     /// so that transformers' from_pretrained opens the directory as that model.

@@ -336,34 +336,35 @@ void TrainerAgent::transferStages(uint64_t version, PushMetrics &m) {
     writeStage(next_write, UINT32_MAX, m);
     t0 = Clock::now();
     for (auto &[name, l] : links_) (void)l.backend->flush(spec_.step_timeout);
-    if (checkpoint_) chunk_hashes_ = checkpoint_->sync();
+    if (checkpoint_) written_ranges_ = checkpoint_->sync();
     m.drain_seconds = secondsSince(t0);
 }
 
 void TrainerAgent::finishCheckpoint(uint64_t version, PushMetrics &m) {
     if (rank_ != 0) {
-        session_->publish(keys::checkpointChunks(version, rank_),
-                          protocol::CheckpointChunks{version, std::move(chunk_hashes_)});
+        session_->publish(keys::checkpointRanges(version, rank_),
+                          protocol::CheckpointRanges{version, std::move(written_ranges_)});
         return;
     }
     std::vector<std::string> others;
     for (int t = 1; t < spec_.mesh.ranks(); ++t) {
         others.push_back(keys::done(version, t));
-        others.push_back(keys::checkpointChunks(version, t));
+        others.push_back(keys::checkpointRanges(version, t));
     }
     const std::vector<std::string> values = session_->await(
         others, Clock::now() + spec_.step_timeout,
         protocol::AbortOn{.version = version, .lost_needed_only = spec_.rejoin_timeout.count() > 0},
         fmt::format("version {}: waiting for every trainer's checkpoint writes", version));
-    std::vector<std::vector<checkpoint::ChunkHash>> hashes(1, std::move(chunk_hashes_));
+    std::vector<checkpoint::HashedRange> ranges = std::move(written_ranges_);
     for (size_t i = 1; i < values.size(); i += 2) {
-        hashes.push_back(
-            protocol::decode<protocol::CheckpointChunks>(values[i], version, others[i]).chunks);
+        const auto theirs =
+            protocol::decode<protocol::CheckpointRanges>(values[i], version, others[i]).ranges;
+        ranges.insert(ranges.end(), theirs.begin(), theirs.end());
     }
     // Part of the write phase (the version is written once its manifest is); the wait for the
     // other ranks above is not: their own writes are in their metrics.
     const auto t0 = Clock::now();
-    checkpoint_->finalize(version, hashes);
+    checkpoint_->finalize(version, std::move(ranges));
     m.finalize_seconds = secondsSince(t0);
     logger("trainer")->info("rank 0: version {} checkpoint final in {:.3f} s", version,
                             m.finalize_seconds);

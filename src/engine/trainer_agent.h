@@ -87,7 +87,7 @@ class TrainerAgent {
     }
     void writeStage(size_t &next_write, uint32_t stage, PushMetrics &m);
     /// Filesystem transport, after the rank's writes are synced: ranks > 0 publish the hashes of
-    /// the chunks they wrote alone; rank 0 waits for every rank and makes the checkpoint final.
+    /// their writes; rank 0 waits for every rank and makes the checkpoint final.
     void finishCheckpoint(uint64_t version, PushMetrics &m);
     [[noreturn]] void failInit(const Error &e);
     /// The backend named `name`, created on first use with the slot arena registered once.
@@ -109,8 +109,8 @@ class TrainerAgent {
     std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights, if any
     std::unique_ptr<TrainerCompute> compute_;                  // weights, slot arena, conversion
     std::map<std::string, Link> links_;
-    std::unique_ptr<CheckpointWriter> checkpoint_;     // the filesystem transport's writer
-    std::vector<checkpoint::ChunkHash> chunk_hashes_;  // of this version's chunks written alone
+    std::unique_ptr<CheckpointWriter> checkpoint_;         // the filesystem transport's writer
+    std::vector<checkpoint::HashedRange> written_ranges_;  // this version's writes, hashed
     // targets_[peer][dest]: how to write that tensor: backend, imported region, offset in it.
     struct Target {
         Link *link = nullptr;

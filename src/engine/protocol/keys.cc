@@ -64,8 +64,8 @@ std::string paused(uint64_t version, const std::string &peer) {
 std::string done(uint64_t version, int rank) {
     return versionPrefix(version) + fmt::format("done/{}", rank);
 }
-std::string checkpointChunks(uint64_t version, int rank) {
-    return versionPrefix(version) + fmt::format("chunks/{}", rank);
+std::string checkpointRanges(uint64_t version, int rank) {
+    return versionPrefix(version) + fmt::format("ranges/{}", rank);
 }
 std::string landed(uint64_t version, const std::string &peer) {
     return versionPrefix(version) + "landed/" + peer;
@@ -100,7 +100,7 @@ std::string participantOf(const std::string &key) {
         const size_t from = std::string("init/pair/").size();
         return trainerName(std::stoi(key.substr(from, key.find('/', from) - from)));
     }
-    if (under("done") || under("chunks") || under("metrics") || under("trainer") ||
+    if (under("done") || under("ranges") || under("metrics") || under("trainer") ||
         under("ready")) {
         return trainerName(std::stoi(last()));
     }

@@ -17,7 +17,7 @@
 //   v/<N>/request               trainer rank 0 asks for version N
 //   v/<N>/paused/<peer>         the peer stopped reading weights (Paused)
 //   v/<N>/done/<t>              trainer t's writes of N are complete at their targets (Done)
-//   v/<N>/chunks/<t>            filesystem: hashes of the checkpoint chunks t wrote alone
+//   v/<N>/ranges/<t>            filesystem: hashes of trainer t's checkpoint writes
 //   v/<N>/landed/<peer>         every byte of N is in the peer's memory
 //   v/<N>/prepared/<peer>       the peer applied N (staging copied, hooks ran), not serving it
 //   v/<N>/outcome               commit or abort: the one decision, first writer wins (Outcome)
@@ -55,7 +55,7 @@ std::string versionPrefix(uint64_t version);
 std::string request(uint64_t version);
 std::string paused(uint64_t version, const std::string &peer);
 std::string done(uint64_t version, int rank);
-std::string checkpointChunks(uint64_t version, int rank);
+std::string checkpointRanges(uint64_t version, int rank);
 std::string landed(uint64_t version, const std::string &peer);
 std::string prepared(uint64_t version, const std::string &peer);
 std::string outcome(uint64_t version);

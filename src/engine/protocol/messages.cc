@@ -41,24 +41,25 @@ void from_json(const json &j, Paused &m) {
     m.version = integer<uint64_t>(j, "version");
     m.held = integer<uint64_t>(j, "held");
 }
-void to_json(json &j, const CheckpointChunks &m) {
+void to_json(json &j, const CheckpointRanges &m) {
     json list = json::array();
-    for (const checkpoint::ChunkHash &c : m.chunks) {
-        list.push_back({c.file, c.chunk, checkpoint::hashHex(c.xxh3)});
+    for (const checkpoint::HashedRange &r : m.ranges) {
+        list.push_back({r.file, r.offset, r.bytes, checkpoint::hashHex(r.xxh3)});
     }
-    j = {{"version", m.version}, {"chunks", list}};
+    j = {{"version", m.version}, {"ranges", list}};
 }
-void from_json(const json &j, CheckpointChunks &m) {
+void from_json(const json &j, CheckpointRanges &m) {
     m.version = integer<uint64_t>(j, "version");
-    const json &list = j.at("chunks");
-    check(list.is_array(), Errc::kProtocol, "chunks: expected an array, got {}", list.type_name());
-    m.chunks.clear();
-    for (const json &c : list) {
-        check(c.is_array() && c.size() == 3 && c[2].is_string(), Errc::kProtocol,
-              "chunks: expected [file, chunk, hex hash], got {}", c.dump());
-        m.chunks.push_back({jsonInteger<uint32_t>(c[0], "file"),
-                            jsonInteger<uint32_t>(c[1], "chunk"),
-                            checkpoint::parseHashHex(c[2].get<std::string>(), "chunks")});
+    const json &list = j.at("ranges");
+    check(list.is_array(), Errc::kProtocol, "ranges: expected an array, got {}", list.type_name());
+    m.ranges.clear();
+    for (const json &r : list) {
+        check(r.is_array() && r.size() == 4 && r[3].is_string(), Errc::kProtocol,
+              "ranges: expected [file, offset, bytes, hex hash], got {}", r.dump());
+        m.ranges.push_back({jsonInteger<uint32_t>(r[0], "file"),
+                            jsonInteger<int64_t>(r[1], "offset"),
+                            jsonInteger<int64_t>(r[2], "bytes"),
+                            checkpoint::parseHashHex(r[3].get<std::string>(), "ranges")});
     }
 }
 void to_json(json &j, const Done &m) {
@@ -235,7 +236,7 @@ WEIGHTSYNC_PROTOCOL_MESSAGE(Outcome)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Resumed)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Aborted)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Verified)
-WEIGHTSYNC_PROTOCOL_MESSAGE(CheckpointChunks)
+WEIGHTSYNC_PROTOCOL_MESSAGE(CheckpointRanges)
 WEIGHTSYNC_PROTOCOL_MESSAGE(PushMetrics)
 
 #undef WEIGHTSYNC_PROTOCOL_MESSAGE

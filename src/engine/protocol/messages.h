@@ -3,7 +3,7 @@
 // the weight version it belongs to and decode() checks it against the version of the key it was
 // read from, so a message can never pair with another version's step.
 
-#include "checkpoint/chunks.h"
+#include "checkpoint/ranges.h"
 #include "common/error.h"
 
 #include <cstdint>
@@ -75,11 +75,11 @@ struct Aborted {
     std::string error;
 };
 
-/// Filesystem transport: the hashes of the checkpoint chunks a trainer rank wrote alone
-/// (checkpoint/chunks.h), for trainer rank 0's manifest.
-struct CheckpointChunks {
+/// Filesystem transport: the hashes of a trainer rank's writes into the checkpoint
+/// (checkpoint/ranges.h), for trainer rank 0's manifest.
+struct CheckpointRanges {
     uint64_t version = 0;
-    std::vector<checkpoint::ChunkHash> chunks;
+    std::vector<checkpoint::HashedRange> ranges;
 };
 
 /// An inference rank compared every byte of the version with the reference conversion.

@@ -116,9 +116,6 @@ LocalJobOptions fsJob(const std::string &root, int steps) {
     o.spec.transport = transport::TransportChoice::kFilesystem;
     o.spec.fs_root = root;
     o.spec.fs_file_bytes = 300'000;
-    // Small hash chunks: some written by one trainer rank alone (hashed from its slots), some by
-    // both (hashed from the files by rank 0).
-    o.spec.fs_chunk_bytes = 4096;
     o.spec.step_timeout = 20s;
     o.spec.init_timeout = 20s;
     o.executable = testing::weightsyncBin();

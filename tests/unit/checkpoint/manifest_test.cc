@@ -14,8 +14,10 @@ Manifest sample() {
     return {7,
             "glm5-tiny",
             "0123456789abcdef",
-            {{"model-00001-of-00001.safetensors", 1234, 1000, {0xfedcba9876543210ULL, 2}},
-             {"model.safetensors.index.json", 56, 1000, {1}}}};
+            {{"model-00001-of-00001.safetensors",
+              1234,
+              {{0, 1000, 0xfedcba9876543210ULL}, {1000, 234, 2}}},
+             {"model.safetensors.index.json", 56, {{0, 56, 1}}}}};
 }
 
 TEST(Manifest, RoundTrips) {
@@ -45,20 +47,26 @@ TEST(Manifest, RefusesWhatIsNotAManifest) {
     bad["format"] = "other/1";
     refused(bad, "format");
     bad = j;
-    bad["files"][0]["xxh3_chunks"][0] = "123";
+    bad["files"][0]["xxh3_ranges"][0][2] = "123";
     refused(bad, "hex digits");
     bad = j;
-    bad["files"][0]["xxh3_chunks"][1] = "zzzzzzzzzzzzzzzz";
+    bad["files"][0]["xxh3_ranges"][1][2] = "zzzzzzzzzzzzzzzz";
     refused(bad, "hex digits");
     bad = j;
-    bad["files"][0]["xxh3_chunks"][1] = 7;
-    refused(bad, "xxh3_chunks");
-    bad = j;  // 1234 bytes in chunks of 1000 are two chunks, not one
-    bad["files"][0]["xxh3_chunks"].erase(1);
-    refused(bad, "make 2");
+    bad["files"][0]["xxh3_ranges"][1] = 7;
+    refused(bad, "xxh3_ranges");
+    bad = j;  // the file's last 234 bytes are not covered
+    bad["files"][0]["xxh3_ranges"].erase(1);
+    refused(bad, "cover 1000 bytes of 1234");
     bad = j;
-    bad["files"][0]["chunk_bytes"] = 0;
-    refused(bad, "chunk_bytes");
+    bad["files"][0]["xxh3_ranges"][1][0] = 999;
+    refused(bad, "overlap");
+    bad = j;
+    bad["files"][0]["xxh3_ranges"][1][0] = 1001;
+    refused(bad, "gap");
+    bad = j;
+    bad["files"][0]["xxh3_ranges"][1][1] = 235;
+    refused(bad, "past the file");
     bad = j;
     bad["files"][0]["name"] = "../escape";
     refused(bad, "plain file name");
