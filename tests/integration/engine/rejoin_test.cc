@@ -128,8 +128,12 @@ TEST_P(Rejoin, AnEngineKilledMidVersionRejoinsAndTakesEveryLaterVersion) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Staging, Rejoin, ::testing::Values(RejoinCase{false, 5}));
-INSTANTIATE_TEST_SUITE_P(FlipBySwap, Rejoin, ::testing::Values(RejoinCase{true, 4}));
+std::string caseName(const ::testing::TestParamInfo<RejoinCase> &info) {
+    return "KilledAtVersion" + std::to_string(info.param.killed_at);
+}
+
+INSTANTIATE_TEST_SUITE_P(Staging, Rejoin, ::testing::Values(RejoinCase{false, 5}), caseName);
+INSTANTIATE_TEST_SUITE_P(FlipBySwap, Rejoin, ::testing::Values(RejoinCase{true, 4}), caseName);
 
 }  // namespace
 }  // namespace weightsync::engine
