@@ -39,7 +39,7 @@ std::string readFile(const std::string &path) {
 }
 
 TEST_P(Rejoin, AnEngineKilledMidVersionRejoinsAndTakesEveryLaterVersion) {
-    const uint64_t kKilledAt = GetParam().killed_at;
+    const uint64_t killed_at = GetParam().killed_at;
     LocalJobOptions o;
     o.spec.model = "glm5-tiny";
     o.spec.mesh = {1, 2, 2};
@@ -58,21 +58,21 @@ TEST_P(Rejoin, AnEngineKilledMidVersionRejoinsAndTakesEveryLaterVersion) {
     const std::vector<std::string> keep_going = {"--keep-going"};
     for (const std::string t : {"trainer0", "trainer1"}) o.extra_args[t] = keep_going;
     for (const std::string p : {"inference-e0r0", "inference-e0r1"}) o.extra_args[p] = keep_going;
-    const std::string fault = "paused@" + std::to_string(kKilledAt) + ":kill";
+    const std::string fault = "paused@" + std::to_string(killed_at) + ":kill";
     for (const std::string p : {"inference-e1r0", "inference-e1r1"}) {
         o.extra_args[p] = {"--keep-going", "--fault", fault};
     }
     LocalJob job(o);
     job.start();
 
-    // Engine 1 dies in version kKilledAt; once that version has failed, it is started again.
+    // Engine 1 dies in version killed_at; once that version has failed, it is started again.
     const auto deadline = std::chrono::steady_clock::now() + 120s;
     bool restarted = false;
     std::map<std::string, int> codes;
     while (std::chrono::steady_clock::now() < deadline) {
         codes = job.ended();
         if (!restarted && codes.contains("inference-e1r0") && codes.contains("inference-e1r1") &&
-            job.store().get(keys::outcome(kKilledAt))) {
+            job.store().get(keys::outcome(killed_at))) {
             EXPECT_EQ(codes.at("inference-e1r0"), 128 + 9);
             job.restartAgent("inference-e1r0", keep_going);
             job.restartAgent("inference-e1r1", keep_going);
@@ -82,7 +82,7 @@ TEST_P(Rejoin, AnEngineKilledMidVersionRejoinsAndTakesEveryLaterVersion) {
         if (restarted && codes.size() == 6) break;
         std::this_thread::sleep_for(20ms);
     }
-    ASSERT_TRUE(restarted) << "engine 1 was never killed, or version " << kKilledAt
+    ASSERT_TRUE(restarted) << "engine 1 was never killed, or version " << killed_at
                            << " never decided";
     codes = job.wait(0ms);
     for (const auto &[name, code] : codes) {
@@ -98,7 +98,7 @@ TEST_P(Rejoin, AnEngineKilledMidVersionRejoinsAndTakesEveryLaterVersion) {
     for (uint64_t v = 1; v <= kVersions; ++v) {
         SCOPED_TRACE("version " + std::to_string(v));
         const protocol::Outcome o_v = outcome(v);
-        if (v == kKilledAt) {
+        if (v == killed_at) {
             EXPECT_FALSE(o_v.commit);
             EXPECT_NE(o_v.reason.find("e1r"), std::string::npos) << o_v.reason;  // names the dead
             // The survivors kept the version before, staged: untouched and verified.
@@ -106,7 +106,7 @@ TEST_P(Rejoin, AnEngineKilledMidVersionRejoinsAndTakesEveryLaterVersion) {
                 const auto a = job.store().get(keys::aborted(v, protocol::inferenceName(p)));
                 ASSERT_TRUE(a) << p;
                 const auto aborted = protocol::decode<protocol::Aborted>(*a, v, "aborted");
-                EXPECT_EQ(aborted.held, kKilledAt - 1);
+                EXPECT_EQ(aborted.held, killed_at - 1);
                 EXPECT_TRUE(aborted.intact && aborted.serving);
                 EXPECT_EQ(aborted.mismatched_bytes_vs_held, 0);
             }
