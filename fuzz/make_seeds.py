@@ -40,7 +40,7 @@ HELLO = {"fingerprint": "be41c66bd1e839aa",
                     {"bytes": 16, "dtype": "fp32", "name": "model.layers.0.self_attn.fused_qkv_a_proj.weight_scale_inv",
                      "shape": [2, 2]}]}
 MEMORY = {"endpoints": [{"address": b64(b"WSUCX1:" + bytes(range(40))), "backend": "ucx", "regions": [DESCRIPTOR]}],
-          "generation": 626835103002, "host": "vm/cbf7edf5-f903-414e-b1be-800b69ac5e9e",
+          "generation": 626835103002, "copies": 1, "host": "vm/cbf7edf5-f903-414e-b1be-800b69ac5e9e",
           "tensors": [{"bytes": 262144, "chunks": [[0, 0, 262144]], "name": "model.embed_tokens.weight"},
                       {"bytes": 512, "chunks": [[0, 262144, 512]], "name": "model.layers.0.input_layernorm.weight"}]}
 SPEC = {"device": "cpu", "engines": [{"ep": 2, "expert_maps": [], "ranks": 2, "tp": 1},
@@ -112,7 +112,7 @@ def seeds():
     # the first byte picks the message type (step_protocol_fuzz.cc).
     yield "step_protocol", {
         "request": b"\x00" + compact({"version": 2}),
-        "paused": b"\x01" + compact({"version": 2, "held": 1}),
+        "paused": b"\x01" + compact({"version": 2, "held": 1, "target": 1}),
         "done": b"\x02" + compact({"version": 2, "bytes": 7000000, "writes": 236}),
         "landed": b"\x03" + compact({"version": 2}),
         "prepared": b"\x04" + compact({"version": 2, "wait_seconds": 0.01, "hook_seconds": 0.002}),

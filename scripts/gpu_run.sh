@@ -23,9 +23,11 @@
 #   2 -> 2 beside CUDA-IPC, and raw NCCL send/recv (bench/gpu/nccl_sendrecv.py) of the same bytes;
 #   scripts/gpu_nccl_table.py prints the comparison. Builds against the NCCL that PyTorch ships
 #   (nvidia-nccl wheel) when there is one, so both sides of the comparison run one NCCL.
-#   integrity: issue 18: the checksum kernel against its CPU reference, the GLM-5 update with and
-#   without checksums (overhead), and --flip against --staging (how long generation is parked
-#   against the wire time); scripts/gpu_integrity_table.py prints the table, integrity.json.
+#   integrity: issue 18: the checksum and probe kernels against their CPU references, the GPU
+#   probe's own test, the GLM-5 update with and without checksums (overhead), and --flip (a swap
+#   of the arenas) and --flip-copy against --staging (how long generation is parked, by the GPU
+#   probe's gap, against the wire time); scripts/gpu_integrity_table.py prints the table,
+#   integrity.json.
 # WS_BUNDLE=1 packs everything but summary.{txt,json} into results.tgz (the device tool brings
 # back only a few files).
 set -uo pipefail
@@ -163,16 +165,19 @@ fi
 if [ "$MODE" = integrity ]; then
     # Issue 18. The checksum kernel bit for bit against the CPU reference. Then the GLM-5 update
     # (5 layers, FSDP 2 x EP 2 on GPU 0 -> 2 ranks on GPU $IG) without and with --checksum,
-    # alternated twice in this run (overhead target <= 3 %); --staging against --flip (the
-    # readers parked, paused_s, against the wire time post + drain of the same version: target
-    # <= 0.2 x); and a verified --flip --checksum run (bit-exact every version).
-    step checksum_gpu_test "$B/tests/gpu/kernels/kernels_gpu_test" --gtest_filter='KernelsChecksumGpu.*'
+    # alternated twice in this run (overhead target <= 3 %); --staging against --flip (swap) and
+    # --flip-copy (the gap the GPU probe saw, probe_gap_s, and the readers parked, paused_s,
+    # against the wire time post + drain of the same version: target <= 0.2 x); and a verified
+    # --flip --checksum run (bit-exact every version).
+    step checksum_gpu_test "$B/tests/gpu/kernels/kernels_gpu_test" --gtest_filter='KernelsChecksumGpu.*:KernelsProbeGpu.*'
+    step probe_gpu_test ctest --test-dir "$B" -R GpuProbe --output-on-failure
     for i in 1 2; do
         demo "i_plain_$i" "${GLM5[@]}" "${T2[@]}" --no-verify
         demo "i_checksum_$i" "${GLM5[@]}" "${T2[@]}" --no-verify --checksum
     done
     demo i_staging "${GLM5[@]}" "${T2[@]}" --no-verify --staging --checksum
     demo i_flip "${GLM5[@]}" "${T2[@]}" --no-verify --flip --checksum
+    demo i_flip_copy "${GLM5[@]}" "${T2[@]}" --no-verify --flip-copy --checksum
     demo i_flip_verified "${GLM5[@]}" "${T2[@]}" --flip --checksum
     $PY scripts/gpu_integrity_table.py "$OUT" --json-out "$OUT/integrity.json" | tee "$OUT/integrity.txt"
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"

@@ -44,13 +44,24 @@ class TrainerCompute {
 };
 
 /// An inference rank's memory: the live destination tensors and an optional staging copy that
-/// receives the writes.
+/// receives the writes. The arenas have fixed indices (0: live at the start, 1: staging); which
+/// one is live is a role that swap() trades.
 class ReceiverMemory {
   public:
     virtual ~ReceiverMemory() = default;
-    [[nodiscard]] virtual Arena &live() = 0;
-    /// The arena writers target: the staging copy when staging, else the live one.
-    [[nodiscard]] virtual Arena &target() = 0;
+    /// 1, or 2 with staging.
+    [[nodiscard]] virtual size_t arenas() const = 0;
+    /// Arena `index` (< arenas()), whatever its role.
+    [[nodiscard]] virtual Arena &arena(size_t index) = 0;
+    [[nodiscard]] size_t liveIndex() const { return live_; }
+    /// The arena writers target: staging when staging, else the live one.
+    [[nodiscard]] size_t targetIndex() const { return arenas() > 1 ? 1 - live_ : live_; }
+    [[nodiscard]] Arena &live() { return arena(live_); }
+    [[nodiscard]] Arena &target() { return arena(targetIndex()); }
+    /// The swap flip (staging required): live and staging trade roles, no byte moves (O(1)).
+    /// The staged version is live, the one before is in staging: swap() again brings it back.
+    /// Whoever holds addresses of the live arena must follow (engine/serving.h).
+    void swap();
     /// Makes the staged version live: staging and live trade contents (no-op without staging),
     /// so that rollback() can bring the previous version back.
     virtual void commit() = 0;
@@ -58,10 +69,13 @@ class ReceiverMemory {
     virtual void rollback() = 0;
     /// Host copy of `bytes` at `offset` of the live arena (hooks read derived-tensor inputs).
     virtual void readLive(size_t offset, size_t bytes, std::byte *out) = 0;
-    /// With staging and --flip: copies staging over live (one device-to-device copy at memory
-    /// bandwidth; the short pause of a flip update). Staging keeps the same bytes, so the
-    /// version before is gone from both: no rollback() after it.
+    /// The copy flip (staging required), for live memory whose address must not change: copies
+    /// staging over live (one device-to-device copy at memory bandwidth). Staging keeps the same
+    /// bytes, so the version before is gone from both: no rollback() after it.
     virtual void flip() = 0;
+
+  private:
+    size_t live_ = 0;
 };
 
 /// `external`: the caller's weights (nullptr = synthetic weights of spec.seed). Where they live
@@ -73,9 +87,11 @@ std::unique_ptr<TrainerCompute> makeTrainerCompute(
 
 /// `target`: memory for the arena that receives writes (staging or live) when a transport
 /// offers better memory than a plain allocation (UCX shared memory, written one-sided); null =
-/// allocate it here.
+/// allocate it here. `live`: the same for the live arena with staging, which receives writes
+/// too once swap() made it staging.
 std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec, int gpu, size_t bytes,
-                                                   std::unique_ptr<Arena> target = nullptr);
+                                                   std::unique_ptr<Arena> target = nullptr,
+                                                   std::unique_ptr<Arena> live = nullptr);
 
 /// The GPU of trainer rank `rank` / of inference peer index `peer` (-1 for CPU jobs).
 int trainerGpu(const JobSpec &spec, int rank);

@@ -8,6 +8,7 @@
 #include "kernels/checksum/checksum_ref.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <future>
 #include <utility>
@@ -98,34 +99,40 @@ void swapArenas(Arena &a, Arena &b) {
 
 class CpuReceiverMemory : public ReceiverMemory {
   public:
-    CpuReceiverMemory(const JobSpec &spec, size_t bytes, std::unique_ptr<Arena> target) {
+    CpuReceiverMemory(const JobSpec &spec, size_t bytes, std::unique_ptr<Arena> target,
+                      std::unique_ptr<Arena> live) {
+        const auto own = [bytes](std::unique_ptr<Arena> offered) {
+            return offered ? std::move(offered) : platform::makeHostArena(bytes);
+        };
         if (spec.staging) {
-            staging_ = target ? std::move(target) : platform::makeHostArena(bytes);
-            live_ = platform::makeHostArena(bytes);
+            arenas_[0] = own(std::move(live));
+            arenas_[1] = own(std::move(target));
         } else {
-            live_ = target ? std::move(target) : platform::makeHostArena(bytes);
+            arenas_[0] = own(std::move(target));
         }
     }
-    Arena &live() override { return *live_; }
-    Arena &target() override { return staging_ ? *staging_ : *live_; }
+    [[nodiscard]] size_t arenas() const override { return arenas_[1] ? 2 : 1; }
+    Arena &arena(size_t index) override {
+        check(index < arenas(), Errc::kInternal, "arena {} of {}", index, arenas());
+        return *arenas_[index];
+    }
     void commit() override {
-        if (staging_) swapArenas(*live_, *staging_);
+        if (arenas() > 1) swapArenas(live(), target());
     }
     void rollback() override {
-        if (staging_) swapArenas(*live_, *staging_);
+        if (arenas() > 1) swapArenas(live(), target());
     }
     void readLive(size_t offset, size_t bytes, std::byte *out) override {
-        check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");
-        std::memcpy(out, live_->data() + offset, bytes);
+        check(offset + bytes <= live().size(), Errc::kInternal, "read past the live arena");
+        std::memcpy(out, live().data() + offset, bytes);
     }
     void flip() override {
-        check(staging_ != nullptr, Errc::kInternal, "flip without a staging copy");
-        std::memcpy(live_->data(), staging_->data(), live_->size());
+        check(arenas() > 1, Errc::kInternal, "flip without a staging copy");
+        std::memcpy(live().data(), target().data(), live().size());
     }
 
   private:
-    std::unique_ptr<Arena> live_;
-    std::unique_ptr<Arena> staging_;
+    std::array<std::unique_ptr<Arena>, 2> arenas_;  // [0] live at the start, [1] staging
 };
 
 #if !WEIGHTSYNC_HAVE_CUDA
@@ -164,8 +171,14 @@ std::unique_ptr<TrainerCompute> makeTrainerCompute(
     return std::make_unique<CpuTrainerCompute>(spec, layout, rank, plan, std::move(external));
 }
 
+void ReceiverMemory::swap() {
+    check(arenas() > 1, Errc::kInternal, "a swap flip without a staging copy");
+    live_ = 1 - live_;
+}
+
 std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec, int gpu, size_t bytes,
-                                                   std::unique_ptr<Arena> target) {
+                                                   std::unique_ptr<Arena> target,
+                                                   std::unique_ptr<Arena> live) {
     if (spec.device == Device::kCuda) {
 #if WEIGHTSYNC_HAVE_CUDA
         return makeCudaReceiverMemory(spec, gpu, bytes);
@@ -174,7 +187,7 @@ std::unique_ptr<ReceiverMemory> makeReceiverMemory(const JobSpec &spec, int gpu,
         noCuda();
 #endif
     }
-    return std::make_unique<CpuReceiverMemory>(spec, bytes, std::move(target));
+    return std::make_unique<CpuReceiverMemory>(spec, bytes, std::move(target), std::move(live));
 }
 
 }  // namespace weightsync::engine

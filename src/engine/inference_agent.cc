@@ -165,6 +165,16 @@ void InferenceAgent::init() {
         joinable_ = session_->cached(keys::outcome(v)) ? v + 1 : v;
     }
     if (make_readers_) readers_ = make_readers_(weights_);
+    // The flip swaps the arenas' roles where nobody holds the live addresses for good: the
+    // agent's own arena (the caller's tensors are never staged), read by readers that can follow
+    // a new address. Otherwise it copies staging over live (compute.h, ReceiverMemory::flip).
+    swap_ = spec_.flip && !spec_.flip_copy && memory_ && memory_->arenas() == 2 &&
+            (!readers_ || readers_->canRebind());
+    if (spec_.flip) {
+        logger("inference")
+            ->info("{}: flip by {}", peer_.name,
+                   swap_ ? "swapping live and staging (O(1))" : "copying staging over live");
+    }
     int64_t total = 0;
     for (const planner::LocalTensor &t : weights_.tensors) total += t.bytes;
     if (metrics_ && !regions_.empty()) {
@@ -190,29 +200,64 @@ void InferenceAgent::allocateArena(int gpu) {
     backends_ = receiverBackends(spec_, kind, gpu, make_backend_);
     // A single transport may offer memory it can be written into one-sided (UCX shared
     // memory): then the writers' copies land directly and this rank does no work at all.
-    std::unique_ptr<transport::LocalRegion> offered;
+    // With flip both arenas take writes (a swap flip makes live the next version's staging).
+    copies_ = spec_.flip ? 2 : 1;
+    std::vector<std::unique_ptr<transport::LocalRegion>> offered;
     if (backends_.size() == 1) {
-        offered = backends_.front()->allocateMemory(static_cast<size_t>(total), kind, gpu);
+        for (size_t c = 0; c < copies_; ++c) {
+            offered.push_back(
+                backends_.front()->allocateMemory(static_cast<size_t>(total), kind, gpu));
+            if (!offered.back()) offered.clear();
+            if (offered.empty()) break;
+        }
     }
-    memory_ =
-        makeReceiverMemory(spec_, gpu, static_cast<size_t>(total),
-                           offered ? platform::viewArena(static_cast<std::byte *>(offered->data()),
-                                                         offered->size(), kind, gpu)
-                                   : nullptr);
-    const Arena &live = memory_->live();
-    for (int64_t off : offsets_) weights_.data.push_back(live.data() + off);
-    weights_.on_device = live.kind() == transport::MemoryKind::kCuda;
-    weights_.device = live.device();
-    const Arena &target = memory_->target();
+    const auto view = [&](size_t c) -> std::unique_ptr<Arena> {
+        if (c >= offered.size()) return nullptr;
+        return platform::viewArena(static_cast<std::byte *>(offered[c]->data()), offered[c]->size(),
+                                   kind, gpu);
+    };
+    // offered[0] backs the arena that receives writes first (staging, or the only one).
+    memory_ = makeReceiverMemory(spec_, gpu, static_cast<size_t>(total), view(0), view(1));
+    bindLive();
+    weights_.on_device = memory_->live().kind() == transport::MemoryKind::kCuda;
+    weights_.device = memory_->live().device();
+    // Registered once per backend: the arena that receives writes, or with flip both arenas,
+    // as region i = arena i (the writers' copy i, Paused::target).
+    std::vector<size_t> registered;
+    if (copies_ == 2) {
+        registered = {0, 1};
+    } else {
+        registered = {memory_->targetIndex()};
+    }
     for (auto &b : backends_) {
         regions_.emplace_back();
-        if (offered) {
-            regions_.back().push_back(std::move(offered));
+        if (!offered.empty()) {
+            // The staging arena is arena 1, backed by offered[0]; the live one by offered[1].
+            if (copies_ == 2) {
+                regions_.back().push_back(std::move(offered[1]));
+                regions_.back().push_back(std::move(offered[0]));
+            } else {
+                regions_.back().push_back(std::move(offered[0]));
+            }
             continue;
         }
-        regions_.back().push_back(
-            b->registerMemory(target.data(), target.size(), target.kind(), target.device()));
+        for (const size_t a : registered) {
+            const Arena &arena = memory_->arena(a);
+            regions_.back().push_back(
+                b->registerMemory(arena.data(), arena.size(), arena.kind(), arena.device()));
+        }
     }
+}
+
+void InferenceAgent::bindLive() {
+    const Arena &live = memory_->live();
+    weights_.data.clear();
+    for (const int64_t off : offsets_) weights_.data.push_back(live.data() + off);
+}
+
+uint32_t InferenceAgent::writeTarget() const {
+    // Region i of the own arena's record is arena i when both are registered (flip).
+    return memory_ && copies_ == 2 ? static_cast<uint32_t>(memory_->targetIndex()) : 0;
 }
 
 void InferenceAgent::registerExternalTensors() {
@@ -244,6 +289,7 @@ void InferenceAgent::publishMemory() {
     MemoryRecord record;
     record.host = hostIdentity();
     record.generation = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+    record.copies = static_cast<uint32_t>(copies_);
     for (size_t b = 0; b < backends_.size(); ++b) {
         Endpoint ep{backends_[b]->capabilities().name, backends_[b]->address(), {}};
         for (const auto &r : regions_[b]) ep.regions.push_back(r->describe());
@@ -306,7 +352,7 @@ void InferenceAgent::matchWrites(Clock::time_point deadline) {
         const planner::Receive &r = receives_[i];
         if (i > 0 && r.stage != receives_[i - 1].stage) b.submit();
         const bool arena = memory_ != nullptr;
-        const transport::LocalRegion &region = *regions[arena ? 0 : r.dest];
+        const transport::LocalRegion &region = *regions[arena ? writeTarget() : r.dest];
         const auto offset = static_cast<size_t>((arena ? offsets_[r.dest] : 0) + r.dest_offset);
         b.postReceive(region, offset, protocol::trainerName(r.trainer),
                       static_cast<size_t>(r.bytes));
@@ -415,6 +461,8 @@ class InferenceAgent::Work : public protocol::InferenceWork {
     void at(protocol::Point point, uint64_t version) override {
         if (agent_.on_point_) agent_.on_point_(point, version);
     }
+    uint32_t writeTarget() override { return agent_.writeTarget(); }
+    bool swapped() override { return agent_.swapped_; }
     void receive(uint64_t version, protocol::Clock::time_point deadline) override {
         agent_.receive(version, deadline);
     }
@@ -453,7 +501,13 @@ void InferenceAgent::apply(uint64_t version) {
     // Filesystem, in place: every rank has verified its files (the landed barrier), so the live
     // tensors are only touched once the whole fleet can load the version.
     if (checkpoint_ && !spec_.staging) checkpoint_->copy(weights_.data);
-    if (memory_ && spec_.flip) {
+    if (swap_) {
+        // The only work while the readers wait: they, the hooks and the checks follow live.
+        memory_->swap();
+        swapped_ = true;
+        bindLive();
+        if (readers_) readers_->rebind(weights_);
+    } else if (memory_ && spec_.flip) {
         memory_->flip();  // staging copied over live: the only work while the readers wait
     } else if (memory_) {
         memory_->commit();  // with staging: staging and live trade places
@@ -464,7 +518,18 @@ void InferenceAgent::apply(uint64_t version) {
 
 protocol::InferenceWork::Restored InferenceAgent::restore(uint64_t held, bool applied) {
     protocol::InferenceWork::Restored r;
-    if (memory_ && spec_.flip) {
+    if (swap_) {
+        // Swapped: staging (live until the swap) still holds `held`; swap back. Unswapped,
+        // every write went to staging: live is untouched.
+        if (swapped_) {
+            memory_->swap();
+            swapped_ = false;
+            bindLive();
+            if (readers_) readers_->rebind(weights_);
+            if (held > 0) runHooks(held);
+        }
+        r.intact = true;
+    } else if (memory_ && spec_.flip) {
         // Unapplied, every write went to staging: live is untouched. Once flipped, the version
         // before is in neither copy (only verification can say more).
         r.intact = !applied;
@@ -493,6 +558,7 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
           "inference {}: asked to serve version {}, but it took part in version {} already",
           peer_.name, version, std::max(version_, attempted_));
     attempted_ = version;
+    swapped_ = false;
     StepResult r;
     r.version = version;
     Work work(*this);
@@ -512,6 +578,7 @@ StepResult InferenceAgent::serveStep(uint64_t version) {
         metrics_->received(version, v.committed, bytes, v.wait_seconds, v.hook_seconds);
     }
     r.committed = v.committed;
+    r.swapped = v.swapped;
     if (prunes_) {
         const std::vector<std::string> removed =
             pruneCheckpoints(spec_.fs_root, version, spec_.fs_keep);

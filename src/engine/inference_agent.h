@@ -38,6 +38,7 @@ struct StepResult {
     double paused_seconds = 0;      // the readers were parked
     double probe_gap_seconds = -1;  // the readers' longest gap between steps (-1: unmeasured)
     double verify_seconds = 0;
+    bool swapped = false;  // flip: the arenas swapped roles (else staging was copied over live)
 };
 
 /// A destination tensor owned by the caller (e.g. a torch parameter), registered in place: the
@@ -101,6 +102,9 @@ class InferenceAgent {
     [[nodiscard]] const JobSpec &spec() const { return spec_; }
     [[nodiscard]] const planner::PeerSpec &peer() const { return peer_; }
     [[nodiscard]] uint64_t version() const { return version_; }
+    /// With flip, after init(): whether it flips by swapping its arenas (O(1)) rather than by
+    /// copying staging over live (engine/protocol/version.h says when).
+    [[nodiscard]] bool flipsBySwap() const { return swap_; }
 
   private:
     class Work;  // the rank's side of one version (protocol::InferenceWork)
@@ -110,6 +114,8 @@ class InferenceAgent {
     protocol::InferenceWork::Restored restore(uint64_t held, bool applied);  // after a failure
     void adoptExternalTensors();  // checks the caller's tensors against the layout
     void allocateArena(int gpu);  // the agent's own arena, registered once per backend
+    void bindLive();              // weights_ -> the own arena that is live now
+    [[nodiscard]] uint32_t writeTarget() const;  // the copy the writers write (Paused::target)
     void registerExternalTensors();
     void publishMemory();  // the hello and the memory record
     /// Two-sided transports (NCCL): derives the receives from the plan and forms the pair with
@@ -139,6 +145,9 @@ class InferenceAgent {
     LocalWeights weights_;
     std::vector<int64_t> offsets_;            // of each tensor in the agent's own arena
     std::unique_ptr<ReceiverMemory> memory_;  // the agent's own arena (not with external tensors)
+    size_t copies_ = 1;     // copies of the own arena registered (2 with flip: both arenas)
+    bool swap_ = false;     // flips by swapping the arenas' roles (set in init())
+    bool swapped_ = false;  // this version's apply() swapped them
     // Every transport the rank offers, each with the rank's memory registered once:
     // one region for the own arena, or one per external tensor.
     std::vector<std::unique_ptr<transport::TransportBackend>> backends_;

@@ -101,6 +101,7 @@ json JobSpec::toJson() const {
               {"staging", staging},
               {"checksum", checksum},
               {"flip", flip},
+              {"flip_copy", flip_copy},
               {"device", deviceName(device)},
               {"trainer_gpus", trainer_gpus},
               {"inference_gpus", inference_gpus},
@@ -126,6 +127,8 @@ void JobSpec::validate() const {
         check(*layers >= 1 && *layers <= limits::kMaxLayers, Errc::kInvalidArgument,
               "job spec: 'layers' must be in [1, {}], got {}", limits::kMaxLayers, *layers);
     }
+    check(!flip_copy || flip, Errc::kInvalidArgument,
+          "job spec: 'flip_copy' chooses how 'flip' flips; it needs 'flip'");
     check(!flip || staging, Errc::kInvalidArgument,
           "job spec: 'flip' needs 'staging' (the wire phase writes into the staging copy while "
           "the live weights keep serving)");
@@ -227,6 +230,7 @@ JobSpec JobSpec::fromJson(const json &j) {
     s.staging = f.boolean("staging", false);
     s.checksum = f.boolean("checksum", s.checksum);
     s.flip = f.boolean("flip", false);
+    s.flip_copy = f.boolean("flip_copy", false);
     s.device = parseDevice(f.string("device", "cpu", 64));
     s.trainer_gpus = gpuList(f, "trainer_gpus");
     s.inference_gpus = gpuList(f, "inference_gpus");

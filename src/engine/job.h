@@ -57,9 +57,13 @@ struct JobSpec {
     /// fails the version everywhere, naming the tensor, the byte range and the trainer rank.
     bool checksum = false;
     /// Zero-pause updates (needs staging): inference ranks keep serving the live weights while
-    /// the version lands in staging and pause only to copy staging over live (the flip), after
-    /// every rank landed; they serve the new version after commit, as always.
+    /// the version lands in staging and pause only to make staging live (the flip), after every
+    /// rank landed; they serve the new version after commit, as always. A rank whose memory is
+    /// its own swaps the two arenas' roles (O(1)); one that must keep its addresses (the
+    /// caller's tensors, readers that cannot follow) copies staging over live.
     bool flip = false;
+    /// With flip: copy staging over live on every rank, never swap (benchmarks compare both).
+    bool flip_copy = false;
     /// Convert stage k+1 while stage k's writes fly. Off: convert everything, then write
     /// everything, so that benchmarks measure each phase alone.
     bool pipeline = true;

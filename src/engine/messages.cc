@@ -113,6 +113,7 @@ json MemoryRecord::toJson() const {
     }
     return {{"host", host},
             {"generation", generation},
+            {"copies", copies},
             {"endpoints", endpoints_json},
             {"tensors", tensors_json}};
 }
@@ -129,6 +130,7 @@ MemoryRecord MemoryRecord::fromJson(const json &j) {
         MemoryRecord r;
         r.host = j.at("host").get<std::string>();
         r.generation = integer<uint64_t>(j, "generation");
+        r.copies = integer<uint32_t>(j, "copies");
         for (const json &e : j.at("endpoints")) {
             Endpoint ep;
             ep.backend = e.at("backend").get<std::string>();
@@ -192,6 +194,12 @@ void validateMemory(const std::vector<planner::LocalTensor> &expected, const Mem
                     const std::string &peer) {
     check(!record.endpoints.empty(), Errc::kMismatch, "inference rank {} offers no transport",
           peer);
+    check(record.copies >= 1, Errc::kMismatch, "inference rank {} publishes 0 copies", peer);
+    for (const Endpoint &e : record.endpoints) {
+        check(e.regions.size() % record.copies == 0, Errc::kMismatch,
+              "inference rank {}: {} regions ({}) do not split into its {} copies", peer,
+              e.regions.size(), e.backend, record.copies);
+    }
     check(record.tensors.size() == expected.size(), Errc::kMismatch,
           "inference rank {} describes {} tensors, the layout has {}", peer, record.tensors.size(),
           expected.size());
@@ -209,16 +217,19 @@ void validateMemory(const std::vector<planner::LocalTensor> &expected, const Mem
               "inference rank {}: '{}' is registered as {} bytes (chunk {}), the plan writes {}",
               peer, t.name, t.bytes, c.bytes, expected[i].bytes);
         for (const Endpoint &e : record.endpoints) {
-            check(c.region < e.regions.size(), Errc::kMismatch,
-                  "inference rank {}: '{}' names region {} of {} ({})", peer, t.name, c.region,
-                  e.regions.size(), e.backend);
-            const transport::RemoteDescriptor &d = e.regions[c.region];
-            check(c.offset + c.bytes <= d.length, Errc::kMismatch,
-                  "inference rank {}: '{}' [{}, {}) lies outside its {}-byte region", peer, t.name,
-                  c.offset, c.offset + c.bytes, d.length);
-            check(d.backend == e.backend, Errc::kMismatch,
-                  "inference rank {}: a {} region is published under the {} endpoint", peer,
-                  d.backend, e.backend);
+            const size_t per_copy = e.regions.size() / record.copies;
+            check(c.region < per_copy, Errc::kMismatch,
+                  "inference rank {}: '{}' names region {} of {} ({}, {} per copy)", peer, t.name,
+                  c.region, e.regions.size(), e.backend, per_copy);
+            for (size_t k = 0; k < record.copies; ++k) {
+                const transport::RemoteDescriptor &d = e.regions[c.region + k * per_copy];
+                check(c.offset + c.bytes <= d.length, Errc::kMismatch,
+                      "inference rank {}: '{}' [{}, {}) lies outside its {}-byte region (copy {})",
+                      peer, t.name, c.offset, c.offset + c.bytes, d.length, k);
+                check(d.backend == e.backend, Errc::kMismatch,
+                      "inference rank {}: a {} region is published under the {} endpoint", peer,
+                      d.backend, e.backend);
+            }
         }
     }
 }

@@ -61,6 +61,10 @@ struct Endpoint {
 struct MemoryRecord {
     std::string host;  // hostIdentity() of the rank's machine
     uint64_t generation = 0;
+    /// Copies of the tensors a writer may be told to write (Paused::target): copy k of a tensor
+    /// is its chunk in region `chunk.region + k * regions / copies` of every endpoint (2 for a
+    /// rank that flips: its live and staging arenas, which trade roles).
+    uint32_t copies = 1;
     std::vector<Endpoint> endpoints;
     std::vector<TensorMemory> tensors;
 
@@ -74,7 +78,7 @@ struct MemoryRecord {
 void validateHello(const layout::Layout &layout, const InferenceHello &hello,
                    const planner::PeerSpec &planned);
 /// Checks every tensor's chunk list against every endpoint: one chunk per tensor, its size, and
-/// that it lies inside its region.
+/// that it lies inside its region, in every copy.
 void validateMemory(const std::vector<planner::LocalTensor> &expected, const MemoryRecord &record,
                     const std::string &peer);
 

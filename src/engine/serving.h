@@ -16,7 +16,8 @@
 namespace weightsync::engine {
 
 /// The readers of a rank's weights. The agent parks them before any byte of a version is
-/// written and restarts them once the rank serves a version again.
+/// written into live (with flip: only around the flip) and restarts them once the rank serves a
+/// version again.
 class WeightReaders {
   public:
     virtual ~WeightReaders() = default;
@@ -26,6 +27,12 @@ class WeightReaders {
     /// The longest time between two consecutive steps since the last call (the pause a
     /// generation loop saw), and resets it; negative when the readers do not measure it.
     virtual double takeLongestGapSeconds() { return -1; }
+    /// Whether the readers can follow the live tensors to a new address (rebind()). The agent
+    /// flips by a swap of its arenas only if they can (or there are none), else by a copy into
+    /// the same addresses: an engine that captured its pointers (CUDA graphs) says no.
+    [[nodiscard]] virtual bool canRebind() const { return false; }
+    /// Called while parked, when canRebind(): from now on the live tensors are `live`.
+    virtual void rebind(const LocalWeights & /*live*/) {}
 };
 
 /// Starts readers of the rank's live tensors once init() is done; may return null (no readers).
@@ -35,7 +42,8 @@ using ReadersFactory = std::function<std::unique_ptr<WeightReaders>(const LocalW
 struct RankWeights {
     const JobSpec &spec;
     const planner::PeerSpec &peer;
-    const LocalWeights &live;  // the live tensors (device pointers when live.on_device)
+    const LocalWeights &live;  // the live tensors now (device pointers when live.on_device);
+                               // after a swap flip, the other arena's
     const std::vector<std::unique_ptr<UpdateHook>> &hooks;  // built-in hooks, run on `live`
 };
 

@@ -144,6 +144,7 @@ void TrainerAgent::connectPeers() {
         const auto records =
             session_->await(memory_keys, deadline, on, "waiting for inference memory descriptors");
         targets_.assign(plan_->peers.size(), {});
+        copy_.assign(plan_->peers.size(), 0);
         imported_.resize(plan_->peers.size());
         generations_.assign(plan_->peers.size(), 0);
         // Validate every peer, also those this rank does not write: init fails everywhere or
@@ -178,9 +179,15 @@ void TrainerAgent::connectPeer(size_t q, const MemoryRecord &record) {
         imported_[q].push_back(l.backend->importRegion(peer.name, d));
         regions.push_back(imported_[q].back().get());
     }
+    // validateMemory checked that the regions split into the copies, each holding every chunk.
+    const size_t per_copy = regions.size() / record.copies;
     for (const TensorMemory &t : record.tensors) {
         const Chunk &c = t.chunks.front();
-        targets_[q].push_back({&l, regions[c.region], c.offset});
+        Target target{&l, {}, c.offset};
+        for (size_t k = 0; k < record.copies; ++k) {
+            target.regions.push_back(regions[c.region + k * per_copy]);
+        }
+        targets_[q].push_back(std::move(target));
     }
     logger("trainer")->info("rank {}: writes to {} (generation {}) through {}", rank_, peer.name,
                             record.generation, name);
@@ -230,6 +237,24 @@ void TrainerAgent::refreshPeers() {
     }
 }
 
+void TrainerAgent::chooseCopies(const std::vector<std::pair<std::string, uint32_t>> &copies) {
+    if (checkpoint_) return;  // the filesystem transport writes files
+    for (size_t q = 0; q < plan_->peers.size(); ++q) {
+        const std::string &peer = plan_->peers[q].name;
+        const auto it = std::find_if(copies.begin(), copies.end(),
+                                     [&](const auto &c) { return c.first == peer; });
+        check(it != copies.end(), Errc::kProtocol,
+              "trainer rank {}: no paused message of inference rank {}", rank_, peer);
+        copy_[q] = it->second;
+        if (targets_[q].empty()) continue;  // not written by this rank
+        const size_t have = targets_[q].front().regions.size();
+        check(it->second < have, Errc::kProtocol,
+              "trainer rank {}: inference rank {} asks for writes into copy {} of its memory, "
+              "its memory record has {}",
+              rank_, peer, it->second, have);
+    }
+}
+
 void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m) {
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
     const auto start = Clock::now();
@@ -239,9 +264,9 @@ void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m
             checkpoint_->write(next_write - 1);
         } else {
             const Target &t = targets_[w.peer][w.dest];
-            t.link->backend->postWrite(*t.link->region, static_cast<size_t>(w.src_offset),
-                                       *t.region, t.offset + static_cast<size_t>(w.dest_offset),
-                                       static_cast<size_t>(w.bytes));
+            t.link->backend->postWrite(
+                *t.link->region, static_cast<size_t>(w.src_offset), *t.regions[copy_[w.peer]],
+                t.offset + static_cast<size_t>(w.dest_offset), static_cast<size_t>(w.bytes));
         }
         m.wire_bytes += w.bytes;
         ++m.writes;
@@ -257,11 +282,14 @@ class TrainerAgent::Transfer : public protocol::TrainerWork {
   public:
     explicit Transfer(TrainerAgent &agent) : agent_(agent) {}
     void transfer(uint64_t version, PushMetrics &m) override {
-        agent_.refreshPeers();
         agent_.transfer(version, m);
         if (agent_.checkpoint_) agent_.finishCheckpoint(version, m);
     }
     void at(protocol::Point point, uint64_t version) override { agent_.at(point, version); }
+    void targets(const std::vector<std::pair<std::string, uint32_t>> &copies) override {
+        agent_.refreshPeers();  // a peer that rejoined names a copy of its new memory
+        agent_.chooseCopies(copies);
+    }
     std::vector<uint64_t> takeChecksums() override {
         if (!agent_.spec_.checksum) return {};
         return agent_.compute_->takeChecksums();

@@ -109,15 +109,19 @@ class TrainerAgent {
     std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights, if any
     std::unique_ptr<TrainerCompute> compute_;                  // weights, slot arena, conversion
     std::map<std::string, Link> links_;
-    std::unique_ptr<CheckpointWriter> checkpoint_;         // the filesystem transport's writer
+    std::unique_ptr<CheckpointWriter> checkpoint_;        // the filesystem transport's writer
     std::vector<checkpoint::HashedRange> written_ranges_;  // this version's writes, hashed
-    // targets_[peer][dest]: how to write that tensor: backend, imported region, offset in it.
+    // targets_[peer][dest]: how to write that tensor: backend, imported region of each copy of
+    // the peer's memory (MemoryRecord::copies), offset in it.
     struct Target {
         Link *link = nullptr;
-        transport::RemoteRegion *region = nullptr;
+        std::vector<transport::RemoteRegion *> regions;
         uint64_t offset = 0;
     };
     std::vector<std::vector<Target>> targets_;
+    std::vector<uint32_t> copy_;  // copy_[peer]: the copy this version writes (Paused::target)
+    /// Before writing a version: the copy each peer asked for, checked against its record.
+    void chooseCopies(const std::vector<std::pair<std::string, uint32_t>> &copies);
     // imported_[peer]: the peer's regions as this rank imported them, of generations_[peer].
     std::vector<std::vector<std::unique_ptr<transport::RemoteRegion>>> imported_;
     std::vector<uint64_t> generations_;

@@ -56,6 +56,7 @@ struct DemoArgs {
     bool staging = false;
     bool checksum = false;
     bool flip = false;
+    bool flip_copy = false;
     bool no_pipeline = false;
     double timeout_s = 300;
     std::string log_dir;
@@ -73,6 +74,7 @@ struct StepRow {
     double hook = 0;        // slowest inference rank's post-update hooks (inside the pause)
     double paused = 0;      // slowest inference rank: its readers parked
     double probe_gap = -1;  // longest gap of any rank's stand-in generation loop (-1: none)
+    int swapped = 0;        // inference ranks whose flip swapped their arenas
     bool verified = false;
 };
 
@@ -93,6 +95,7 @@ std::optional<StepRow> collectStep(control::Store &store, uint64_t v, int traine
         row.hook = std::max(row.hook, res.hook_seconds);
         row.paused = std::max(row.paused, res.paused_seconds);
         row.probe_gap = std::max(row.probe_gap, res.probe_gap_seconds);
+        row.swapped += res.swapped ? 1 : 0;
         if (!verify) continue;
         const auto verified = store.get(keys::verified(v, p));
         if (!verified) return std::nullopt;
@@ -169,9 +172,10 @@ int runDemo(const DemoArgs &a) {
     o.spec.trainer_gpus = a.trainer_gpus;
     o.spec.inference_gpus = a.inference_gpus;
     o.spec.verify = !a.no_verify;
-    o.spec.staging = a.staging || a.flip;
+    o.spec.staging = a.staging || a.flip || a.flip_copy;
     o.spec.checksum = a.checksum;
-    o.spec.flip = a.flip;
+    o.spec.flip = a.flip || a.flip_copy;
+    o.spec.flip_copy = a.flip_copy;
     o.spec.pipeline = !a.no_pipeline;
     o.spec.launcher_collects = true;  // it reads every version's results, then erases them
     o.spec.step_timeout =
@@ -293,6 +297,14 @@ int runDemo(const DemoArgs &a) {
     int64_t mismatched = 0, wire = 0, checked = 0;
     double seconds = 0;
     json per_step = json::array();
+    // How the ranks flipped: "swap" (arenas traded roles), "copy" (staging copied over live),
+    // "mixed", or "none" without flip.
+    const auto flip_kind = [&](int swapped) -> std::string {
+        if (!o.spec.flip) return "none";
+        if (swapped == peers) return "swap";
+        return swapped == 0 ? "copy" : "mixed";
+    };
+    int swapped_min = peers;
     fmt::print("\n{:>4} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8} {:>8} {:>9}\n", "step",
                "convert s", "write s", "barrier s", "total s", "wire MB", "writes", "GB/s",
                "verified");
@@ -302,6 +314,7 @@ int runDemo(const DemoArgs &a) {
         wire += r.wire_bytes;
         checked += r.checked;
         seconds += r.total;
+        swapped_min = std::min(swapped_min, r.swapped);
         const double gbps = r.total > 0 ? r.wire_bytes / r.total / 1e9 : 0;
         fmt::print("{:>4} {:>10.4f} {:>10.4f} {:>10.4f} {:>10.4f} {:>12.2f} {:>8} {:>8.2f} {:>9}\n",
                    r.version, r.convert, r.write, r.barrier, r.total, r.wire_bytes / 1e6, r.writes,
@@ -316,6 +329,7 @@ int runDemo(const DemoArgs &a) {
                             {"hook_s", r.hook},
                             {"paused_s", r.paused},
                             {"probe_gap_s", r.probe_gap},
+                            {"flip", flip_kind(r.swapped)},
                             {"total_s", r.total},
                             {"wire_bytes", r.wire_bytes},
                             {"writes", r.writes},
@@ -345,6 +359,7 @@ int runDemo(const DemoArgs &a) {
                           {"error", failure},
                           {"per_step", per_step},
                           {"pipeline", o.spec.pipeline},
+                          {"flip", flip_kind(rows.empty() ? 0 : swapped_min)},
                           {"stage_bytes", o.spec.planner.stage_bytes}};
         fmt::print("{}\n", out.dump());
     }
@@ -415,7 +430,11 @@ void addDemoCommand(CLI::App &app) {
                   "committing (a mismatch fails the version, naming tensor, range and trainer)");
     cmd->add_flag("--flip", a->flip,
                   "zero-pause updates (implies --staging): ranks keep serving while the version "
-                  "lands in staging and pause only to copy it over the live weights");
+                  "lands in staging and pause only to make it live: the ranks swap their live "
+                  "and staging arenas (O(1))");
+    cmd->add_flag("--flip-copy", a->flip_copy,
+                  "--flip that copies staging over the live weights instead of swapping (at "
+                  "memory bandwidth; what ranks whose addresses are fixed do)");
     cmd->add_flag("--no-pipeline", a->no_pipeline,
                   "convert everything, then write everything (measures each phase alone)");
     cmd->add_option("--timeout", a->timeout_s, "seconds any one phase may take")

@@ -16,6 +16,7 @@
 
 #include <cuda_runtime.h>
 
+#include <array>
 #include <chrono>
 #include <deque>
 
@@ -135,43 +136,48 @@ class CudaTrainerCompute : public TrainerCompute {
 class CudaReceiverMemory : public ReceiverMemory {
   public:
     CudaReceiverMemory(const JobSpec &spec, int gpu, size_t bytes)
-        : gpu_(gpu), guard_(gpu), live_(platform::makeCudaArena(bytes, gpu)), stream_(gpu) {
-        if (spec.staging) staging_ = platform::makeCudaArena(bytes, gpu);
+        : gpu_(gpu), guard_(gpu), stream_(gpu) {
+        arenas_[0] = platform::makeCudaArena(bytes, gpu);
+        if (spec.staging) arenas_[1] = platform::makeCudaArena(bytes, gpu);
     }
-    Arena &live() override { return *live_; }
-    Arena &target() override { return staging_ ? *staging_ : *live_; }
+    [[nodiscard]] size_t arenas() const override { return arenas_[1] ? 2 : 1; }
+    Arena &arena(size_t index) override {
+        check(index < arenas(), Errc::kInternal, "arena {} of {}", index, arenas());
+        return *arenas_[index];
+    }
     void commit() override { swapLiveAndStaging("staging commit"); }
     void rollback() override { swapLiveAndStaging("staging rollback"); }
     void flip() override {
-        check(staging_ != nullptr, Errc::kInternal, "flip without a staging copy");
-        platform::cudaCheck(cudaMemcpyAsync(live_->data(), staging_->data(), live_->size(),
+        check(arenas() > 1, Errc::kInternal, "flip without a staging copy");
+        platform::cudaCheck(cudaMemcpyAsync(live().data(), target().data(), live().size(),
                                             cudaMemcpyDeviceToDevice, stream_.get()),
                             "flip: staging -> live");
         stream_.synchronize();
     }
     void readLive(size_t offset, size_t bytes, std::byte *out) override {
-        check(offset + bytes <= live_->size(), Errc::kInternal, "read past the live arena");
-        platform::cudaCheck(cudaMemcpy(out, live_->data() + offset, bytes, cudaMemcpyDeviceToHost),
+        check(offset + bytes <= live().size(), Errc::kInternal, "read past the live arena");
+        platform::cudaCheck(cudaMemcpy(out, live().data() + offset, bytes, cudaMemcpyDeviceToHost),
                             "reading the live arena");
     }
 
   private:
     /// live <-> staging through a device buffer of kSwapChunk bytes (three copies per chunk).
     void swapLiveAndStaging(const char *what) {
-        if (!staging_) return;
+        if (arenas() < 2) return;
         constexpr size_t kSwapChunk = size_t{256} << 20;
-        const size_t total = live_->size();
+        const size_t total = live().size();
         if (!swap_buffer_)
             swap_buffer_ = platform::makeCudaArena(std::min(kSwapChunk, total), gpu_);
         std::byte *tmp = swap_buffer_->data();
         for (size_t at = 0; at < total; at += kSwapChunk) {
             const size_t n = std::min(kSwapChunk, total - at);
-            std::byte *live = live_->data() + at;
-            std::byte *staged = staging_->data() + at;
+            std::byte *live_bytes = live().data() + at;
+            std::byte *staged = target().data() + at;
             platform::cudaCheck(
-                cudaMemcpyAsync(tmp, live, n, cudaMemcpyDeviceToDevice, stream_.get()), what);
+                cudaMemcpyAsync(tmp, live_bytes, n, cudaMemcpyDeviceToDevice, stream_.get()), what);
             platform::cudaCheck(
-                cudaMemcpyAsync(live, staged, n, cudaMemcpyDeviceToDevice, stream_.get()), what);
+                cudaMemcpyAsync(live_bytes, staged, n, cudaMemcpyDeviceToDevice, stream_.get()),
+                what);
             platform::cudaCheck(
                 cudaMemcpyAsync(staged, tmp, n, cudaMemcpyDeviceToDevice, stream_.get()), what);
         }
@@ -181,8 +187,7 @@ class CudaReceiverMemory : public ReceiverMemory {
     int gpu_;
     platform::DeviceGuard guard_;
     std::unique_ptr<Arena> swap_buffer_;
-    std::unique_ptr<Arena> live_;
-    std::unique_ptr<Arena> staging_;
+    std::array<std::unique_ptr<Arena>, 2> arenas_;  // [0] live at the start, [1] staging
     platform::Stream stream_;
 };
 

@@ -35,11 +35,12 @@ void from_json(const json &j, Request &m) {
     m.version = integer<uint64_t>(j, "version");
 }
 void to_json(json &j, const Paused &m) {
-    j = {{"version", m.version}, {"held", m.held}};
+    j = {{"version", m.version}, {"held", m.held}, {"target", m.target}};
 }
 void from_json(const json &j, Paused &m) {
     m.version = integer<uint64_t>(j, "version");
     m.held = integer<uint64_t>(j, "held");
+    m.target = integer<uint32_t>(j, "target");
 }
 void to_json(json &j, const CheckpointRanges &m) {
     json list = json::array();
@@ -116,7 +117,8 @@ void to_json(json &j, const Resumed &m) {
          {"wait_seconds", m.wait_seconds},
          {"hook_seconds", m.hook_seconds},
          {"paused_seconds", m.paused_seconds},
-         {"probe_gap_seconds", m.probe_gap_seconds}};
+         {"probe_gap_seconds", m.probe_gap_seconds},
+         {"swapped", m.swapped}};
 }
 void from_json(const json &j, Resumed &m) {
     m.version = integer<uint64_t>(j, "version");
@@ -124,6 +126,7 @@ void from_json(const json &j, Resumed &m) {
     m.hook_seconds = number(j, "hook_seconds");
     m.paused_seconds = number(j, "paused_seconds");
     m.probe_gap_seconds = number(j, "probe_gap_seconds");
+    j.at("swapped").get_to(m.swapped);
 }
 void to_json(json &j, const Aborted &m) {
     j = {{"version", m.version},

@@ -17,10 +17,15 @@ struct Request {
     uint64_t version = 0;
 };
 
-/// An inference rank stopped reading weights; `held` is the version it serves (N-1).
+/// An inference rank is ready for the version's writes (without flip it stopped reading
+/// weights); `held` is the version it serves (N-1). `target`: the copy of its memory the writes
+/// go to (MemoryRecord::copies; always 0 with one copy). With a swap flip its two arenas trade
+/// roles at every committed version and stay put after a failed one, so no parity rule can
+/// tell: the rank says it per version.
 struct Paused {
     uint64_t version = 0;
     uint64_t held = 0;
+    uint32_t target = 0;
 };
 
 /// A trainer's writes of the version are complete at their targets.
@@ -63,6 +68,7 @@ struct Resumed {
     double hook_seconds = 0;
     double paused_seconds = 0;      // its readers parked (without flip: from the request on)
     double probe_gap_seconds = -1;  // the readers' longest gap between steps, -1 if unmeasured
+    bool swapped = false;           // flip: by swapping live and staging (else by a copy)
 };
 
 /// A participant gave up on the version: what it holds now and whether it serves again.

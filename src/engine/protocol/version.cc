@@ -124,6 +124,11 @@ PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_
         }
         m.pause_seconds = secondsSince(start);
 
+        std::vector<std::pair<std::string, uint32_t>> copies;
+        for (size_t q = 0; q < paused.size(); ++q) {
+            copies.emplace_back(s.roster().peers[q], paused[q].target);
+        }
+        work.targets(copies);
         work.transfer(version, m);
         s.publish(keys::done(version, rank),
                   Done{version, m.wire_bytes, m.writes, work.takeChecksums()});
@@ -200,7 +205,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
         paused = true;
     }
     try {
-        s.publish(keys::paused(version, peer), Paused{version, held});
+        s.publish(keys::paused(version, peer), Paused{version, held, work.writeTarget()});
         work.at(Point::kPaused, version);
         auto t0 = Clock::now();
         work.matchWrites(version, deadline);  // two-sided: before the trainers can be done
@@ -277,8 +282,10 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
     work.resume();
     r.paused_seconds = secondsSince(paused_at);
     r.probe_gap_seconds = work.takeProbeGapSeconds();
-    s.publish(keys::resumed(version, peer), Resumed{version, r.wait_seconds, r.hook_seconds,
-                                                    r.paused_seconds, r.probe_gap_seconds});
+    r.swapped = work.swapped();
+    s.publish(keys::resumed(version, peer),
+              Resumed{version, r.wait_seconds, r.hook_seconds, r.paused_seconds,
+                      r.probe_gap_seconds, r.swapped});
     s.finish(version, /*collect=*/false);
     return r;
 }

@@ -3,7 +3,7 @@
 // each side lives it. This file and version.cc are the whole step protocol:
 //
 //   trainer t                                 inference rank p
-//   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1)
+//   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1, target)
 //   wait: every paused  <--------------------
 //   convert, write, flush; done(t)  -------->  (two-sided transports: match the writes)
 //                                              wait: every done, check each trainer's
@@ -26,11 +26,19 @@
 // rank that applied N and cannot learn the outcome (the coordinator is gone) never resumes.
 //
 // With flip (staging required), a rank does not park its readers at the request: it keeps serving
-// N-1 from live while N lands in staging, and parks them only once every rank landed, to copy
-// staging over live (the flip) and run the hooks; it resumes on N after commit, as without flip.
+// N-1 from live while N lands in staging, and parks them only once every rank landed, to make
+// staging live (the flip) and run the hooks; it resumes on N after commit, as without flip.
 // So the invariant is unchanged: nobody serves N before the outcome is commit, and between the
 // landed barrier and commit a rank serves N-1 or is paused. A failure before the landed barrier
 // leaves live untouched and never pauses the readers.
+//
+// The flip is a swap where the rank's memory is the agent's own arena and its readers can follow
+// a new address (WeightReaders::canRebind): live and staging trade roles (O(1), no byte moves),
+// the readers, hooks and checks are pointed at the new live arena, and an abort after it swaps
+// back. Both arenas are registered, and each paused names the one that is staging for that
+// version (Paused::target); trainers write there. Otherwise (the caller's tensors, whose
+// addresses the engine holds, or readers that cannot follow) the flip copies staging over live
+// at memory bandwidth, and an abort after it leaves a rank that only verification can vouch for.
 //
 // After an aborted version the job may go on with the next one (every version rewrites every
 // byte). With a rejoin timeout, an inference rank lost between versions (or in one) may come back
@@ -43,7 +51,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace weightsync::engine::protocol {
 
@@ -55,7 +66,7 @@ enum class Point {
     kWriting,        // trainer: half of its writes posted
     kDone,           // trainer: done published, waiting for the outcome
     kLanded,         // inference: landed, in the landed barrier
-    kApplying,       // inference: staging swapped in, before the hooks
+    kApplying,       // inference: staging made live (swapped or copied), before the hooks
     kPrepared,       // inference: prepared, waiting for the outcome
     kResuming,       // the outcome is commit, before serving / before the resume barrier
 };
@@ -69,6 +80,9 @@ class TrainerWork {
     virtual ~TrainerWork() = default;
     /// Called at each point of the version (no-op by default).
     virtual void at(Point /*point*/, uint64_t /*version*/) {}
+    /// Before transfer(): the copy of each inference rank's memory the version is written into
+    /// (their paused messages' targets, by roster peer name).
+    virtual void targets(const std::vector<std::pair<std::string, uint32_t>> & /*copies*/) {}
     /// Converts and writes the version into every receiver; returns once every write is
     /// complete at its target (fills the metrics' convert/post/drain/bytes/writes).
     virtual void transfer(uint64_t version, PushMetrics &metrics) = 0;
@@ -88,6 +102,9 @@ class InferenceWork {
     virtual double takeProbeGapSeconds() { return -1; }
     /// Called at each point of the version (no-op by default).
     virtual void at(Point /*point*/, uint64_t /*version*/) {}
+    /// The copy of this rank's memory the version's writes go to (Paused::target): with a swap
+    /// flip, the arena that is staging now (0 by default: one copy).
+    virtual uint32_t writeTarget() { return 0; }
     /// Two-sided transports (NCCL): while the trainers write, posts this rank's receives
     /// matching their writes and returns once every byte landed, or throws (past `deadline` at
     /// the latest). It must run before the wait for the trainers' done (their flush waits for
@@ -103,8 +120,11 @@ class InferenceWork {
     /// landed: checks what that trainer wrote here against the checksums it sent (no-op by
     /// default). Throws Errc::kCorruption naming the tensor, the byte range and the trainer.
     virtual void checkWrites(uint64_t /*version*/, int /*trainer*/, const Done & /*done*/) {}
-    /// Makes the landed version live: staging -> live, post-update hooks. Throws on failure.
+    /// Makes the landed version live: staging -> live (a swap, or a copy), post-update hooks.
+    /// Throws on failure.
     virtual void apply(uint64_t version) = 0;
+    /// After apply(): whether it swapped the arenas (a swap flip) rather than copied.
+    virtual bool swapped() { return false; }
     /// After a failed version: restores version `held` in the live weights where it can (with
     /// staging: swaps back and re-runs the hooks) and says whether the live weights now hold
     /// exactly `held`. `applied`: apply() was called (and may have changed the live weights).
@@ -130,6 +150,7 @@ struct InferenceVersion {
     double check_seconds = 0;       // checksumming what landed (with checksums on)
     double paused_seconds = 0;      // readers parked: from pause() to resume()
     double probe_gap_seconds = -1;  // the readers' longest gap between steps, -1: unmeasured
+    bool swapped = false;           // the flip swapped live and staging (else a copy, or none)
 };
 
 /// Inference rank `peer` receives `version` while serving `held`. Returns once it serves the

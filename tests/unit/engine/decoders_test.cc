@@ -22,7 +22,7 @@ json hello() {
 }
 
 json memory() {
-    return json::parse(R"({"generation":7,"host":"vm/boot","endpoints":[],
+    return json::parse(R"({"generation":7,"copies":1,"host":"vm/boot","endpoints":[],
         "tensors":[{"bytes":512,"chunks":[[0,0,512]],"name":"norm.weight"}]})");
 }
 
@@ -64,6 +64,35 @@ TEST(EngineDecoders, MemoryRecordRefusesBadChunks) {
     r = memory();
     r["generation"] = -1;
     expectProtocolError([&] { MemoryRecord::fromJson(r); }, "generation: -1 is out of range");
+    r = memory();
+    r["copies"] = -1;
+    expectProtocolError([&] { MemoryRecord::fromJson(r); }, "copies: -1 is out of range");
+}
+
+// A rank that flips publishes two copies of its tensors (live and staging arenas): every copy's
+// region must hold every chunk, and the regions must split evenly into the copies.
+TEST(EngineDecoders, MemoryRecordCopiesAreChecked) {
+    const std::vector<planner::LocalTensor> expected = {{"norm.weight", {256}, DType::kBF16, 512}};
+    MemoryRecord r = MemoryRecord::fromJson(memory());
+    r.copies = 2;
+    const transport::RemoteDescriptor region{"ucx", 4096, 512, transport::MemoryKind::kHost,
+                                             -1,    7,    "k"};
+    r.endpoints.push_back({"ucx", "addr", {region, region}});
+    validateMemory(expected, r, "e0r0");  // two copies, one region each
+    EXPECT_EQ(MemoryRecord::fromJson(r.toJson()).copies, 2U);
+
+    r.endpoints.front().regions[1].length = 256;  // copy 1 too short for the tensor
+    auto thrown = thrownBy([&] { validateMemory(expected, r, "e0r0"); });
+    ASSERT_TRUE(thrown);
+    EXPECT_EQ(thrown->code, Errc::kMismatch);
+    EXPECT_NE(thrown->message.find("(copy 1)"), std::string::npos) << thrown->message;
+
+    r.endpoints.front().regions.pop_back();  // one region cannot hold two copies
+    thrown = thrownBy([&] { validateMemory(expected, r, "e0r0"); });
+    ASSERT_TRUE(thrown);
+    EXPECT_EQ(thrown->code, Errc::kMismatch);
+    EXPECT_NE(thrown->message.find("do not split into its 2 copies"), std::string::npos)
+        << thrown->message;
 }
 
 TEST(EngineDecoders, JobSpecRefusesFloatsAndDeepOptions) {

@@ -143,6 +143,12 @@ TEST(JobSpecRefusals, ValidateChecksASpecBuiltInCode) {
     s = JobSpec::fromJson(goodSpec());
     s.fleet.engines[0].ranks = 0;
     testing::expectThrows(Errc::kInvalidArgument, [&] { s.validate(); });
+    s = JobSpec::fromJson(goodSpec());
+    s.flip_copy = true;  // how to flip, without flip
+    testing::expectThrows(Errc::kInvalidArgument, [&] { s.validate(); });
+    s.staging = s.flip = true;
+    s.validate();
+    EXPECT_TRUE(JobSpec::fromJson(s.toJson()).flip_copy);
 }
 
 // Issue 15: a job carries its own (e.g. derived) layout document, and every agent's jobLayout

@@ -21,8 +21,9 @@ M roundTrip(const M &m, uint64_t version) {
 
 TEST(ProtocolMessages, RoundTripEveryMessage) {
     EXPECT_EQ(roundTrip(Request{7}, 7).version, 7u);
-    const Paused p = roundTrip(Paused{7, 6}, 7);
+    const Paused p = roundTrip(Paused{7, 6, 1}, 7);
     EXPECT_EQ(p.held, 6u);
+    EXPECT_EQ(p.target, 1u);
     const Done d = roundTrip(Done{7, 1234, 56}, 7);
     EXPECT_EQ(d.bytes, 1234);
     EXPECT_EQ(d.writes, 56);
@@ -35,7 +36,8 @@ TEST(ProtocolMessages, RoundTripEveryMessage) {
     EXPECT_EQ(o.by, "trainer1");
     EXPECT_EQ(o.code, Errc::kMismatch);
     EXPECT_EQ(o.reason, "why");
-    const Resumed r = roundTrip(Resumed{7, 0.1, 0.2, 0.3, 0.4}, 7);
+    const Resumed r = roundTrip(Resumed{7, 0.1, 0.2, 0.3, 0.4, true}, 7);
+    EXPECT_TRUE(r.swapped);
     EXPECT_DOUBLE_EQ(r.wait_seconds, 0.1);
     EXPECT_DOUBLE_EQ(r.hook_seconds, 0.2);
     EXPECT_DOUBLE_EQ(r.paused_seconds, 0.3);
@@ -85,6 +87,8 @@ TEST(ProtocolMessages, RefusesMalformedAndIncompletePayloads) {
                  [] { (void)decode<Done>(R"({"version":1,"bytes":"x","writes":1})", 1, "k"); });
     expectThrows(Errc::kProtocol,
                  [] { (void)decode<Paused>(R"({"version":-1,"held":0})", 1, "k"); });
+    expectThrows(Errc::kProtocol,
+                 [] { (void)decode<Paused>(R"({"version":1,"held":0,"target":-1})", 1, "k"); });
     // The error names the key it was read from.
     try {
         (void)decode<Landed>("nope", 1, "v/1/landed/e0r0");
