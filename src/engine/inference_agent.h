@@ -12,6 +12,7 @@
 #include "engine/job.h"
 #include "engine/protocol/version.h"
 #include "engine/serving.h"
+#include "engine/staged_tensors.h"
 #include "layout/layout.h"
 #include "planner/geometry.h"
 #include "planner/receives.h"
@@ -109,9 +110,15 @@ class InferenceAgent {
     void runHooks(uint64_t version);  // built-in hooks, then the caller's
     protocol::InferenceWork::Restored restore(uint64_t held, bool applied);  // after a failure
     void adoptExternalTensors();  // checks the caller's tensors against the layout
+    int64_t layOutArena();        // offsets_ of the tensors in one arena; returns its size
     void allocateArena(int gpu);  // the agent's own arena, registered once per backend
     void registerExternalTensors();
-    void publishMemory();  // the hello and the memory record
+    void stageExternalTensors();  // staging: a staging arena for them, registered instead
+    /// The writes land in one arena of the agent's (its own, or the caller's tensors' staging)
+    /// at offsets_; else in each of the caller's tensors.
+    [[nodiscard]] bool writesArena() const { return memory_ != nullptr || staged_ != nullptr; }
+    [[nodiscard]] std::byte *arenaTarget() const;  // that arena (writesArena() only)
+    void publishMemory();                          // the hello and the memory record
     /// Two-sided transports (NCCL): derives the receives from the plan and forms the pair with
     /// every trainer rank that writes here.
     void pairWriters();
@@ -139,6 +146,7 @@ class InferenceAgent {
     LocalWeights weights_;
     std::vector<int64_t> offsets_;            // of each tensor in the agent's own arena
     std::unique_ptr<ReceiverMemory> memory_;  // the agent's own arena (not with external tensors)
+    std::unique_ptr<StagedTensors> staged_;   // the external tensors' staging copy (with staging)
     // Every transport the rank offers, each with the rank's memory registered once:
     // one region for the own arena, or one per external tensor.
     std::vector<std::unique_ptr<transport::TransportBackend>> backends_;
