@@ -56,7 +56,9 @@ struct ExternalTensor {
 struct InferenceOptions {
     /// The rank's destination tensors, provided by the caller in planner::localTensors(layout,
     /// peer) order with the same names, shapes and dtypes; init() checks them and registers each
-    /// as its own region. Empty = the agent allocates and registers one arena of its own.
+    /// as its own region. With JobSpec::staging it registers a staging arena instead and makes
+    /// each version live in them by a copy (flip) or a trade (engine/staged_tensors.h). Empty =
+    /// the agent allocates and registers one arena of its own.
     std::vector<ExternalTensor> tensors;
     /// Readers of the live tensors, parked during every update (none by default: e.g. the
     /// caller's engine pauses its own forward passes).
