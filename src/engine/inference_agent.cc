@@ -44,10 +44,6 @@ InferenceAgent::~InferenceAgent() {
 void InferenceAgent::adoptExternalTensors() {
     const std::vector<planner::LocalTensor> &want = weights_.tensors;
     try {
-        check(!spec_.staging, Errc::kUnsupported,
-              "inference {}: staging needs an arena the agent owns; the job sets staging and the "
-              "caller provided its own tensors",
-              peer_.name);
         check(external_.size() == want.size(), Errc::kMismatch,
               "inference {}: {} tensors provided, the layout has {} on this rank", peer_.name,
               external_.size(), want.size());
@@ -119,7 +115,15 @@ void InferenceAgent::init() {
         }
     } else {
         adoptExternalTensors();
-        registerExternalTensors();
+        if (spec_.staging) {
+            try {
+                stageExternalTensors();
+            } catch (const Error &e) {
+                failInit(e);
+            }
+        } else {
+            registerExternalTensors();
+        }
     }
     for (auto &b : backends_) b->startProgressThread();
     // The built-in hooks (GLM-5's MLA absorb) run on the GPU for device weights, the agent's own
@@ -188,13 +192,22 @@ void InferenceAgent::init() {
         ->info("{}: ready, {} tensors, {} bytes", peer_.name, weights_.tensors.size(), total);
 }
 
-void InferenceAgent::allocateArena(int gpu) {
+int64_t InferenceAgent::layOutArena() {
     int64_t total = 0;
     for (const planner::LocalTensor &t : weights_.tensors) {
         total = (total + kAlign - 1) / kAlign * kAlign;
         offsets_.push_back(total);
         total += t.bytes;
     }
+    return total;
+}
+
+std::byte *InferenceAgent::arenaTarget() const {
+    return memory_ ? memory_->target().data() : staged_->staging().data();
+}
+
+void InferenceAgent::allocateArena(int gpu) {
+    const int64_t total = layOutArena();
     const auto kind =
         spec_.device == Device::kCuda ? transport::MemoryKind::kCuda : transport::MemoryKind::kHost;
     backends_ = receiverBackends(spec_, kind, gpu, make_backend_);
@@ -283,6 +296,26 @@ void InferenceAgent::registerExternalTensors() {
     }
 }
 
+void InferenceAgent::stageExternalTensors() {
+    // The caller's tensors stay unregistered: every write lands in the staging arena (laid out as
+    // the agent's own arena would be), and apply() makes it live in the caller's tensors.
+    const int64_t total = layOutArena();
+    std::vector<StagedTensor> tensors;
+    for (size_t i = 0; i < weights_.tensors.size(); ++i) {
+        tensors.push_back({weights_.data[i], static_cast<size_t>(offsets_[i]),
+                           static_cast<size_t>(weights_.tensors[i].bytes)});
+    }
+    staged_ = makeStagedTensors(std::move(tensors), static_cast<size_t>(total),
+                                weights_.on_device ? weights_.device : -1);
+    const Arena &target = staged_->staging();
+    backends_ = receiverBackends(spec_, target.kind(), target.device(), make_backend_);
+    for (auto &b : backends_) {
+        regions_.emplace_back();
+        regions_.back().push_back(
+            b->registerMemory(target.data(), target.size(), target.kind(), target.device()));
+    }
+}
+
 void InferenceAgent::publishMemory() {
     const InferenceHello hello{peer_, layout_->fingerprint(), weights_.tensors};
     store_->set(keys::inferenceHello(peer_.name), hello.toJson().dump());
@@ -297,8 +330,8 @@ void InferenceAgent::publishMemory() {
     }
     for (size_t i = 0; i < weights_.tensors.size(); ++i) {
         const auto bytes = static_cast<uint64_t>(weights_.tensors[i].bytes);
-        const Chunk chunk = memory_ ? Chunk{0, static_cast<uint64_t>(offsets_[i]), bytes}
-                                    : Chunk{static_cast<uint32_t>(i), 0, bytes};
+        const Chunk chunk = writesArena() ? Chunk{0, static_cast<uint64_t>(offsets_[i]), bytes}
+                                          : Chunk{static_cast<uint32_t>(i), 0, bytes};
         record.tensors.push_back({weights_.tensors[i].name, weights_.tensors[i].bytes, {chunk}});
     }
     store_->set(keys::memory(peer_.name), record.toJson().dump());
@@ -351,7 +384,7 @@ void InferenceAgent::matchWrites(Clock::time_point deadline) {
     for (size_t i = 0; i < receives_.size(); ++i) {
         const planner::Receive &r = receives_[i];
         if (i > 0 && r.stage != receives_[i - 1].stage) b.submit();
-        const bool arena = memory_ != nullptr;
+        const bool arena = writesArena();
         const transport::LocalRegion &region = *regions[arena ? writeTarget() : r.dest];
         const auto offset = static_cast<size_t>((arena ? offsets_[r.dest] : 0) + r.dest_offset);
         b.postReceive(region, offset, protocol::trainerName(r.trainer),
@@ -395,11 +428,11 @@ void InferenceAgent::checkWrites(uint64_t version, int trainer, const protocol::
     const std::vector<Incoming> &in = incoming_[t];
     if (in.empty()) return;
     // What landed: in staging when the rank stages, else in the live tensors.
-    const std::byte *base = memory_ ? memory_->target().data() : nullptr;
+    const std::byte *base = writesArena() ? arenaTarget() : nullptr;
     std::vector<ByteRange> ranges;
     ranges.reserve(in.size());
     for (const Incoming &w : in) {
-        const std::byte *tensor = memory_ ? base + offsets_[w.dest] : weights_.data[w.dest];
+        const std::byte *tensor = base ? base + offsets_[w.dest] : weights_.data[w.dest];
         ranges.push_back({tensor + w.offset, static_cast<uint64_t>(w.bytes)});
     }
     const std::vector<uint64_t> landed = checksummer_->compute(ranges);
@@ -493,7 +526,7 @@ void InferenceAgent::receive(uint64_t version, protocol::Clock::time_point deadl
     checkpoint_->verify(version, deadline);
     if (!spec_.staging) return;  // apply() reads into the live tensors once every rank verified
     std::vector<std::byte *> staging;
-    for (const int64_t off : offsets_) staging.push_back(memory_->target().data() + off);
+    for (const int64_t off : offsets_) staging.push_back(arenaTarget() + off);
     checkpoint_->copy(staging);
 }
 
@@ -507,6 +540,10 @@ void InferenceAgent::apply(uint64_t version) {
         swapped_ = true;
         bindLive();
         if (readers_) readers_->rebind(weights_);
+    } else if (staged_ && spec_.flip) {
+        staged_->flip();  // the caller's tensors: staging copied over them
+    } else if (staged_) {
+        staged_->commit();
     } else if (memory_ && spec_.flip) {
         memory_->flip();  // staging copied over live: the only work while the readers wait
     } else if (memory_) {
@@ -529,13 +566,18 @@ protocol::InferenceWork::Restored InferenceAgent::restore(uint64_t held, bool ap
             if (held > 0) runHooks(held);
         }
         r.intact = true;
-    } else if (memory_ && spec_.flip) {
+    } else if (writesArena() && spec_.flip) {
         // Unapplied, every write went to staging: live is untouched. Once flipped, the version
         // before is in neither copy (only verification can say more).
         r.intact = !applied;
-    } else if (memory_ && spec_.staging) {
+    } else if (writesArena() && spec_.staging) {
         if (applied) {
-            memory_->rollback();  // live holds `held` again, staging the failed version
+            // live holds `held` again, staging the failed version
+            if (memory_) {
+                memory_->rollback();
+            } else {
+                staged_->rollback();
+            }
             if (held > 0) runHooks(held);
         }
         r.intact = true;  // unapplied, every write went to staging: live is untouched

@@ -12,6 +12,7 @@
 #include "engine/job.h"
 #include "engine/protocol/version.h"
 #include "engine/serving.h"
+#include "engine/staged_tensors.h"
 #include "layout/layout.h"
 #include "planner/geometry.h"
 #include "planner/receives.h"
@@ -56,7 +57,9 @@ struct ExternalTensor {
 struct InferenceOptions {
     /// The rank's destination tensors, provided by the caller in planner::localTensors(layout,
     /// peer) order with the same names, shapes and dtypes; init() checks them and registers each
-    /// as its own region. Empty = the agent allocates and registers one arena of its own.
+    /// as its own region. With JobSpec::staging it registers a staging arena instead and makes
+    /// each version live in them by a copy (flip) or a trade (engine/staged_tensors.h). Empty =
+    /// the agent allocates and registers one arena of its own.
     std::vector<ExternalTensor> tensors;
     /// Readers of the live tensors, parked during every update (none by default: e.g. the
     /// caller's engine pauses its own forward passes).
@@ -113,11 +116,17 @@ class InferenceAgent {
     void runHooks(uint64_t version);  // built-in hooks, then the caller's
     protocol::InferenceWork::Restored restore(uint64_t held, bool applied);  // after a failure
     void adoptExternalTensors();  // checks the caller's tensors against the layout
+    int64_t layOutArena();        // offsets_ of the tensors in one arena; returns its size
     void allocateArena(int gpu);  // the agent's own arena, registered once per backend
     void bindLive();              // weights_ -> the own arena that is live now
     [[nodiscard]] uint32_t writeTarget() const;  // the copy the writers write (Paused::target)
     void registerExternalTensors();
-    void publishMemory();  // the hello and the memory record
+    void stageExternalTensors();  // staging: a staging arena for them, registered instead
+    /// The writes land in one arena of the agent's (its own, or the caller's tensors' staging)
+    /// at offsets_; else in each of the caller's tensors.
+    [[nodiscard]] bool writesArena() const { return memory_ != nullptr || staged_ != nullptr; }
+    [[nodiscard]] std::byte *arenaTarget() const;  // that arena (writesArena() only)
+    void publishMemory();                          // the hello and the memory record
     /// Two-sided transports (NCCL): derives the receives from the plan and forms the pair with
     /// every trainer rank that writes here.
     void pairWriters();
@@ -148,6 +157,7 @@ class InferenceAgent {
     size_t copies_ = 1;     // copies of the own arena registered (2 with flip: both arenas)
     bool swap_ = false;     // flips by swapping the arenas' roles (set in init())
     bool swapped_ = false;  // this version's apply() swapped them
+    std::unique_ptr<StagedTensors> staged_;   // the external tensors' staging copy (with staging)
     // Every transport the rank offers, each with the rank's memory registered once:
     // one region for the own arena, or one per external tensor.
     std::vector<std::unique_ptr<transport::TransportBackend>> backends_;

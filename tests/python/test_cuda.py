@@ -157,3 +157,34 @@ def test_bad_cuda_sources_fail_the_push_before_anything_is_written(
             assert "is on the CPU, but this rank's tensors are on cuda:0" in errors
     finally:
         stop(trainers, [receiver])
+
+
+def test_flip_into_cuda_tensors(coordinator: ws.Coordinator, job_id: str) -> None:
+    """A flip job into a module on a GPU: the staging copy lives on that GPU; the module holds
+    the previous version byte for byte while the next lands, and the new one after finish."""
+    spec = job(coordinator, job_id, flip=True)
+    trainer = TrainerProcess(coordinator=coordinator.address, job=job_id, rank=0, versions=2,
+                             values="synthetic", device="cuda:0")
+    receiver = ws.WeightReceiver(coordinator.address, job_id)
+    try:
+        model = device_module(receiver, LAST)
+        receiver.register(model)
+        receiver.connect()
+        names = [t.name for t in receiver.expected]
+        held = {n: t.cpu() for n, t in tensors_of(model, names).items()}  # zeros
+        for version in (1, 2):
+            assert receiver.start_weight_update() == version
+            while True:
+                ready = receiver.update_ready
+                got = {n: t.cpu() for n, t in tensors_of(model, names).items()}
+                assert_bit_exact(got, held, f"while version {version} lands")
+                if ready:
+                    break
+            result = receiver.finish_weight_update()
+            assert result["committed"] and result["version"] == version
+            held = ws.reference_synthetic(receiver.layout, receiver.peer, spec.seed, version)
+            got = {n: t.cpu() for n, t in tensors_of(model, held).items()}
+            assert assert_bit_exact(got, held, f"version {version}") > 0
+        assert trainer.result()["ok"]
+    finally:
+        stop([trainer], [receiver])

@@ -33,8 +33,41 @@ py::dict stepResultDict(const engine::StepResult &r) {
     d["wait_seconds"] = r.wait_seconds;
     d["hook_seconds"] = r.hook_seconds;
     d["verify_seconds"] = r.verify_seconds;
+    d["check_seconds"] = r.check_seconds;
+    d["paused_seconds"] = r.paused_seconds;
     return d;
 }
+
+/// The rank's readers as Python callables: pause() returns once the caller stopped reading the
+/// live tensors, resume() lets it read again (the agent calls them from its serving thread, which
+/// holds no GIL; they take it).
+class PyReaders : public engine::WeightReaders {
+  public:
+    PyReaders(py::function pause, py::function resume)
+        : pause_(std::move(pause)), resume_(std::move(resume)) {}
+    ~PyReaders() override {
+        const py::gil_scoped_acquire gil;
+        pause_ = py::function();
+        resume_ = py::function();
+    }
+    PyReaders(const PyReaders &) = delete;
+    PyReaders &operator=(const PyReaders &) = delete;
+    void pause() override { call(pause_, "pause"); }
+    void resume() override { call(resume_, "resume"); }
+
+  private:
+    static void call(const py::function &f, const char *what) {
+        const py::gil_scoped_acquire gil;
+        try {
+            f();
+        } catch (py::error_already_set &e) {
+            // A Python exception fails the version like any other error here.
+            fail(Errc::kInvalidArgument, "the readers' {}() raised: {}", what, e.what());
+        }
+    }
+    py::function pause_;
+    py::function resume_;
+};
 
 /// (name, data pointer, shape, dtype, device) -> ExternalTensor; device -1 = host memory.
 using TensorTuple = std::tuple<std::string, uintptr_t, Shape, std::string, int>;
@@ -162,10 +195,21 @@ void registerAgents(py::module_ &m) {
     py::class_<InferenceAgent>(m, "InferenceAgent", "One inference rank (engine::InferenceAgent).")
         .def(py::init([](std::shared_ptr<control::Store> store, int engine, int rank,
                          const std::vector<TensorTuple> &tensors,
-                         std::function<void(uint64_t)> after_update) {
+                         std::function<void(uint64_t)> after_update,
+                         const std::optional<py::function> &pause,
+                         const std::optional<py::function> &resume) {
                  engine::InferenceOptions options;
                  options.tensors = externalTensors(tensors);
                  options.after_update = std::move(after_update);
+                 check(pause.has_value() == resume.has_value(), Errc::kInvalidArgument,
+                       "InferenceAgent: give both pause and resume, or neither");
+                 if (pause) {
+                     options.readers = [pause = *pause,
+                                        resume = *resume](const engine::LocalWeights & /*live*/) {
+                         const py::gil_scoped_acquire gil;
+                         return std::make_unique<PyReaders>(pause, resume);
+                     };
+                 }
                  // Jobs that verify push the synthetic weights (the trainers' own); the check
                  // runs only for them.
                  options.check = std::make_shared<sim::SyntheticCheck>();
@@ -174,9 +218,13 @@ void registerAgents(py::module_ &m) {
              }),
              py::arg("store"), py::arg("engine"), py::arg("rank"),
              py::arg("tensors") = std::vector<TensorTuple>{}, py::arg("after_update") = nullptr,
+             py::arg("pause") = std::nullopt, py::arg("resume") = std::nullopt,
              "tensors: (name, data pointer, shape, dtype, device) of every destination tensor in "
              "layout order, registered in place; empty = the agent allocates its own. "
-             "after_update(version) runs before the rank resumes.")
+             "after_update(version) runs before the rank resumes. pause() / resume(): the "
+             "readers of the live tensors (engine::WeightReaders), called from the serving "
+             "thread: pause() returns once nobody reads them (with flip, only after every rank "
+             "landed), resume() once the rank serves again.")
         .def("use_metrics", &InferenceAgent::useMetrics, py::arg("metrics"))
         .def("init", &InferenceAgent::init, py::call_guard<py::gil_scoped_release>())
         .def(

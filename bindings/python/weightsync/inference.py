@@ -9,6 +9,13 @@
     receiver.start()                      # serve every version in the background ...
     receiver.wait_for_version(3)          # ... or receiver.update() for one version at a time
 
+With a flip job (``job_spec(flip=True)``) the rank keeps serving while a version lands::
+
+    receiver.start_weight_update()        # returns at once; the version lands in staging
+    ...                                   # keep generating with the live tensors (version N-1)
+    result = receiver.finish_weight_update()  # stop generating first: flip, hooks, commit
+
+
 The tensors are registered with the transport once, where they are; trainers
 write into them with one-sided writes (CUDA tensors: CUDA-IPC from GPUs of the
 same host, UCX from elsewhere). Nothing is copied, so the model must keep using
@@ -19,6 +26,9 @@ MLA absorb) run on the tensors' GPU.
 from __future__ import annotations
 
 import threading
+import time
+import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from . import _core
@@ -31,11 +41,33 @@ from .trainer import NamedTensors, named_items
 Hook = Callable[[int], None]
 
 
+def _call(method: "weakref.WeakMethod") -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
 def _where(device: int, short: bool = False) -> str:
     if device < 0:
         return "cpu" if short else "the CPU"
     return f"cuda:{device}"
 Callback = Callable[[dict], None]
+
+
+@dataclass
+class _Pending:
+    """A version started by start_weight_update(), received by `thread`."""
+
+    version: int
+    started: float
+    thread: Optional[threading.Thread] = None
+    landed: Optional[float] = None  # every rank landed: the flip waits for finish_weight_update()
+    released: Optional[float] = None  # finish_weight_update() called: the caller stopped reading
+    flipping: Optional[float] = None  # the readers' pause returned: the flip began
+    resumed: Optional[float] = None
+    done: bool = False
+    result: Optional[dict] = None
+    error: Optional[BaseException] = None
 
 
 class WeightReceiver(MetricsAccess):
@@ -67,6 +99,7 @@ class WeightReceiver(MetricsAccess):
         self._error: Optional[BaseException] = None
         self._closing = False
         self._last: Optional[dict] = None
+        self._pending: Optional[_Pending] = None
 
     # -- registration -------------------------------------------------------------------------
 
@@ -154,8 +187,16 @@ class WeightReceiver(MetricsAccess):
             return
         if self._refs is None:
             raise InvalidArgumentError("register() (or allocate()) the destination tensors first")
+        readers = {}
+        if self.spec.flip:
+            # The agent parks its readers only for the flip; they are this receiver's caller,
+            # who stops reading when it calls finish_weight_update(). (Weak: no cycle through C++.)
+            pause, resume = weakref.WeakMethod(self._readers_pause), weakref.WeakMethod(
+                self._readers_resume)
+            readers = {"pause": lambda: _call(pause), "resume": lambda: _call(resume)}
         agent = _core.InferenceAgent(self._store, self.engine, self.rank,
-                                     [r.as_core_tuple() for r in self._refs], self._after_update)
+                                     [r.as_core_tuple() for r in self._refs], self._after_update,
+                                     **readers)
         self._metrics.attach(agent)
         _core.clear_init_refusal(self._store, _core.inference_name(self.peer.name))
         agent.init()
@@ -168,7 +209,95 @@ class WeightReceiver(MetricsAccess):
         hook_seconds, verify_seconds."""
         if self._thread is not None:
             raise InvalidArgumentError("update() cannot be used while start() serves updates")
+        self._refuse_pending("update()")
         return self._serve(version)
+
+    # -- zero-pause updates (flip jobs) ---------------------------------------------------------
+
+    def start_weight_update(self, version: Optional[int] = None) -> int:
+        """Starts receiving one version (default: the next) in the background and returns its
+        number at once (after connect(), which it calls first if needed).
+
+        Flip jobs only (``job_spec(flip=True)``): the version lands in a staging copy while the
+        caller keeps reading (generating with) its live tensors, which hold the previous version
+        until finish_weight_update() returns. Without flip a rank's tensors are written in place,
+        so the caller must not read them during the version: use update(). Refused
+        (InvalidArgumentError) without flip, while start() serves, or while a version is
+        pending."""
+        if not self.spec.flip:
+            raise InvalidArgumentError(
+                f"inference {self.peer.name}: start_weight_update() needs a flip job "
+                "(job_spec(flip=True)); without flip the version is written into the live "
+                "tensors, so generation must pause for all of it: use update()")
+        if self._thread is not None:
+            raise InvalidArgumentError(
+                "start_weight_update() cannot be used while start() serves updates")
+        self._refuse_pending("start_weight_update()")
+        if self._agent is None:
+            self.connect()
+        version = self._agent.next_version if version is None else version
+        self._check_before(version)
+        pending = _Pending(version=version, started=time.monotonic())
+        pending.thread = threading.Thread(target=self._receive_pending, args=(pending,),
+                                          name=f"weightsync-update-{version}", daemon=True)
+        self._pending = pending
+        pending.thread.start()
+        return version
+
+    @property
+    def pending_version(self) -> Optional[int]:
+        """The version start_weight_update() started and finish_weight_update() did not end."""
+        return None if self._pending is None else self._pending.version
+
+    @property
+    def update_ready(self) -> bool:
+        """True once finish_weight_update() would not wait for the wire: every rank of the fleet
+        landed the started version (only the flip is left), or the version ended (failed)."""
+        pending = self._pending
+        return pending is not None and (pending.landed is not None or pending.done)
+
+    def finish_weight_update(self, timeout: Optional[float] = None) -> dict:
+        """Completes the version started by start_weight_update(); call it once the caller
+        stopped reading its live tensors. Waits until every rank landed, lets the agent copy
+        staging over the live tensors, run the hooks and commit, and returns the result (see
+        update()) with the times: `paused_seconds` (this call: the pause the caller saw),
+        `flip_seconds` (flip, hooks and commit), `serving_seconds` (start to finish: received
+        while the caller served) and `wait_seconds` (the request until every rank landed).
+
+        A failed version raises its typed error (e.g. PeerLostError, TimeoutError) and the live
+        tensors still hold the previous version. After `timeout` seconds, TimeoutError leaves the
+        version pending (call finish_weight_update() again); its message says whether the flip
+        had begun (then the live tensors must not be read until a later call returns)."""
+        pending = self._pending
+        if pending is None:
+            raise InvalidArgumentError(
+                f"inference {self.peer.name}: finish_weight_update() without a "
+                "start_weight_update()")
+        with self._cond:
+            if pending.released is None:
+                pending.released = time.monotonic()
+                self._cond.notify_all()
+            if not self._cond.wait_for(lambda: pending.done, timeout):
+                if pending.flipping is None:
+                    pending.released = None  # not flipping yet: the caller may read on
+                    state = "the live tensors are untouched and may be read until"
+                else:
+                    state = "the flip is under way: do not read the live tensors before"
+                raise TimeoutError(
+                    f"inference {self.peer.name}: version {pending.version} did not finish within "
+                    f"{timeout} s; it stays pending ({state} finish_weight_update() returns)")
+        pending.thread.join()
+        self._pending = None
+        if pending.error is not None:
+            raise pending.error
+        result = pending.result
+        now = time.monotonic()
+        result["paused_seconds"] = now - pending.released
+        result["serving_seconds"] = pending.released - pending.started
+        result["flip_seconds"] = ((pending.resumed or now) - pending.flipping
+                                  if pending.flipping is not None else 0.0)
+        self._finished(result)
+        return result
 
     def start(self) -> None:
         """Serves every version in a background thread (see wait_for_version()). Returns at
@@ -177,6 +306,7 @@ class WeightReceiver(MetricsAccess):
             return
         if self._refs is None:
             raise InvalidArgumentError("register() (or allocate()) the destination tensors first")
+        self._refuse_pending("start()")
         self._thread = threading.Thread(target=self._serve_forever, name="weightsync-receiver",
                                         daemon=True)
         self._thread.start()
@@ -188,6 +318,7 @@ class WeightReceiver(MetricsAccess):
         seconds; the background thread's error, if it stopped on one). Without it,
         receives the versions in this thread."""
         if self._thread is None:
+            self._refuse_pending("wait_for_version()")
             while self.version < version:
                 self._serve(None)
             return self.version
@@ -215,7 +346,9 @@ class WeightReceiver(MetricsAccess):
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Stops serving and leaves the job. A version being received runs to its end first
-        (up to `timeout`, default the job's step timeout). Idempotent."""
+        (up to `timeout`, default the job's step timeout). Idempotent. Refused while a version
+        started by start_weight_update() is pending (finish_weight_update() first)."""
+        self._refuse_pending("close()")
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -239,6 +372,12 @@ class WeightReceiver(MetricsAccess):
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self._pending is not None:
+            try:
+                self.finish_weight_update()
+            except WeightsyncError:
+                if exc[0] is None:
+                    raise
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
@@ -247,6 +386,13 @@ class WeightReceiver(MetricsAccess):
         if self._agent is None:
             self.connect()
         version = self._agent.next_version if version is None else version
+        self._check_before(version)
+        result = self._agent.serve_step(version)
+        self._finished(result)
+        return result
+
+    def _check_before(self, version: int) -> None:
+        """The registered tensors are still the module's, or the version fails everywhere."""
         try:
             self._check_unchanged()
         except WeightsyncError as e:
@@ -254,13 +400,45 @@ class WeightReceiver(MetricsAccess):
                                 f"inference {self.peer.name}: {e}",
                                 getattr(e, "code", None) or "invalid argument")
             raise
-        result = self._agent.serve_step(version)
+
+    def _finished(self, result: dict) -> None:
         self._last = result
         with self._cond:
             self._cond.notify_all()
         for callback in self._callbacks:
             callback(result)
-        return result
+
+    def _refuse_pending(self, what: str) -> None:
+        if self._pending is not None:
+            raise InvalidArgumentError(
+                f"inference {self.peer.name}: {what} while version {self._pending.version} "
+                "started by start_weight_update() is pending: call finish_weight_update() first")
+
+    def _receive_pending(self, pending: _Pending) -> None:
+        try:
+            pending.result = self._agent.serve_step(pending.version)
+        except BaseException as e:  # noqa: BLE001 - raised by finish_weight_update()
+            pending.error = e
+        with self._cond:
+            pending.done = True
+            self._cond.notify_all()
+
+    def _readers_pause(self) -> None:
+        # Called by the agent's serving thread once every rank landed (flip jobs): returns when
+        # the caller stopped reading, at once for update() (the caller is not reading).
+        with self._cond:
+            pending = self._pending
+            if pending is None:
+                return
+            pending.landed = time.monotonic()
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: pending.released is not None)
+            pending.flipping = time.monotonic()
+
+    def _readers_resume(self) -> None:
+        with self._cond:
+            if self._pending is not None:
+                self._pending.resumed = time.monotonic()
 
     def _serve_forever(self) -> None:
         while not self._closing:

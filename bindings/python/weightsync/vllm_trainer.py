@@ -19,7 +19,10 @@ Every trainer rank calls ``trainer_init`` and ``send_weights``; rank 0 is the se
 publishes the job (when ``model`` is given), and drives vLLM through ``client``
 (``init_weight_transfer_engine``, then per version ``start_weight_update``,
 ``update_weights({"version": v})`` and ``finish_weight_update(str(v))``) while every rank
-pushes its own shard with :class:`WeightSender`. Importing this module registers the backend
+pushes its own shard with :class:`WeightSender`. With a flip job (``job_options={"flip": True}``)
+rank 0 calls ``finish_weight_update`` only once the version landed on every inference rank, so
+vLLM keeps generating during the wire time and pauses only for the flip (do not pause vLLM
+around ``send_weights`` then). Importing this module registers the backend
 (as vLLM's plugin loader does in vLLM's own processes). The trainer mesh comes from the source's
 ``ParamMeta`` (owners / mesh_shape / placements, :mod:`weightsync.param_meta`); it is never
 described a second time. The source's tensors are registered in place at ``trainer_init``:
@@ -126,6 +129,21 @@ def _run_beside(work: Callable[[], Any], rpc: Callable[[], Any], timeout: float)
         raise errors[0]
 
 
+def _await_landed(sender: WeightSender, version: int, running: Callable[[], bool]) -> None:
+    """Returns once every inference rank of the job published that it landed `version`, or
+    once running() is False (the push ended: failed, or past its landed barrier)."""
+    store = sender._store
+    peers = _core.fleet_peers(sender.spec.engines, sender.layout.experts)
+    for peer in peers:
+        key = f"v/{version}/landed/{peer.name}"  # protocol::keys::landed
+        while running():
+            try:
+                store.wait(key, 0.2)
+                break
+            except TimeoutError:
+                continue
+
+
 class WeightSyncTrainerWeightTransferEngine(
         TrainerWeightTransferEngine[WeightSyncTrainerInitInfo]):
     """vLLM trainer-side engine over a :class:`weightsync.WeightSender`."""
@@ -169,7 +187,7 @@ class WeightSyncTrainerWeightTransferEngine(
                 spec = job_spec(init_info.model, layers=init_info.layers,
                                 trainer_ranks=ranks, trainer_ep=mesh.ep,
                                 trainer_replicas=mesh.replicas, **init_info.job_options)
-                spec.staging = init_info.staging
+                spec.staging = init_info.staging or spec.flip  # flip implies staging
                 publish_job(init_info.coordinator, init_info.job, spec)
         sender = WeightSender(init_info.coordinator, init_info.job, rank,
                               connect_timeout=init_info.connect_timeout)
@@ -214,10 +232,49 @@ class WeightSyncTrainerWeightTransferEngine(
             self.last_metrics = self._push(version)
             return
         self.client.start_weight_update()
+        if self.sender.spec.flip:
+            self._send_flip(version)
+            return
         _run_beside(lambda: setattr(self, "last_metrics", self._push(version)),
                     lambda: self.client.update_weights({"version": version}),
                     self.sender.spec.step_timeout + 30)
         self.client.finish_weight_update(weight_version=str(version))
+
+    def _send_flip(self, version: int) -> None:
+        """Flip jobs: the workers start receiving (update_weights returns at once) and keep
+        generating; finish_weight_update, their only pause, comes once every inference rank
+        landed the version (or the push ended, e.g. failed: finish then raises its error)."""
+        self.client.update_weights({"version": version})
+        errors: list[BaseException] = []
+
+        def push() -> None:
+            try:
+                self.last_metrics = self._push(version)
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                errors.append(e)
+
+        thread = threading.Thread(target=push, name="weightsync-push", daemon=True)
+        thread.start()
+        _await_landed(self.sender, version, thread.is_alive)
+        try:
+            self.client.finish_weight_update(weight_version=str(version))
+        except BaseException as e:
+            # vLLM's worker keeps its update session open when finish raises; a second finish
+            # (nothing pending now) closes it, so the next version can start.
+            try:
+                self.client.finish_weight_update()
+            except BaseException:  # noqa: BLE001 - the first error is the one to report
+                pass
+            thread.join(self.sender.spec.step_timeout + 30)
+            if errors:
+                raise errors[0] from e
+            raise
+        thread.join(self.sender.spec.step_timeout + 30)
+        if thread.is_alive():
+            raise TimeoutError(f"weightsync: version {version}'s push did not end within "
+                               f"{self.sender.spec.step_timeout + 30} s of the commit")
+        if errors:
+            raise errors[0]
 
     def _push(self, version: int) -> dict:
         try:

@@ -10,6 +10,12 @@ version: it blocks until the trainers' push has landed on every inference rank o
 buffers, and the post-update hooks ran. ``start_weight_update`` / ``finish_weight_update``
 have nothing to do (the weights are written in place, not loaded through ``load_weights``).
 
+With a flip job (``job_spec(flip=True)``, zero-pause updates) the version lands in a staging
+copy while the worker keeps generating with the live weights: ``update_weights`` only starts
+receiving it and returns at once (``defers_processing``), and ``finish_weight_update`` waits
+until every inference rank landed, then copies staging over the model's tensors, runs the hooks
+and commits: the worker's only pause. A failed version raises from ``finish_weight_update``.
+
 For vLLM versions without this API use the worker extension, :mod:`weightsync.vllm`.
 """
 
@@ -116,6 +122,7 @@ class WeightSyncWeightTransferEngine(
         self.last_result: Optional[dict] = None
         self._registered_model: Optional[torch.nn.Module] = None
         self._job = ""
+        self.defers_processing = False  # flip jobs: update_weights only starts the version
 
     # -- vLLM's life cycle ------------------------------------------------------------------
 
@@ -155,21 +162,24 @@ class WeightSyncWeightTransferEngine(
         self.receiver = receiver
         self._job = init_info.job
         self._registered_model = model
+        self.defers_processing = receiver.spec.flip
 
     def start_weight_update(self) -> None:
-        """Nothing to prepare (weights are written in place); refuses before init."""
+        """Nothing to prepare: the version number comes with update_weights, which starts it
+        (flip) or receives it; refuses before init."""
         self._require()
 
     def update_weights(self, update_info: dict[str, Any]) -> None:
-        """Receives one weightsync version (see receive_weights)."""
+        """Receives one weightsync version (see receive_weights); with flip, starts it."""
         self.receive_weights(self.parse_update_info(update_info))
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and not self.defers_processing:
             torch.cuda.synchronize(self.device)
 
     def receive_weights(self, update_info: WeightSyncUpdateInfo) -> None:
         """Receives version `update_info.version` (default: the next one): blocks until every
-        trainer's writes landed on every inference rank and the hooks ran. A version that is
-        not the next one is refused before anything is written."""
+        trainer's writes landed on every inference rank and the hooks ran. With flip, starts
+        receiving it into staging and returns at once (finish_weight_update completes it). A
+        version that is not the next one is refused before anything is written."""
         receiver = self._require()
         if self.model is not self._registered_model:
             raise UnsupportedError(
@@ -187,17 +197,42 @@ class WeightSyncWeightTransferEngine(
                 f"weightsync {receiver.peer.name}: version {version} is not the next version "
                 f"({expected}: versions go one by one, and a failed version's number is not "
                 "used again); nothing was written")
+        if self.defers_processing:
+            self.last_result = None
+            receiver.start_weight_update(version)
+            return
         self.last_result = receiver.update(version)
 
     def finish_weight_update(self) -> None:
-        """Nothing to finalize: each update_weights call already committed its version."""
-        self._require()
+        """With flip, completes the version update_weights started: waits until it landed on
+        every inference rank, then pauses this worker only for the copy into the model's tensors,
+        the hooks and the commit (last_result has the times); raises the version's error, the
+        model still holding the previous version. Otherwise nothing to finalize: update_weights
+        committed its version. With nothing started it returns (a second call after a failed
+        finish closes vLLM's update session)."""
+        receiver = self._require()
+        if receiver.pending_version is None:
+            return
+        self.last_result = receiver.finish_weight_update()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def drain_pending(self) -> None:
+        """Flip: completes a started version, as finish_weight_update (vLLM's contract for
+        engines with defers_processing). Idempotent."""
+        if self.receiver is not None:
+            self.finish_weight_update()
 
     def shutdown(self) -> None:
         """Leaves the job and releases the registrations; vLLM keeps serving. Idempotent."""
         receiver, self.receiver = self.receiver, None
         self._registered_model = None
         if receiver is not None:
+            if receiver.pending_version is not None:
+                try:  # a started version completes (or fails) before the worker leaves
+                    receiver.finish_weight_update()
+                except WeightsyncError:
+                    pass
             receiver.close()
 
     # -- helpers ----------------------------------------------------------------------------
