@@ -64,6 +64,9 @@ std::string paused(uint64_t version, const std::string &peer) {
 std::string done(uint64_t version, int rank) {
     return versionPrefix(version) + fmt::format("done/{}", rank);
 }
+std::string staged(uint64_t version, uint64_t seq, int rank) {
+    return versionPrefix(version) + fmt::format("staged/{}/{}", seq, rank);
+}
 std::string landed(uint64_t version, const std::string &peer) {
     return versionPrefix(version) + "landed/" + peer;
 }
@@ -97,7 +100,8 @@ std::string participantOf(const std::string &key) {
         const size_t from = std::string("init/pair/").size();
         return trainerName(std::stoi(key.substr(from, key.find('/', from) - from)));
     }
-    if (under("done") || under("metrics") || under("trainer") || under("ready")) {
+    if (under("done") || under("staged") || under("metrics") || under("trainer") ||
+        under("ready")) {
         return trainerName(std::stoi(last()));
     }
     if (under("paused") || under("landed") || under("prepared") || under("resumed") ||
