@@ -102,8 +102,9 @@ double awaitWrites(Session &s, const JobSpec &spec, const std::string &who, uint
         // notice until its done.
         std::vector<std::string> wanted{done_keys[checked]};
         for (size_t t = 0; spec.checksum && t < trainers; ++t) {
-            if (!done_seen[t])
+            if (!done_seen[t]) {
                 wanted.push_back(keys::staged(version, next_notice[t], static_cast<int>(t)));
+            }
         }
         (void)s.awaitAny(wanted, deadline, on, what);
         for (size_t t = 0; spec.checksum && t < trainers; ++t) {

@@ -57,7 +57,8 @@ __attribute__((target("avx512f,avx512dq"))) uint64_t sumAvx512(const std::byte *
     // (j + 1) * kChecksumKey for the 8 lanes, advanced by 8 * kChecksumKey (mod 2^64).
     __m512i key0 = _mm512_mullo_epi64(_mm512_setr_epi64(1, 2, 3, 4, 5, 6, 7, 8),
                                       _mm512_set1_epi64(static_cast<long long>(kChecksumKey)));
-    const __m512i step8 = _mm512_set1_epi64(static_cast<long long>(8 * kChecksumKey));
+    constexpr uint64_t kStep8 = kChecksumKey * 8;  // mod 2^64
+    const __m512i step8 = _mm512_set1_epi64(static_cast<long long>(kStep8));
     __m512i key1 = _mm512_add_epi64(key0, step8);
     const __m512i step16 = _mm512_add_epi64(step8, step8);
     __m512i acc0 = _mm512_setzero_si512();
@@ -78,9 +79,9 @@ __attribute__((target("avx512f,avx512dq"))) uint64_t sumAvx512(const std::byte *
 #pragma GCC diagnostic pop
 
 bool haveAvx512() {
-    static const bool have =
+    static const bool kHave =
         __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-    return have;
+    return kHave;
 }
 #endif
 

@@ -279,10 +279,11 @@ std::optional<uint64_t> UcxBackend::mark() {
         }
         if (request == nullptr) {
             puts_since_mark_ = 0;
-            if (mark_requests_.empty())
+            if (mark_requests_.empty()) {
                 reached_ = mark;
-            else
+            } else {
                 mark_requests_.emplace_back(mark, nullptr);
+            }
             return mark;
         }
     }
