@@ -75,7 +75,8 @@ elif [ "$MODE" = nccl ]; then  # the CLI and the tests this mode runs (the GPU t
         cli_refusals_test
     step build_nccl_test cmake --build build-gpu -j"$(nproc)" --target nccl_gpu_test
 elif [ "$MODE" = integrity ]; then
-    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli kernels_gpu_test
+    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli kernels_gpu_test \
+        cuda_ipc_gpu_test cuda_ipc_peer
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
@@ -171,6 +172,8 @@ if [ "$MODE" = integrity ]; then
     # --flip --checksum run (bit-exact every version).
     step checksum_gpu_test "$B/tests/gpu/kernels/kernels_gpu_test" --gtest_filter='KernelsChecksumGpu.*:KernelsProbeGpu.*'
     step probe_gpu_test ctest --test-dir "$B" -R GpuProbe --output-on-failure
+    # The receivers check each stage as the trainers' staged notices arrive: CUDA-IPC marks.
+    step cuda_ipc_gpu_test "$B/tests/gpu/transport/cuda_ipc_gpu_test"
     for i in 1 2; do
         demo "i_plain_$i" "${GLM5[@]}" "${T2[@]}" --no-verify
         demo "i_checksum_$i" "${GLM5[@]}" "${T2[@]}" --no-verify --checksum

@@ -3,7 +3,8 @@
 // in-process agents over UCX shared memory with staging and checksums on. Prints the counts and
 // writes them with the command that reproduces them.
 //
-//   build/bench/e2e/bench_integrity [--faults 1000] [--clean 1000] [--seed 1] [--json-out FILE]
+//   build/bench/e2e/bench_integrity [--faults 1000] [--clean 1000] [--seed 1] [--stage-bytes N]
+//                                   [--json-out FILE]
 
 #include "sim/integrity_campaign.h"
 
@@ -26,6 +27,9 @@ int main(int argc, char **argv) {
     app.add_option("--clean", o.clean, "clean versions")->check(CLI::Range(0, 100000));
     app.add_option("--seed", o.seed, "schedule seed");
     app.add_option("--model", o.model, "model (a small one: every version is verified)");
+    app.add_option("--stage-bytes", o.stage_bytes,
+                   "pipeline stage bytes (receivers check each stage as it lands)")
+        ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
     app.add_flag("--no-verify", no_verify, "skip the byte-for-byte check of committed versions");
     app.add_option("--json-out", json_out, "write the counts and the command here");
     CLI11_PARSE(app, argc, argv);
@@ -56,6 +60,7 @@ int main(int argc, char **argv) {
                                                   {"command", cmd},
                                                   {"model", o.model},
                                                   {"seed", o.seed},
+                                                  {"stage_bytes", o.stage_bytes},
                                                   {"versions", r.versions},
                                                   {"faults", r.faults},
                                                   {"bit_flips", r.bit_flips},

@@ -414,7 +414,42 @@ void InferenceAgent::planChecksums() {
             if (w.peer == me) incoming_[t].push_back({i, w.dest, w.dest_offset, w.bytes});
         }
     }
+    landed_.assign(plan.ranks.size(), {});
     checksummer_ = makeChecksummer(weights_.on_device ? weights_.device : -1);
+}
+
+void InferenceAgent::checksumLanded(uint64_t version, size_t trainer, int64_t writes) {
+    if (checked_version_ != version) {  // the first notice of this version: nothing hashed yet
+        checked_version_ = version;
+        hashed_.assign(incoming_.size(), 0);
+        for (size_t t = 0; t < incoming_.size(); ++t) landed_[t].assign(incoming_[t].size(), 0);
+    }
+    const std::vector<Incoming> &in = incoming_[trainer];
+    size_t &from = hashed_[trainer];
+    size_t to = from;
+    while (to < in.size() && static_cast<int64_t>(in[to].index) < writes) ++to;
+    if (to == from) return;
+    // What landed: in staging when the rank stages, else in the live tensors.
+    const std::byte *base = writesArena() ? arenaTarget() : nullptr;
+    std::vector<ByteRange> ranges;
+    ranges.reserve(to - from);
+    for (size_t i = from; i < to; ++i) {
+        const Incoming &w = in[i];
+        const std::byte *tensor = base ? base + offsets_[w.dest] : weights_.data[w.dest];
+        ranges.push_back({tensor + w.offset, static_cast<uint64_t>(w.bytes)});
+    }
+    const std::vector<uint64_t> sums = checksummer_->compute(ranges);
+    std::copy(sums.begin(), sums.end(), landed_[trainer].begin() + static_cast<ptrdiff_t>(from));
+    from = to;
+}
+
+void InferenceAgent::writesLanded(uint64_t version, int trainer, int64_t writes) {
+    if (!spec_.checksum) return;
+    const auto t = static_cast<size_t>(trainer);
+    check(t < incoming_.size() && writes >= 0 && static_cast<size_t>(writes) <= trainer_writes_[t],
+          Errc::kProtocol, "inference {}: version {}: trainer rank {} says {} of its writes landed",
+          peer_.name, version, trainer, writes);
+    checksumLanded(version, t, writes);
 }
 
 void InferenceAgent::checkWrites(uint64_t version, int trainer, const protocol::Done &done) {
@@ -427,15 +462,9 @@ void InferenceAgent::checkWrites(uint64_t version, int trainer, const protocol::
           peer_.name, version, trainer, done.checksums.size(), trainer_writes_[t]);
     const std::vector<Incoming> &in = incoming_[t];
     if (in.empty()) return;
-    // What landed: in staging when the rank stages, else in the live tensors.
-    const std::byte *base = writesArena() ? arenaTarget() : nullptr;
-    std::vector<ByteRange> ranges;
-    ranges.reserve(in.size());
-    for (const Incoming &w : in) {
-        const std::byte *tensor = base ? base + offsets_[w.dest] : weights_.data[w.dest];
-        ranges.push_back({tensor + w.offset, static_cast<uint64_t>(w.bytes)});
-    }
-    const std::vector<uint64_t> landed = checksummer_->compute(ranges);
+    // Every write is complete now: checksum those its staged notices did not cover.
+    checksumLanded(version, t, static_cast<int64_t>(trainer_writes_[t]));
+    const std::vector<uint64_t> &landed = landed_[t];
     size_t bad = 0;
     size_t first = 0;
     for (size_t i = 0; i < in.size(); ++i) {
@@ -501,6 +530,9 @@ class InferenceAgent::Work : public protocol::InferenceWork {
     }
     void matchWrites(uint64_t /*version*/, protocol::Clock::time_point deadline) override {
         agent_.matchWrites(deadline);
+    }
+    void writesLanded(uint64_t version, int trainer, int64_t writes) override {
+        agent_.writesLanded(version, trainer, writes);
     }
     void checkWrites(uint64_t version, int trainer, const protocol::Done &done) override {
         agent_.checkWrites(version, trainer, done);

@@ -134,6 +134,12 @@ class InferenceAgent {
     [[noreturn]] void failInit(const Error &e);              // fails init for every agent, rethrows
     int64_t verify(uint64_t version, int64_t &checked);
     void planChecksums();  // which writes of which trainer land here
+    /// Trainer `trainer`'s first `writes` writes are complete here: checksums those of them
+    /// that land here (beside the wire; checkWrites compares).
+    void writesLanded(uint64_t version, int trainer, int64_t writes);
+    /// Checksums trainer `trainer`'s writes into this rank among its first `writes` that are
+    /// not checksummed yet in `version`.
+    void checksumLanded(uint64_t version, size_t trainer, int64_t writes);
     /// Checks trainer `trainer`'s writes into this rank against the checksums of its done.
     void checkWrites(uint64_t version, int trainer, const protocol::Done &done);
 
@@ -182,6 +188,11 @@ class InferenceAgent {
     std::vector<std::vector<Incoming>> incoming_;
     std::vector<size_t> trainer_writes_;
     std::unique_ptr<Checksummer> checksummer_;
+    // What landed here, per trainer: the checksums of incoming_[t][0, hashed_[t]) in
+    // checked_version_ (computed as the trainer's staged notices and done arrive).
+    uint64_t checked_version_ = 0;
+    std::vector<size_t> hashed_;
+    std::vector<std::vector<uint64_t>> landed_;
     uint64_t version_ = 0;    // the version the rank serves (the last that committed here)
     uint64_t attempted_ = 0;  // the last version it took part in, committed or not
     uint64_t joinable_ = 1;   // the first version it can take part in (set when joining)

@@ -5,6 +5,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "engine/endpoints.h"
+#include "engine/landed_notices.h"
 #include "engine/messages.h"
 #include "engine/protocol/version.h"
 #include "layout/registry.h"
@@ -335,6 +336,22 @@ void TrainerAgent::transferStages(uint64_t version, PushMetrics &m) {
         }
         compute_->checksumWrites(first, next_checksum - first);
     };
+    // With checksums, receivers learn stage by stage which writes landed (and checksum them
+    // beside the wire) instead of all at the done.
+    std::optional<LandedNotices> notices;
+    std::vector<transport::TransportBackend *> backends;
+    if (spec_.checksum && !checkpoint_) {
+        notices.emplace([&](uint64_t notice, int64_t writes) {
+            session_->publish(keys::staged(version, notice, rank_),
+                              protocol::WritesLanded{version, writes});
+        });
+        for (auto &[name, l] : links_) backends.push_back(l.backend.get());
+    }
+    const auto posted = [&] {
+        if (!notices) return;
+        notices->posted(static_cast<int64_t>(next_write), backends);
+        notices->poll();
+    };
     std::optional<std::pair<uint32_t, uint64_t>> pending;  // (stage, fence) not yet posted
     auto t0 = Clock::now();
     const auto drain_pending = [&] {
@@ -342,7 +359,10 @@ void TrainerAgent::transferStages(uint64_t version, PushMetrics &m) {
         t0 = Clock::now();
         compute_->waitFence(pending->second);
         m.convert_seconds += secondsSince(t0);
-        if (spec_.pipeline) writeStage(next_write, pending->first, m);
+        if (spec_.pipeline) {
+            writeStage(next_write, pending->first, m);
+            posted();
+        }
         pending.reset();
     };
     while (next_op < rp.ops.size()) {
@@ -363,6 +383,10 @@ void TrainerAgent::transferStages(uint64_t version, PushMetrics &m) {
     at(protocol::Point::kWriting, version);  // some stages' writes posted, none flushed
     writeStage(next_write, UINT32_MAX, m);
     t0 = Clock::now();
+    if (notices) {
+        posted();
+        notices->drain(Clock::now() + spec_.step_timeout);  // the last stages' notices
+    }
     for (auto &[name, l] : links_) (void)l.backend->flush(spec_.step_timeout);
     if (checkpoint_) written_ranges_ = checkpoint_->sync();
     m.drain_seconds = secondsSince(t0);

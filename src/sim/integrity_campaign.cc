@@ -64,6 +64,7 @@ CampaignResult runIntegrityCampaign(const CampaignOptions &options) {
     spec.verify = options.verify;
     spec.staging = true;
     spec.checksum = true;
+    spec.planner.stage_bytes = options.stage_bytes;
     spec.init_timeout = 60s;
     spec.step_timeout = 60s;
     spec.validate();

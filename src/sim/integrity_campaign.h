@@ -24,6 +24,9 @@ struct CampaignOptions {
     std::string model = "glm5-tiny";
     planner::TrainerMesh mesh{1, 2, 1};
     std::vector<planner::EngineSpec> engines{{2, 1, 2, {}}};
+    /// Pipeline stages (JobSpec planner.stage_bytes): small, so that each version has several
+    /// and receivers checksum the early ones from the trainers' staged notices, beside the wire.
+    int64_t stage_bytes = int64_t{64} << 10;
     bool verify = true;  // compare every committed version with the reference conversion
     /// Called after every version with its number and a one-line summary (progress output).
     std::function<void(uint64_t, const std::string &)> progress;

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -132,6 +133,21 @@ class TransportBackend {
     /// Waits until every posted write is complete at the target. Throws Errc::kPeerLost or
     /// kTransport naming the peer on failure, Errc::kTimeout past the deadline.
     virtual FlushStats flush(std::chrono::milliseconds timeout) = 0;
+
+    /// Early completion, without blocking: a mark after every write posted so far, or nullopt
+    /// when this backend cannot tell before flush() (the default). markState(mark) then says
+    /// whether every write posted before the mark is complete at its target (kReached, with the
+    /// same guarantee as a flush() that returned), still in flight (kPending), or can no longer
+    /// be known complete before flush() (kFailed: a write failed, or a flush failed; flush()
+    /// reports it). It never throws. A mark is reached for good, and a flush() that returned
+    /// reaches every earlier mark. Writers use it to tell a receiver which writes landed while
+    /// later ones still fly (per-stage checksums).
+    virtual std::optional<uint64_t> mark() { return std::nullopt; }
+    enum class MarkState { kPending, kReached, kFailed };
+    virtual MarkState markState(uint64_t mark) {
+        (void)mark;
+        return MarkState::kFailed;
+    }
 
     /// Two-sided backends: a fresh token (printable text) the writer hands to one receiver out of
     /// band (the job's store) and both then pass to pair(). The default throws Errc::kUnsupported.

@@ -67,6 +67,9 @@ std::string done(uint64_t version, int rank) {
 std::string checkpointRanges(uint64_t version, int rank) {
     return versionPrefix(version) + fmt::format("ranges/{}", rank);
 }
+std::string staged(uint64_t version, uint64_t seq, int rank) {
+    return versionPrefix(version) + fmt::format("staged/{}/{}", seq, rank);
+}
 std::string landed(uint64_t version, const std::string &peer) {
     return versionPrefix(version) + "landed/" + peer;
 }
@@ -100,8 +103,8 @@ std::string participantOf(const std::string &key) {
         const size_t from = std::string("init/pair/").size();
         return trainerName(std::stoi(key.substr(from, key.find('/', from) - from)));
     }
-    if (under("done") || under("ranges") || under("metrics") || under("trainer") ||
-        under("ready")) {
+    if (under("done") || under("ranges") || under("staged") || under("metrics") ||
+        under("trainer") || under("ready")) {
         return trainerName(std::stoi(last()));
     }
     if (under("paused") || under("landed") || under("prepared") || under("resumed") ||

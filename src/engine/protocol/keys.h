@@ -18,6 +18,8 @@
 //   v/<N>/paused/<peer>         the peer stopped reading weights (Paused)
 //   v/<N>/done/<t>              trainer t's writes of N are complete at their targets (Done)
 //   v/<N>/ranges/<t>            filesystem: hashes of trainer t's checkpoint writes
+//   v/<N>/staged/<k>/<t>        (checksums) trainer t's k-th notice (k = 1, 2, ...): its first
+//                               writes of N are complete at their targets (WritesLanded)
 //   v/<N>/landed/<peer>         every byte of N is in the peer's memory
 //   v/<N>/prepared/<peer>       the peer applied N (staging copied, hooks ran), not serving it
 //   v/<N>/outcome               commit or abort: the one decision, first writer wins (Outcome)
@@ -56,6 +58,8 @@ std::string request(uint64_t version);
 std::string paused(uint64_t version, const std::string &peer);
 std::string done(uint64_t version, int rank);
 std::string checkpointRanges(uint64_t version, int rank);
+/// Trainer `rank`'s notice number `seq` (1-based) of writes complete during `version`.
+std::string staged(uint64_t version, uint64_t seq, int rank);
 std::string landed(uint64_t version, const std::string &peer);
 std::string prepared(uint64_t version, const std::string &peer);
 std::string outcome(uint64_t version);

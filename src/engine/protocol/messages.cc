@@ -97,6 +97,14 @@ void from_json(const json &j, Done &m) {
         }
     }
 }
+void to_json(json &j, const WritesLanded &m) {
+    j = {{"version", m.version}, {"writes", m.writes}};
+}
+void from_json(const json &j, WritesLanded &m) {
+    m.version = integer<uint64_t>(j, "version");
+    m.writes = integer<int64_t>(j, "writes");
+    check(m.writes >= 0, Errc::kProtocol, "writes: {} is negative", m.writes);
+}
 void to_json(json &j, const Landed &m) {
     j = {{"version", m.version}};
 }
@@ -233,6 +241,7 @@ Message decode(const std::string &text, uint64_t version, const std::string &key
 WEIGHTSYNC_PROTOCOL_MESSAGE(Request)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Paused)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Done)
+WEIGHTSYNC_PROTOCOL_MESSAGE(WritesLanded)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Landed)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Prepared)
 WEIGHTSYNC_PROTOCOL_MESSAGE(Outcome)

@@ -39,6 +39,13 @@ struct Done {
     std::vector<uint64_t> checksums;
 };
 
+/// With checksums: trainer t's first `writes` writes of its plan (its stages so far) are
+/// complete at their targets, while later ones may still fly; receivers may checksum them now.
+struct WritesLanded {
+    uint64_t version = 0;
+    int64_t writes = 0;
+};
+
 /// Every byte of the version is in an inference rank's memory.
 struct Landed {
     uint64_t version = 0;

@@ -156,20 +156,37 @@ void Session::throwIfAborted(const AbortOn &abort, const std::vector<std::string
 std::vector<std::string> Session::await(const std::vector<std::string> &keys,
                                         Clock::time_point deadline, const AbortOn &abort,
                                         const std::string &what) {
+    (void)wait(keys, deadline, abort, what, /*any=*/false);
+    std::vector<std::string> values;
+    values.reserve(keys.size());
+    for (const std::string &k : keys) values.push_back(seen_.at(k).value);
+    return values;
+}
+
+size_t Session::awaitAny(const std::vector<std::string> &keys, Clock::time_point deadline,
+                         const AbortOn &abort, const std::string &what) {
+    check(!keys.empty(), Errc::kInternal, "{}: waiting for any of no keys", what);
+    return wait(keys, deadline, abort, what, /*any=*/true);
+}
+
+size_t Session::wait(const std::vector<std::string> &keys, Clock::time_point deadline,
+                     const AbortOn &abort, const std::string &what, bool any) {
     const auto start = Clock::now();
     for (;;) {
         std::vector<std::string> missing;
-        for (const std::string &k : keys) {
-            if (!seen_.contains(k)) missing.push_back(k);
+        size_t first = keys.size();
+        for (size_t i = 0; i < keys.size(); ++i) {
+            if (!seen_.contains(keys[i])) {
+                missing.push_back(keys[i]);
+            } else if (first == keys.size()) {
+                first = i;
+            }
         }
         std::vector<std::string> needed;
         for (const std::string &k : missing) needed.push_back(participantOf(k));
         if (listed_) throwIfAborted(abort, needed, what);
-        if (listed_ && missing.empty()) {
-            std::vector<std::string> values;
-            values.reserve(keys.size());
-            for (const std::string &k : keys) values.push_back(seen_.at(k).value);
-            return values;
+        if (listed_ && (missing.empty() || (any && first < keys.size()))) {
+            return any ? first : 0;
         }
         if (listed_ && Clock::now() >= deadline) {
             std::set<std::string> who(needed.begin(), needed.end());

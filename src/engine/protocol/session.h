@@ -74,6 +74,11 @@ class Session {
     std::vector<std::string> await(const std::vector<std::string> &keys, Clock::time_point deadline,
                                    const AbortOn &abort, const std::string &what);
 
+    /// As await(), but returns once any key of `keys` exists: the index of the first one that
+    /// does (cached() then has its value and those of any others that arrived).
+    size_t awaitAny(const std::vector<std::string> &keys, Clock::time_point deadline,
+                    const AbortOn &abort, const std::string &what);
+
     template <typename Message>
     void publish(const std::string &key, const Message &message) {
         store_->set(key, encode(message));
@@ -113,6 +118,9 @@ class Session {
 
   private:
     void refresh(Clock::time_point until);
+    /// await() (any = false) and awaitAny(): the index of the first present key (0 for await).
+    size_t wait(const std::vector<std::string> &keys, Clock::time_point deadline,
+                const AbortOn &abort, const std::string &what, bool any);
     void throwIfAborted(const AbortOn &abort, const std::vector<std::string> &needed,
                         const std::string &what);
 

@@ -84,6 +84,55 @@ AbortOn during(const JobSpec &spec, uint64_t version) {
     return AbortOn{.version = version, .lost_needed_only = spec.rejoin_timeout.count() > 0};
 }
 
+/// Waits for every trainer's done and checks each trainer's writes (in trainer rank order) as
+/// soon as its done arrives, while others still write. With checksums, a trainer's staged
+/// notices arrive before its done, and the writes they name are checksummed meanwhile, beside
+/// the wire. Returns the seconds spent checking.
+double awaitWrites(Session &s, const JobSpec &spec, const std::string &who, uint64_t version,
+                   Clock::time_point deadline, const AbortOn &on, InferenceWork &work) {
+    const std::vector<std::string> done_keys = s.forTrainers(keys::done, version);
+    const size_t trainers = done_keys.size();
+    std::vector<uint64_t> next_notice(trainers, 1);  // the staged notice awaited next
+    std::vector<bool> done_seen(trainers, false);
+    double check_seconds = 0;
+    const std::string what =
+        fmt::format("{}: version {}: waiting for every trainer's writes", who, version);
+    for (size_t checked = 0; checked < trainers;) {
+        // The next trainer in rank order to check, and, with checksums, every trainer's next
+        // notice until its done.
+        std::vector<std::string> wanted{done_keys[checked]};
+        for (size_t t = 0; spec.checksum && t < trainers; ++t) {
+            if (!done_seen[t]) {
+                wanted.push_back(keys::staged(version, next_notice[t], static_cast<int>(t)));
+            }
+        }
+        (void)s.awaitAny(wanted, deadline, on, what);
+        for (size_t t = 0; spec.checksum && t < trainers; ++t) {
+            if (done_seen[t]) continue;
+            while (const auto raw =
+                       s.cached(keys::staged(version, next_notice[t], static_cast<int>(t)))) {
+                const auto staged = decode<WritesLanded>(
+                    *raw, version, keys::staged(version, next_notice[t], static_cast<int>(t)));
+                ++next_notice[t];
+                const auto c0 = Clock::now();
+                work.writesLanded(version, static_cast<int>(t), staged.writes);
+                check_seconds += secondsSince(c0);
+            }
+            done_seen[t] = s.cached(done_keys[t]).has_value();
+        }
+        while (checked < trainers && s.cached(done_keys[checked])) {
+            const Done done =
+                decode<Done>(*s.cached(done_keys[checked]), version, done_keys[checked]);
+            done_seen[checked] = true;
+            const auto c0 = Clock::now();
+            work.checkWrites(version, static_cast<int>(checked), done);
+            check_seconds += secondsSince(c0);
+            ++checked;
+        }
+    }
+    return check_seconds;
+}
+
 PushMetrics runTrainerVersion(Session &s, const JobSpec &spec, int rank, uint64_t version,
                               uint64_t committed, TrainerWork &work) {
     PushMetrics m;
@@ -209,16 +258,7 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
         work.at(Point::kPaused, version);
         auto t0 = Clock::now();
         work.matchWrites(version, deadline);  // two-sided: before the trainers can be done
-        // Each trainer's writes are checked as soon as its done arrives, while others still write.
-        const std::vector<std::string> done_keys = s.forTrainers(keys::done, version);
-        for (size_t t = 0; t < done_keys.size(); ++t) {
-            const Done done = s.awaitAll<Done>(
-                {done_keys[t]}, version, deadline, on,
-                fmt::format("{}: version {}: waiting for every trainer's writes", who, version))[0];
-            const auto c0 = Clock::now();
-            work.checkWrites(version, static_cast<int>(t), done);
-            r.check_seconds += secondsSince(c0);
-        }
+        r.check_seconds += awaitWrites(s, spec, who, version, deadline, on, work);
         work.receive(version, deadline);
         // Every byte of every rank is in place before anybody changes its live weights.
         s.publish(keys::landed(version, peer), Landed{version});

@@ -5,8 +5,9 @@
 //   trainer t                                 inference rank p
 //   (t = 0) request N  ---------------------->  park readers; paused(p, holds N-1, target)
 //   wait: every paused  <--------------------
-//   convert, write, flush; done(t)  -------->  (two-sided transports: match the writes)
-//                                              wait: every done, check each trainer's
+//   convert, write (checksums: each stage's  (two-sided transports: match the writes)
+//   writes complete: staged(t, k)) ------->  (checksums: checksum each staged stage's bytes)
+//   flush; done(t)  ------------------------>  wait: every done, check each trainer's
 //                                              checksums against what landed; receive;
 //                                              landed(p)
 //                                              wait: every landed
@@ -116,6 +117,11 @@ class InferenceWork {
     /// Throws on failure, which aborts the version.
     virtual void receive(uint64_t /*version*/, Clock::time_point /*deadline*/) {}
 
+    /// With checksums, while the trainers still write: trainer `trainer`'s first `writes`
+    /// writes of its plan are complete at their targets (WritesLanded), so their bytes here are
+    /// final for this version and may be checksummed now, beside the wire (no-op by default).
+    /// checkWrites() compares them with the trainer's checksums once its done arrives.
+    virtual void writesLanded(uint64_t /*version*/, int /*trainer*/, int64_t /*writes*/) {}
     /// As each trainer's done arrives (in trainer rank order), before this rank announces
     /// landed: checks what that trainer wrote here against the checksums it sent (no-op by
     /// default). Throws Errc::kCorruption naming the tensor, the byte range and the trainer.

@@ -72,6 +72,7 @@ CudaIpcBackend::CudaIpcBackend(CudaIpcOptions options)
     lanes_.reserve(core_->streams.size());
     for (size_t i = 0; i < core_->streams.size(); ++i) {
         lanes_.push_back(Lane{platform::Event(core_->device), {}});
+        lane_marked_.push_back(true);
     }
     core_->log->debug("GPU {} ({}), {} streams, {}-byte chunks", core_->device,
                       platform::uuidString(uuid_), options_.streams, options_.chunk_bytes);
@@ -261,6 +262,7 @@ void CudaIpcBackend::postWrite(const LocalRegion &source, size_t source_offset,
             cudaMemcpyAsync(dst + done, src + done, chunk, cudaMemcpyDeviceToDevice, stream.get()),
             "cuda_ipc: write of {} bytes to peer {}", chunk, remote->peer());
         lane.peers.insert(remote->peer());
+        lane_marked_[static_cast<size_t>(&lane - lanes_.data())] = false;
         done += chunk;
     }
     unflushed_.writes += 1;
@@ -297,16 +299,69 @@ FlushStats CudaIpcBackend::flush(std::chrono::milliseconds timeout) {
         // written since the last flush is named, and the epoch ends here.
         std::set<std::string> written;
         for (const Lane &lane : lanes_) written.insert(lane.peers.begin(), lane.peers.end());
+        failed_ = last_mark_;
         const FlushStats lost = endEpoch();
         fail(Errc::kTransport,
              "cuda_ipc: writes to peer(s) {} failed: {}; the {} writes ({} bytes) posted since "
              "the last flush are in doubt",
              fmt::join(written, ", "), e.what(), lost.writes, lost.bytes);
     }
+    reached_ = last_mark_;
     return endEpoch();
 }
 
+std::optional<uint64_t> CudaIpcBackend::mark() {
+    platform::DeviceGuard guard(core_->device);
+    Mark m{++last_mark_, {}};
+    for (size_t i = 0; i < lanes_.size(); ++i) {
+        if (lane_marked_[i]) continue;
+        if (spare_events_.empty()) {
+            m.events.emplace_back(core_->device);
+        } else {
+            m.events.push_back(std::move(spare_events_.back()));
+            spare_events_.pop_back();
+        }
+        m.events.back().record(core_->streams[i].get());
+        lane_marked_[i] = true;
+    }
+    if (m.events.empty() && marks_.empty()) {
+        reached_ = m.id;  // nothing copied since the last reached mark
+    } else {
+        marks_.push_back(std::move(m));
+    }
+    return last_mark_;
+}
+
+TransportBackend::MarkState CudaIpcBackend::markState(uint64_t mark) {
+    if (mark <= reached_) return MarkState::kReached;
+    if (mark <= failed_ || mark > last_mark_) return MarkState::kFailed;
+    platform::DeviceGuard guard(core_->device);
+    try {
+        while (!marks_.empty()) {
+            Mark &m = marks_.front();
+            std::erase_if(m.events, [&](platform::Event &e) {
+                if (!e.query()) return false;
+                spare_events_.push_back(std::move(e));
+                return true;
+            });
+            if (!m.events.empty()) break;
+            reached_ = m.id;
+            marks_.pop_front();
+        }
+    } catch (const Error &) {
+        failed_ = last_mark_;  // a copy failed: flush() reports it
+        return MarkState::kFailed;
+    }
+    return mark <= reached_ ? MarkState::kReached : MarkState::kPending;
+}
+
 FlushStats CudaIpcBackend::endEpoch() {
+    // A flush that returned reached every mark (flush() sets reached_); a failed one none.
+    for (Mark &m : marks_) {
+        for (platform::Event &e : m.events) spare_events_.push_back(std::move(e));
+    }
+    marks_.clear();
+    std::fill(lane_marked_.begin(), lane_marked_.end(), true);
     for (Lane &lane : lanes_) lane.peers.clear();
     return std::exchange(unflushed_, {});
 }

@@ -14,6 +14,7 @@
 #include "transport/cuda_ipc/cuda_ipc_identity.h"
 #include "transport/cuda_ipc/cuda_ipc_regions.h"
 
+#include <deque>
 #include <map>
 #include <set>
 
@@ -36,6 +37,10 @@ class CudaIpcBackend final : public TransportBackend {
     void postWrite(const LocalRegion &source, size_t source_offset, RemoteRegion &target,
                    size_t target_offset, size_t length) override;
     FlushStats flush(std::chrono::milliseconds timeout) override;
+    /// An event on every lane that took copies since the previous mark; reached once they all
+    /// completed (the copies before them on their streams completed, as flush() sees them).
+    std::optional<uint64_t> mark() override;
+    MarkState markState(uint64_t mark) override;
     void startProgressThread() override {}
     void stopProgressThread() override {}
 
@@ -70,6 +75,16 @@ class CudaIpcBackend final : public TransportBackend {
     std::map<std::pair<std::string, std::string>, std::weak_ptr<IpcMapping>> mappings_;
     std::set<platform::DeviceUuid> peer_access_;  // GPUs already reachable from ours
     std::vector<Lane> lanes_;
+    struct Mark {
+        uint64_t id = 0;
+        std::vector<platform::Event> events;  // one per lane written since the previous mark
+    };
+    std::vector<bool> lane_marked_;  // no copy on lane i since the last mark
+    std::deque<Mark> marks_;         // not yet reached, oldest first
+    std::vector<platform::Event> spare_events_;
+    uint64_t last_mark_ = 0;
+    uint64_t reached_ = 0;  // every mark up to this one is reached
+    uint64_t failed_ = 0;   // marks up to this one can no longer be reached (a copy failed)
     size_t next_lane_ = 0;
     FlushStats unflushed_;
 };

@@ -103,6 +103,17 @@ FlushStats FaultInjectingBackend::flush(std::chrono::milliseconds timeout) {
     return stats;
 }
 
+std::optional<uint64_t> FaultInjectingBackend::mark() {
+    return inner_->mark();
+}
+
+TransportBackend::MarkState FaultInjectingBackend::markState(uint64_t mark) {
+    // Writes that will fail at the next flush are never reported complete before it. (A
+    // corrupted or silently lost write is: it "completed", which is what checksums catch.)
+    if (!lost_peers_.empty() || !deferred_failure_.empty()) return MarkState::kFailed;
+    return inner_->markState(mark);
+}
+
 void FaultInjectingBackend::startProgressThread() {
     inner_->startProgressThread();
 }

@@ -47,6 +47,8 @@ class FaultInjectingBackend final : public TransportBackend {
     void postWrite(const LocalRegion &source, size_t source_offset, RemoteRegion &target,
                    size_t target_offset, size_t length) override;
     FlushStats flush(std::chrono::milliseconds timeout) override;
+    std::optional<uint64_t> mark() override;
+    MarkState markState(uint64_t mark) override;
     void startProgressThread() override;
     void stopProgressThread() override;
 

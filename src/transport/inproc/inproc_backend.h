@@ -27,6 +27,11 @@ class InprocBackend final : public TransportBackend {
     void postWrite(const LocalRegion &source, size_t source_offset, RemoteRegion &target,
                    size_t target_offset, size_t length) override;
     FlushStats flush(std::chrono::milliseconds timeout) override;
+    // Every write is a memcpy, complete when postWrite returns: every mark is reached.
+    std::optional<uint64_t> mark() override { return ++marks_; }
+    MarkState markState(uint64_t mark) override {
+        return mark <= marks_ ? MarkState::kReached : MarkState::kFailed;
+    }
     void startProgressThread() override {}
     void stopProgressThread() override {}
 
@@ -36,6 +41,7 @@ class InprocBackend final : public TransportBackend {
     uint64_t generation_;
     std::map<std::string, uint64_t> peers_;  // name -> peer backend id
     FlushStats pending_;
+    uint64_t marks_ = 0;
 };
 
 }  // namespace weightsync::transport

@@ -248,6 +248,7 @@ void UcxBackend::putChunk(const UcxLocalRegion &source, size_t source_offset,
     void *request =
         ucp_put_nbx(endpoint->handle(), static_cast<const char *>(source.data()) + source_offset,
                     length, target.address() + target_offset, target.rkey(), &param);
+    ++puts_since_mark_;
     if (request == nullptr) return;  // completed in place
     if (UCS_PTR_IS_ERR(request)) {
         const ucs_status_t status = UCS_PTR_STATUS(request);
@@ -259,6 +260,63 @@ void UcxBackend::putChunk(const UcxLocalRegion &source, size_t source_offset,
     inflight_.add(request, endpoint, length);
 }
 
+std::optional<uint64_t> UcxBackend::mark() {
+    std::lock_guard lock(core_->mutex);
+    const uint64_t mark = ++marks_;
+    if (puts_since_mark_ == 0 && mark_requests_.empty()) {
+        reached_ = mark;  // only direct copies (or nothing) since the last reached mark
+        return mark;
+    }
+    void *request = nullptr;
+    if (puts_since_mark_ > 0) {
+        ucp_request_param_t param{};
+        request = ucp_worker_flush_nbx(core_->worker->get(), &param);
+        if (UCS_PTR_IS_ERR(request)) {
+            // Never reached before flush(), which reports what failed.
+            mark_requests_.emplace_back(mark, UCS_STATUS_PTR(UCS_ERR_NO_MESSAGE));
+            puts_since_mark_ = 0;
+            return mark;
+        }
+        if (request == nullptr) {
+            puts_since_mark_ = 0;
+            if (mark_requests_.empty()) {
+                reached_ = mark;
+            } else {
+                mark_requests_.emplace_back(mark, nullptr);
+            }
+            return mark;
+        }
+    }
+    puts_since_mark_ = 0;
+    mark_requests_.emplace_back(mark, request);
+    return mark;
+}
+
+TransportBackend::MarkState UcxBackend::markState(uint64_t mark) {
+    if (mark <= reached_) return MarkState::kReached;
+    if (mark <= flushed_ || mark > marks_) return MarkState::kFailed;
+    std::lock_guard lock(core_->mutex);
+    (void)core_->worker->progress();
+    inflight_.reap();
+    while (!mark_requests_.empty()) {
+        auto &[m, request] = mark_requests_.front();
+        if (request != nullptr) {
+            if (UCS_PTR_IS_ERR(request)) return MarkState::kFailed;  // flush() says why
+            const ucs_status_t status = ucp_request_check_status(request);
+            if (status == UCS_INPROGRESS) break;
+            ucp_request_free(request);
+            request = nullptr;
+            if (status != UCS_OK) {
+                request = UCS_STATUS_PTR(status);
+                return MarkState::kFailed;
+            }
+        }
+        reached_ = m;
+        mark_requests_.pop_front();
+    }
+    return mark <= reached_ ? MarkState::kReached : MarkState::kPending;
+}
+
 FlushStats UcxBackend::flush(std::chrono::milliseconds timeout) {
     std::lock_guard lock(core_->mutex);
     const auto deadline = Clock::now() + timeout;
@@ -266,6 +324,13 @@ FlushStats UcxBackend::flush(std::chrono::milliseconds timeout) {
     const auto dirty = std::exchange(dirty_, {});
     const FlushStats stats = std::exchange(unflushed_, {});
     for (const auto &peer : dirty) peer->setDirty(false);
+    // Marks: their requests are released here; they are reached once this flush returns.
+    const uint64_t marked = marks_;
+    flushed_ = marked;
+    for (auto &[m, request] : std::exchange(mark_requests_, {})) {
+        if (request != nullptr && !UCS_PTR_IS_ERR(request)) ucp_request_free(request);
+    }
+    puts_since_mark_ = 0;
 
     // 1. Local completion of every posted write.
     if (!progressUntil([this] { return inflight_.empty(); }, deadline)) {
@@ -318,6 +383,7 @@ FlushStats UcxBackend::flush(std::chrono::milliseconds timeout) {
              "flush are in doubt",
              fmt::join(lost, ", "), stats.writes, stats.bytes);
     }
+    reached_ = std::max(reached_, marked);
     return stats;
 }
 

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <thread>
@@ -39,6 +40,10 @@ class UcxBackend final : public TransportBackend {
     void postWrite(const LocalRegion &source, size_t source_offset, RemoteRegion &target,
                    size_t target_offset, size_t length) override;
     FlushStats flush(std::chrono::milliseconds timeout) override;
+    /// A worker flush request when UCP puts were posted since the last mark (writes into a
+    /// mapped shared segment are complete when postWrite returns).
+    std::optional<uint64_t> mark() override;
+    MarkState markState(uint64_t mark) override;
     void startProgressThread() override;
     void stopProgressThread() override;
 
@@ -72,6 +77,13 @@ class UcxBackend final : public TransportBackend {
     std::vector<std::shared_ptr<UcxEndpoint>> dirty_;  // peers written since the last flush
     UcxInflight inflight_;
     FlushStats unflushed_;  // writes posted since the last flush
+    // Marks (mark()): every mark up to reached_ is reached; the others wait for their worker
+    // flush request (nullptr: nothing was put since the previous mark), oldest first.
+    uint64_t marks_ = 0;
+    uint64_t reached_ = 0;
+    uint64_t flushed_ = 0;  // marks a flush() covered: those not reached failed
+    uint64_t puts_since_mark_ = 0;
+    std::deque<std::pair<uint64_t, void *>> mark_requests_;
     std::thread progress_thread_;
     std::atomic<bool> stop_{false};
     mutable std::atomic<bool> address_given_{false};  // address() was called: peers may use it

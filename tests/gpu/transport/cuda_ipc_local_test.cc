@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <vector>
 
 namespace weightsync::transport {
@@ -150,6 +151,61 @@ TEST_F(CudaIpcLocal, InteriorRegionsLandAtTheirOffset) {
         bad += got[i] != want;
     }
     EXPECT_EQ(bad, 0U);
+}
+
+// Marks (early completion): a mark after copies on several streams is reached once every one
+// of them completed, and then the bytes are in the target without a flush; a mark with nothing
+// copied since the last reached one is reached at once; a flush reaches every mark.
+TEST_F(CudaIpcLocal, AReachedMarkMeansItsCopiesLanded) {
+    constexpr size_t kSize = size_t{64} << 20;
+    platform::DeviceBuffer a(kSize, 0);
+    platform::DeviceBuffer b(kSize, 0);
+    b.fill(0);
+    std::vector<uint8_t> bytes(kSize);
+    for (size_t i = 0; i < kSize; ++i) bytes[i] = static_cast<uint8_t>(i * 29 + 1);
+    ASSERT_EQ(cudaMemcpy(a.data(), bytes.data(), kSize, cudaMemcpyHostToDevice), cudaSuccess);
+    auto la = backend_->registerMemory(a.data(), kSize, MemoryKind::kCuda, 0);
+    auto lb = backend_->registerMemory(b.data(), kSize, MemoryKind::kCuda, 0);
+    auto rb = backend_->importRegion("self", lb->describe());
+    const std::optional<uint64_t> none = backend_->mark();
+    ASSERT_TRUE(none.has_value());
+    EXPECT_EQ(backend_->markState(*none), TransportBackend::MarkState::kReached);
+    const auto reach = [&](uint64_t mark) {
+        auto state = backend_->markState(mark);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (state == TransportBackend::MarkState::kPending &&
+               std::chrono::steady_clock::now() < deadline) {
+            state = backend_->markState(mark);
+        }
+        return state;
+    };
+    const auto landed = [&](size_t from, size_t to) {
+        std::vector<uint8_t> got(kSize);
+        EXPECT_EQ(cudaMemcpy(got.data(), b.data(), kSize, cudaMemcpyDeviceToHost), cudaSuccess);
+        size_t bad = 0;
+        for (size_t i = 0; i < kSize; ++i) bad += got[i] != (i >= from && i < to ? bytes[i] : 0);
+        return bad;
+    };
+    // Half, in 4 KiB chunks over 4 streams: a mark, reached, the half is there.
+    backend_->postWrite(*la, 0, *rb, 0, kSize / 2);
+    const std::optional<uint64_t> first = backend_->mark();
+    ASSERT_TRUE(first.has_value());
+    ASSERT_EQ(reach(*first), TransportBackend::MarkState::kReached);
+    EXPECT_EQ(landed(0, kSize / 2), 0U);
+    const std::optional<uint64_t> again = backend_->mark();  // nothing copied since
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(backend_->markState(*again), TransportBackend::MarkState::kReached);
+    backend_->postWrite(*la, kSize / 2, *rb, kSize / 2, kSize / 2);
+    const std::optional<uint64_t> second = backend_->mark();
+    ASSERT_TRUE(second.has_value());
+    ASSERT_EQ(reach(*second), TransportBackend::MarkState::kReached);
+    EXPECT_EQ(landed(0, kSize), 0U);
+    backend_->postWrite(*la, 0, *rb, 0, 4096 * 3 + 1);
+    const std::optional<uint64_t> third = backend_->mark();
+    ASSERT_TRUE(third.has_value());
+    EXPECT_EQ(backend_->flush(std::chrono::seconds(5)).writes, 3U);
+    EXPECT_EQ(backend_->markState(*third), TransportBackend::MarkState::kReached);
+    EXPECT_EQ(backend_->markState(*third + 1), TransportBackend::MarkState::kFailed);
 }
 
 TEST_F(CudaIpcLocal, ConnectRefusesPeersOnOtherHosts) {

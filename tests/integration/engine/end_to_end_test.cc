@@ -67,6 +67,13 @@ TEST(EndToEnd, SmallPipelineStagesAndTheSerialMode) {
     expectVerified("--stage-bytes 4096 --no-pipeline", 2);
 }
 
+TEST(EndToEnd, ChecksumsCheckedStageByStageOverSharedMemoryAndTcp) {
+    // Receivers checksum each stage's writes as the trainers' staged notices arrive: direct
+    // copies into shared memory, and UCX puts over TCP (marks complete by worker flushes).
+    expectVerified("--checksum --stage-bytes 4096 --ucx-tls posix,sysv,self", 2);
+    expectVerified("--checksum --stage-bytes 4096 --ucx-tls tcp,self", 2);
+}
+
 TEST(EndToEnd, DenseModelAndStagedReceivers) {
     expectVerified(
         "--model qwen3-tiny --trainer-ranks 2 --trainer-ep 1 --inference-ranks 2 "

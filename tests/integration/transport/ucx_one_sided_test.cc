@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
+#include <thread>
 
 namespace weightsync::transport {
 namespace {
@@ -136,6 +138,58 @@ TEST_P(TransportUcxOneSided, ReceiverKilledThenRestarted) {
     sender->postWrite(*local, 0, *remote, 0, kBytes);
     EXPECT_EQ(sender->flush(5s).bytes, kBytes);
     EXPECT_EQ(receiver->hashes().at(0), test_support::hashOf(source));
+}
+
+// Marks (early completion): a mark reached before any flush means its writes' bytes are in the
+// receiver's memory; a later mark waits for later writes only; a flush reaches every mark.
+TEST_P(TransportUcxOneSided, AReachedMarkMeansItsWritesLanded) {
+    constexpr size_t kBytes = size_t{4} << 20;
+    Receiver receiver(GetParam().transports, 1, kBytes, 0, "allocate,no-progress");
+    UcxOptions opts = options();
+    opts.max_write_size = 256 << 10;  // several puts per write on the ucp_put_nbx path
+    auto sender = makeUcxBackend(opts);
+    auto source = test_support::randomBytes(kBytes, 9);
+    auto local = sender->registerMemory(source.data(), source.size(), MemoryKind::kHost, -1);
+    sender->connect("engine0", receiver.address());
+    auto remote = sender->importRegion("engine0", receiver.regions().at(0));
+
+    const std::optional<uint64_t> nothing = sender->mark();  // no write before it
+    ASSERT_TRUE(nothing.has_value());
+    EXPECT_EQ(sender->markState(*nothing), TransportBackend::MarkState::kReached);
+
+    const auto reach = [&](uint64_t mark) {
+        // Polled without flushing; the deadline only turns a hang into a failure.
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        auto state = sender->markState(mark);
+        while (state == TransportBackend::MarkState::kPending &&
+               std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::yield();
+            state = sender->markState(mark);
+        }
+        return state;
+    };
+    auto expected = std::vector<uint8_t>(kBytes, 0);
+    sender->postWrite(*local, 0, *remote, 0, kBytes / 2);
+    std::copy_n(source.begin(), kBytes / 2, expected.begin());
+    const std::optional<uint64_t> first = sender->mark();
+    ASSERT_TRUE(first.has_value());
+    ASSERT_EQ(reach(*first), TransportBackend::MarkState::kReached);
+    EXPECT_EQ(receiver.hashes().at(0), test_support::hashOf(expected));  // before any flush
+
+    sender->postWrite(*local, kBytes / 2, *remote, kBytes / 2, kBytes / 2);
+    const std::optional<uint64_t> second = sender->mark();
+    ASSERT_TRUE(second.has_value());
+    EXPECT_GT(*second, *first);
+    EXPECT_EQ(sender->markState(*first), TransportBackend::MarkState::kReached);  // for good
+    ASSERT_EQ(reach(*second), TransportBackend::MarkState::kReached);
+    EXPECT_EQ(receiver.hashes().at(0), test_support::hashOf(source));
+
+    sender->postWrite(*local, 0, *remote, 0, 1000);
+    const std::optional<uint64_t> third = sender->mark();
+    ASSERT_TRUE(third.has_value());
+    EXPECT_EQ(sender->flush(10s).writes, 3U);
+    EXPECT_EQ(sender->markState(*third), TransportBackend::MarkState::kReached);
+    EXPECT_EQ(sender->markState(*third + 1), TransportBackend::MarkState::kFailed);  // never made
 }
 
 std::string oneSidedName(const ::testing::TestParamInfo<OneSidedCase> &param_info) {

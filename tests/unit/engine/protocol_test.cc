@@ -47,6 +47,9 @@ TEST(ProtocolMessages, RoundTripEveryMessage) {
     EXPECT_EQ(dc.checksums,
               (std::vector<uint64_t>{0, 0xFFFFFFFFFFFFFFFFULL, 0x0123456789ABCDEFULL}));
     EXPECT_TRUE(roundTrip(Done{7, 10, 3, {}}, 7).checksums.empty());
+    EXPECT_EQ(roundTrip(WritesLanded{7, 42}, 7).writes, 42);
+    expectThrows(Errc::kProtocol,
+                 [] { (void)decode<WritesLanded>(R"({"version":7,"writes":-1})", 7, "k"); });
     const Aborted a = roundTrip(Aborted{7, 6, true, true, 0, "err"}, 7);
     EXPECT_EQ(a.held, 6u);
     EXPECT_TRUE(a.intact && a.serving);
@@ -108,12 +111,15 @@ TEST(ProtocolKeys, NamesAndTheirWriters) {
     EXPECT_EQ(participantOf(keys::prepared(9, "e0r0")), "inference-e0r0");
     EXPECT_EQ(participantOf(keys::trainerReady(1)), "trainer1");
     EXPECT_EQ(participantOf(keys::memory("e0r1")), "inference-e0r1");
+    EXPECT_EQ(keys::staged(2, 5, 1), "v/2/staged/5/1");
+    EXPECT_EQ(participantOf(keys::staged(2, 5, 1)), "trainer1");
     EXPECT_EQ(participantOf(keys::outcome(2)), "");
     // Every version's keys share one prefix, so a finished version is erased in one call.
     for (const std::string &k :
          {keys::request(5), keys::paused(5, "e0r0"), keys::done(5, 0), keys::landed(5, "e0r0"),
           keys::prepared(5, "e0r0"), keys::outcome(5), keys::resumed(5, "e0r0"),
-          keys::aborted(5, "trainer0"), keys::verified(5, "e0r0"), keys::metrics(5, 0)}) {
+          keys::aborted(5, "trainer0"), keys::verified(5, "e0r0"), keys::metrics(5, 0),
+          keys::staged(5, 1, 0)}) {
         EXPECT_TRUE(k.starts_with(keys::versionPrefix(5))) << k;
         EXPECT_FALSE(k.starts_with(keys::versionPrefix(50))) << k;
     }

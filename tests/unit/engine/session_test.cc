@@ -58,6 +58,39 @@ TEST(ProtocolSession, AwaitReturnsValuesInOrderOnceTheyArrive) {
     EXPECT_EQ(paused[0].version, 1u);
 }
 
+TEST(ProtocolSession, AwaitAnyReturnsOnceOneKeyArrives) {
+    auto store = std::make_shared<control::MemoryStore>();
+    Session s(store, inferenceName("e0r0"), kRoster);
+    const std::vector<std::string> wanted{keys::done(1, 0), keys::staged(1, 1, 1)};
+    std::thread writer([&] {
+        std::this_thread::sleep_for(50ms);
+        store->set(keys::staged(1, 1, 1), encode(WritesLanded{1, 3}));
+    });
+    EXPECT_EQ(s.awaitAny(wanted, in(10s), AbortOn{.version = 1}, "writes"), 1u);
+    writer.join();
+    EXPECT_FALSE(s.cached(keys::done(1, 0)).has_value());
+    EXPECT_EQ(decode<WritesLanded>(*s.cached(keys::staged(1, 1, 1)), 1, "k").writes, 3);
+    // The first present key in the caller's order, of those it knows (a key seen already
+    // returns at once).
+    EXPECT_EQ(s.awaitAny(wanted, in(10s), AbortOn{.version = 1}, "writes"), 1u);
+    store->set(keys::done(1, 0), encode(Done{1, 0, 0}));
+    store->set(keys::staged(1, 2, 1), encode(WritesLanded{1, 4}));
+    EXPECT_EQ(s.awaitAny({keys::done(1, 0), keys::staged(1, 2, 1)}, in(10s), AbortOn{.version = 1},
+                         "writes"),
+              0u);
+    EXPECT_TRUE(s.cached(keys::staged(1, 2, 1)).has_value());
+    // Nothing arrives: a timeout naming who is missing; an aborted version ends it too.
+    const auto thrown = thrownBy(
+        [&] { (void)s.awaitAny({keys::done(1, 1)}, in(100ms), AbortOn{.version = 1}, "writes"); });
+    ASSERT_TRUE(thrown);
+    EXPECT_EQ(thrown->code, Errc::kTimeout);
+    EXPECT_NE(thrown->message.find("trainer1"), std::string::npos) << thrown->message;
+    (void)s.decide({1, false, "trainer0", Errc::kCorruption, "bad bytes"});
+    expectThrows(Errc::kCorruption, [&] {
+        (void)s.awaitAny({keys::done(1, 1)}, in(10s), AbortOn{.version = 1}, "writes");
+    });
+}
+
 TEST(ProtocolSession, TimeoutNamesWhoIsMissing) {
     auto store = std::make_shared<control::MemoryStore>();
     Session s(store, trainerName(0), kRoster);

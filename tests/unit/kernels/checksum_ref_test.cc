@@ -46,6 +46,20 @@ TEST(KernelsChecksum, MatchesItsDefinition) {
     }
 }
 
+TEST(KernelsChecksum, TheVectorPathMatchesTheWordByWordOne) {
+    // Every length around the 16-word blocks of the AVX-512 path, at every alignment, and a
+    // large range: the same sum as the portable loop (and the definition, above).
+    const auto b = randomBytes((size_t{1} << 20) + 64, 11);
+    for (size_t off = 0; off < 8; ++off) {
+        for (size_t n = 0; n <= 300; ++n) {
+            ASSERT_EQ(checksumSumRef(b.data() + off, n), checksumSumPortable(b.data() + off, n))
+                << n << " bytes at offset " << off;
+        }
+    }
+    EXPECT_EQ(checksumSumRef(b.data() + 3, size_t{1} << 20),
+              checksumSumPortable(b.data() + 3, size_t{1} << 20));
+}
+
 TEST(KernelsChecksum, EverySingleByteChangeIsDetected) {
     // Every position of a 67-byte range (a padded last word included), every other value.
     const auto b = randomBytes(67, 7);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <vector>
 
 namespace weightsync::transport {
@@ -68,6 +69,22 @@ TEST(TransportFault, FailsTheNthWriteAtFlush) {
     EXPECT_EQ(codeOf([&] { s.sender.flush(100ms); }), Errc::kPeerLost);
     EXPECT_EQ(s.buf_a[0], 0);  // the failed write never landed
     EXPECT_NO_THROW(s.sender.flush(100ms));
+}
+
+TEST(TransportFault, MarksPassThroughButNeverReachLostWrites) {
+    Rig s(FaultPolicy{});
+    s.sender.postWrite(*s.src, 0, *s.remote_a, 0, 8);
+    const std::optional<uint64_t> ok = s.sender.mark();
+    ASSERT_TRUE(ok.has_value());  // inproc writes are complete when posted
+    EXPECT_EQ(s.sender.markState(*ok), TransportBackend::MarkState::kReached);
+    EXPECT_EQ(s.buf_a[0], 7);
+    // Writes to a dropped peer fail at the flush: no mark after them is reached before it.
+    s.sender.dropPeer("b");
+    s.sender.postWrite(*s.src, 0, *s.remote_b, 0, 8);
+    const std::optional<uint64_t> lost = s.sender.mark();
+    ASSERT_TRUE(lost.has_value());
+    EXPECT_EQ(s.sender.markState(*lost), TransportBackend::MarkState::kFailed);
+    EXPECT_EQ(codeOf([&] { s.sender.flush(100ms); }), Errc::kPeerLost);
 }
 
 TEST(TransportFault, DroppedPeerLosesWritesAndFlushNamesIt) {
