@@ -18,6 +18,7 @@ namespace fs = transport::fs;
 namespace {
 
 constexpr int64_t kMaxManifestBytes = int64_t{64} << 20;
+constexpr int64_t kWriteBlock = int64_t{1} << 20;  // hashed, then written, while in cache
 
 std::string join(const std::string &dir, std::string_view name) {
     return (std::filesystem::path(dir) / name).string();
@@ -33,72 +34,6 @@ std::string tempName(const std::string &name) {
 
 }  // namespace
 
-WriteHasher::WriteHasher(const checkpoint::FileLayout &files, const planner::RankPlan &plan)
-    : files_(files),
-      plan_(plan),
-      ranges_(plan.writes.size()),
-      hashed_(plan.writes.size(), false),
-      thread_([this] { run(); }) {
-    for (size_t i = 0; i < plan.writes.size(); ++i) {
-        ranges_[i] = checkpoint::writeRange(files, plan.writes[i]);
-    }
-}
-
-WriteHasher::~WriteHasher() {
-    {
-        const std::lock_guard lock(mutex_);
-        stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-}
-
-void WriteHasher::begin(const std::byte *arena) {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
-    arena_ = arena;
-    std::fill(hashed_.begin(), hashed_.end(), false);
-}
-
-void WriteHasher::submit(size_t index) {
-    {
-        const std::lock_guard lock(mutex_);
-        queue_.push_back(index);
-    }
-    cv_.notify_all();
-}
-
-std::vector<checkpoint::HashedRange> WriteHasher::finish() {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
-    for (size_t i = 0; i < hashed_.size(); ++i) {
-        check(hashed_[i], Errc::kInternal, "checkpoint write {} of {} was never hashed", i,
-              hashed_.size());
-    }
-    return ranges_;
-}
-
-void WriteHasher::run() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stop_ and nothing left
-        const size_t i = queue_.front();
-        queue_.pop_front();
-        ++busy_;
-        const planner::Write &w = plan_.writes[i];
-        const std::byte *src = arena_ + w.src_offset;
-        lock.unlock();
-        // Right after the write's pwrite read them: the bytes are still in cache.
-        const uint64_t h = XXH3_64bits(src, static_cast<size_t>(w.bytes));
-        lock.lock();
-        ranges_[i].xxh3 = h;
-        hashed_[i] = true;
-        --busy_;
-        cv_.notify_all();
-    }
-}
-
 CheckpointWriter::CheckpointWriter(const JobSpec &spec, const layout::Layout &layout,
                                    const planner::Plan &plan, int rank)
     : root_(spec.fs_root),
@@ -106,11 +41,14 @@ CheckpointWriter::CheckpointWriter(const JobSpec &spec, const layout::Layout &la
       plan_(plan.ranks.at(static_cast<size_t>(rank))),
       config_(spec.fs_config),
       files_(checkpoint::fileLayout(layout, spec.fs_file_bytes)),
-      hasher_(files_, plan_) {}
+      written_(plan_.writes.size(), false) {
+    for (const planner::Write &w : plan_.writes)
+        ranges_.push_back(checkpoint::writeRange(files_, w));
+}
 
 void CheckpointWriter::begin(uint64_t version, bool first_rank, const std::byte *arena) {
-    hasher_.begin(arena);
     arena_ = arena;
+    std::fill(written_.begin(), written_.end(), false);
     dir_ = stepDir(root_, version);
     fs::makeDirectories(dir_);
     // A manifest from an earlier job on this root must not vouch for the files rewritten now.
@@ -124,17 +62,33 @@ void CheckpointWriter::begin(uint64_t version, bool first_rank, const std::byte 
 
 void CheckpointWriter::write(size_t index) {
     const planner::Write &w = plan_.writes[index];
-    const checkpoint::TensorEntry &t = files_.tensors[w.dest];
-    const fs::File &file = open_[t.file];
-    file.writeAt(t.offset + w.dest_offset, arena_ + w.src_offset, static_cast<size_t>(w.bytes));
+    checkpoint::HashedRange &range = ranges_[index];
+    const fs::File &file = open_[range.file];
+    const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                         &XXH3_freeState);
+    if (state == nullptr) throw std::bad_alloc();
+    XXH3_64bits_reset(state.get());
+    // A block at a time: hashing reads it from memory, the write then from cache.
+    const std::byte *src = arena_ + w.src_offset;
+    for (int64_t at = 0; at < w.bytes;) {
+        const auto n = static_cast<size_t>(std::min(w.bytes - at, kWriteBlock));
+        XXH3_64bits_update(state.get(), src + at, n);
+        file.writeAt(range.offset + at, src + at, n);
+        at += static_cast<int64_t>(n);
+    }
+    range.xxh3 = XXH3_64bits_digest(state.get());
+    written_[index] = true;
     // The device writes while the next stages convert; sync() then waits for little.
-    file.startWriteback(t.offset + w.dest_offset, static_cast<size_t>(w.bytes));
-    hasher_.submit(index);
+    file.startWriteback(range.offset, static_cast<size_t>(w.bytes));
 }
 
 std::vector<checkpoint::HashedRange> CheckpointWriter::sync() {
     fs::parallelFor(open_.size(), fs::ioThreads(), [&](size_t i) { open_[i].sync(); });
-    return hasher_.finish();
+    for (size_t i = 0; i < written_.size(); ++i) {
+        check(written_[i], Errc::kInternal, "checkpoint write {} of {} was never written", i,
+              written_.size());
+    }
+    return ranges_;
 }
 
 void CheckpointWriter::finalize(uint64_t version, std::vector<checkpoint::HashedRange> ranges) {

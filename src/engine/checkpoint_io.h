@@ -2,13 +2,12 @@
 // The filesystem transport's two ends (JobSpec::transport == filesystem). Trainers write each
 // version as a Hugging Face checkpoint under <fs_root>/step_<N>/ (checkpoint/file_layout.h):
 // every rank writes its planned share of the whole tensors into the same temporary files and
-// fsyncs them, and hashes each of its writes from its slots on a thread of its own right after
-// writing it (checkpoint/ranges.h); once every rank is done, trainer rank 0 renames the files
-// into place and writes the manifest last, with every rank's hashes. Inference ranks wait for
-// the manifest, check it against the layout, verify the hash of every range of every file they
-// read before copying a byte, then read their slices
-// (checkpoint/shard_ranges.h) into their tensors. A directory without a manifest, or one whose
-// hashes do not match, is never loaded.
+// fsyncs them, hashing each write's bytes a block at a time just before writing the block, so
+// that the write reads them from cache (checkpoint/ranges.h); once every rank is done, trainer rank
+// 0 renames the files into place and writes the manifest last, with every rank's hashes. Inference
+// ranks wait for the manifest, check it against the layout, verify the hash of every range of every
+// file they read before copying a byte, then read their slices (checkpoint/shard_ranges.h) into
+// their tensors. A directory without a manifest, or one whose hashes do not match, is never loaded.
 
 #include "checkpoint/file_layout.h"
 #include "checkpoint/manifest.h"
@@ -20,48 +19,11 @@
 #include "transport/filesystem/files.h"
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
-#include <exception>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace weightsync::engine {
-
-/// Hashes a trainer rank's checkpoint writes from its arena in the background, each as soon as
-/// it is written (one thread, joined by the destructor).
-class WriteHasher {
-  public:
-    WriteHasher(const checkpoint::FileLayout &files, const planner::RankPlan &plan);
-    ~WriteHasher();
-    WriteHasher(const WriteHasher &) = delete;
-    WriteHasher &operator=(const WriteHasher &) = delete;
-
-    /// A new version: forgets the last one's hashes (waits for its pending work first).
-    void begin(const std::byte *arena);
-    /// Hashes write `index` of the plan (its bytes are in the arena and final).
-    void submit(size_t index);
-    /// Waits for every submitted write; returns their ranges with hashes (every write of the
-    /// plan must have been submitted: Errc::kInternal otherwise).
-    std::vector<checkpoint::HashedRange> finish();
-
-  private:
-    void run();
-    const checkpoint::FileLayout &files_;
-    const planner::RankPlan &plan_;
-    const std::byte *arena_ = nullptr;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    std::deque<size_t> queue_;
-    std::vector<checkpoint::HashedRange> ranges_;  // per write of the plan
-    std::vector<bool> hashed_;
-    size_t busy_ = 0;
-    bool stop_ = false;
-    std::thread thread_;
-};
 
 /// One trainer rank's writer.
 class CheckpointWriter {
@@ -90,7 +52,8 @@ class CheckpointWriter {
     const planner::RankPlan &plan_;
     nlohmann::json config_;  // config.json of every step directory (null: none)
     checkpoint::FileLayout files_;
-    WriteHasher hasher_;
+    std::vector<checkpoint::HashedRange> ranges_;  // per write of the plan, hashed as written
+    std::vector<bool> written_;
     const std::byte *arena_ = nullptr;
     std::string dir_;                        // of the version being written
     std::vector<transport::fs::File> open_;  // its temporary files
