@@ -18,7 +18,9 @@
 #   hf: real transformers models (Qwen3, Qwen3-MoE, DeepSeek-V3) through derived layouts into
 #   block-FP8 models, generation checked after every version (tests/gpu/python/hf_models.py;
 #   uses the host's transformers 5.x), then the same with --transport filesystem: every version
-#   also a checkpoint directory that transformers' from_pretrained loads (issue 16).
+#   also a checkpoint directory that transformers' from_pretrained loads onto the GPU (issue 16;
+#   tiny models: trainer and receiver run on the CPU, as the filesystem transport moves host
+#   memory).
 #   nccl: the nccl transport (issue 16): its GPU tests, the GLM-5 demo over NCCL 1 -> 1 and
 #   2 -> 2 beside CUDA-IPC, and raw NCCL send/recv (bench/gpu/nccl_sendrecv.py) of the same bytes;
 #   scripts/gpu_nccl_table.py prints the comparison. Builds against the NCCL that PyTorch ships
@@ -119,7 +121,7 @@ if [ "$MODE" = hf ]; then
     fi
     step hf_models_fs env PYTHONPATH="build-gpu/python:$ACCEL" "$PY" \
         tests/gpu/python/hf_models.py --trainer-gpu 0 --inference-gpu "$IG" \
-        --archs qwen3,qwen3_moe --versions 2 --transport filesystem \
+        --archs qwen3,qwen3_moe --versions 2 --scale tiny --transport filesystem \
         --out "$OUT/hf_models_fs.json"
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
     exit 0

@@ -41,14 +41,14 @@ CheckpointWriter::CheckpointWriter(const JobSpec &spec, const layout::Layout &la
       plan_(plan.ranks.at(static_cast<size_t>(rank))),
       config_(spec.fs_config),
       files_(checkpoint::fileLayout(layout, spec.fs_file_bytes)),
-      written_(plan_.writes.size(), false) {
+      written_(plan_.writes.size(), 0) {
     for (const planner::Write &w : plan_.writes)
         ranges_.push_back(checkpoint::writeRange(files_, w));
 }
 
 void CheckpointWriter::begin(uint64_t version, bool first_rank, const std::byte *arena) {
     arena_ = arena;
-    std::fill(written_.begin(), written_.end(), false);
+    std::fill(written_.begin(), written_.end(), 0);
     dir_ = stepDir(root_, version);
     fs::makeDirectories(dir_);
     // A manifest from an earlier job on this root must not vouch for the files rewritten now.
@@ -60,7 +60,11 @@ void CheckpointWriter::begin(uint64_t version, bool first_rank, const std::byte 
     }
 }
 
-void CheckpointWriter::write(size_t index) {
+void CheckpointWriter::write(size_t first, size_t end) {
+    fs::parallelFor(end - first, fs::ioThreads(), [&](size_t i) { writeOne(first + i); });
+}
+
+void CheckpointWriter::writeOne(size_t index) {
     const planner::Write &w = plan_.writes[index];
     checkpoint::HashedRange &range = ranges_[index];
     const fs::File &file = open_[range.file];
@@ -77,7 +81,7 @@ void CheckpointWriter::write(size_t index) {
         at += static_cast<int64_t>(n);
     }
     range.xxh3 = XXH3_64bits_digest(state.get());
-    written_[index] = true;
+    written_[index] = 1;
     // The device writes while the next stages convert; sync() then waits for little.
     file.startWriteback(range.offset, static_cast<size_t>(w.bytes));
 }
@@ -85,7 +89,7 @@ void CheckpointWriter::write(size_t index) {
 std::vector<checkpoint::HashedRange> CheckpointWriter::sync() {
     fs::parallelFor(open_.size(), fs::ioThreads(), [&](size_t i) { open_[i].sync(); });
     for (size_t i = 0; i < written_.size(); ++i) {
-        check(written_[i], Errc::kInternal, "checkpoint write {} of {} was never written", i,
+        check(written_[i] != 0, Errc::kInternal, "checkpoint write {} of {} was never written", i,
               written_.size());
     }
     return ranges_;

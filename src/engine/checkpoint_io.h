@@ -35,8 +35,9 @@ class CheckpointWriter {
     /// every rank does the same. Rank 0 first removes a manifest left by an earlier job.
     /// `arena`: the rank's slots, which the version's writes read from.
     void begin(uint64_t version, bool first_rank, const std::byte *arena);
-    /// Write `index` of the rank's plan: its bytes into the whole tensor w.dest, at w.dest_offset.
-    void write(size_t index);
+    /// Writes [first, end) of the rank's plan, each into its whole tensor at its offset, on a
+    /// few threads (one write each).
+    void write(size_t first, size_t end);
     /// fsync of every file of the version, then the hashed ranges of this rank's writes.
     std::vector<checkpoint::HashedRange> sync();
     /// Rank 0, after every rank synced, with every rank's hashed ranges: temporary files ->
@@ -53,7 +54,8 @@ class CheckpointWriter {
     nlohmann::json config_;  // config.json of every step directory (null: none)
     checkpoint::FileLayout files_;
     std::vector<checkpoint::HashedRange> ranges_;  // per write of the plan, hashed as written
-    std::vector<bool> written_;
+    void writeOne(size_t index);
+    std::vector<uint8_t> written_;  // per write: written this version (set by several threads)
     const std::byte *arena_ = nullptr;
     std::string dir_;                        // of the version being written
     std::vector<transport::fs::File> open_;  // its temporary files

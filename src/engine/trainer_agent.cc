@@ -259,11 +259,10 @@ void TrainerAgent::chooseCopies(const std::vector<std::pair<std::string, uint32_
 void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m) {
     const planner::RankPlan &rp = plan_->ranks[static_cast<size_t>(rank_)];
     const auto start = Clock::now();
+    const size_t first = next_write;
     while (next_write < rp.writes.size() && rp.writes[next_write].stage <= stage) {
         const planner::Write &w = rp.writes[next_write++];
-        if (checkpoint_) {
-            checkpoint_->write(next_write - 1);
-        } else {
+        if (!checkpoint_) {
             const Target &t = targets_[w.peer][w.dest];
             t.link->backend->postWrite(
                 *t.link->region, static_cast<size_t>(w.src_offset), *t.regions[copy_[w.peer]],
@@ -272,7 +271,8 @@ void TrainerAgent::writeStage(size_t &next_write, uint32_t stage, PushMetrics &m
         m.wire_bytes += w.bytes;
         ++m.writes;
     }
-    for (auto &[name, l] : links_) l.backend->submit();  // two-sided: the stage as one batch
+    if (checkpoint_) checkpoint_->write(first, next_write);  // the stage's writes, on a few threads
+    for (auto &[name, l] : links_) l.backend->submit();      // two-sided: the stage as one batch
     m.post_seconds += secondsSince(start);
 }
 

@@ -367,7 +367,8 @@ def inference_role(cfg: dict) -> dict:
         previous = fp8_sum
         if cfg.get("fs_root"):
             row["checkpoint"] = from_checkpoint(
-                os.path.join(cfg["fs_root"], f"step_{result['version']}"), device, want)
+                os.path.join(cfg["fs_root"], f"step_{result['version']}"), cfg["load_device"],
+                want)
         # Equal bytes and one forward function give equal logits too (logits_equal_reference),
         # unless a kernel is not deterministic: reported, not required.
         row["ok"] = (row["committed"] and mismatched == 0 and row["generation_equal"]
@@ -424,7 +425,8 @@ def run_arch(arch: str, args: argparse.Namespace, coordinator: ws.Coordinator,
         step_timeout=300.0, **files))
     cfg = {"arch": arch, "scale": args.scale, "coordinator": coordinator.address, "job": job,
            "versions": args.versions, "seed": args.seed, "lr": args.lr, "tmp": tmp,
-           "fp8_matmul": args.fp8_matmul, "fs_root": files.get("fs_root")}
+           "fp8_matmul": args.fp8_matmul, "fs_root": files.get("fs_root"),
+           "load_device": args.load_device}
     # No hub: an installed `kernels` package must fail at once, not wait on the network.
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUBLAS_WORKSPACE_CONFIG=":4096:8")
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -485,6 +487,11 @@ def main() -> int:
         args.trainer_device, args.inference_device = (f"cuda:{args.trainer_gpu}",
                                                       f"cuda:{args.inference_gpu}")
     else:
+        args.trainer_device = args.inference_device = "cpu"
+    # The filesystem transport moves host memory: both roles on the CPU; transformers then loads
+    # each step directory onto the inference GPU (its native FP8 loader) where there is one.
+    args.load_device = args.inference_device
+    if args.transport == "filesystem":
         args.trainer_device = args.inference_device = "cpu"
     import transformers
     results = {"command": " ".join([os.path.basename(sys.executable), *sys.argv]),
