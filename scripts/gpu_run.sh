@@ -129,7 +129,8 @@ fi
 # The GLM-5 update at real dimensions (5 layers: 3 dense + 2 MoE, 30.2 GB per push), GPU0 ->
 # GPU1: the phases one after the other (each measured alone), then pipelined; with 2 trainer
 # processes on GPU0 (FSDP 2 x EP 2) and with 1. Each run's JSON line goes to demo_<name>.json.
-GLM5=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers 5
+# WS_GLM5_LAYERS overrides the 5 layers (e.g. 3 where one GPU holds every process).
+GLM5=(--device cuda --trainer-gpus 0 --inference-gpus $IG --model glm5 --layers "${WS_GLM5_LAYERS:-5}"
     --inference-engines 1 --inference-ranks 2 --inference-ep 2 --steps 4 --json --timeout 600)
 T2=(--trainer-ranks 2 --trainer-ep 2)
 T1=(--trainer-ranks 1 --trainer-ep 1)
