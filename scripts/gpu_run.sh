@@ -8,7 +8,7 @@
 #   .whl/libucx_cu13-*.whl   PyPI's CUDA-enabled UCX
 #   .whl/accelerate-*.whl    (hf mode) for transformers' FP8 loader, if the host has none
 # Usage (device tool): bash scripts/gpu_run.sh
-#   [full|pipe|check|python|write|probe|cross|hf|nccl|integrity|fsbench]
+#   [full|pipe|check|python|write|probe|cross|hf|nccl|integrity|fsbench|cpu18]
 #   full: everything; pipe: GPU tests, our benchmarks and the demos (no torch/NCCL baselines, no
 #   CPU tests); check: GPU tests + demos; python: the PyTorch path only (CUDA-tensor Python
 #   tests, the FSDP2 torchrun test, the Python push benchmark next to the demo); write: how
@@ -28,6 +28,8 @@
 #   fsbench: issue 16 on this host's CPUs and disk (16 cores, nothing else running): the
 #   filesystem transport's write phase against sequential writes of the same bytes, to the local
 #   disk and to /dev/shm (bench_push_cpu --transport filesystem).
+#   cpu18: issue 18 on this host's quiet CPUs: bench_push_cpu --checksum-ab (the CPU checksum
+#   overhead), and the Python flip into CUDA tensors (tests/python/test_cuda.py -k flip).
 #   integrity: issue 18: the checksum and probe kernels against their CPU references, the GPU
 #   probe's own test, the GLM-5 update with and without checksums (overhead), and --flip (a swap
 #   of the arenas) and --flip-copy against --staging (how long generation is parked, by the GPU
@@ -79,6 +81,9 @@ elif [ "$MODE" = nccl ]; then  # the CLI and the tests this mode runs (the GPU t
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli planner_test \
         cli_refusals_test
     step build_nccl_test cmake --build build-gpu -j"$(nproc)" --target nccl_gpu_test
+elif [ "$MODE" = cpu18 ]; then
+    step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli bench_push_cpu \
+        weightsync_python
 elif [ "$MODE" = fsbench ]; then
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli bench_push_cpu
 elif [ "$MODE" = integrity ]; then
@@ -100,6 +105,14 @@ if [ "$MODE" = cross ]; then
     $PY scripts/gpu_probe_table.py "$OUT" | tee "$OUT/probe.txt"
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" >"$OUT/summary.txt"
     cat "$OUT/probe.txt" >>"$OUT/summary.txt"
+    exit 0
+fi
+if [ "$MODE" = cpu18 ]; then
+    step python_flip env PYTHONPATH=build-gpu/python "$PY" -m pytest -v -p no:cacheprovider \
+        tests/python/test_cuda.py -k flip
+    step checksum_ab "$B/bench/e2e/bench_push_cpu" --bin "$B/weightsync" --steps 3 --checksum-ab \
+        --json-out "$OUT/push_cpu_checksum_gpuhost.json"
+    MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
     exit 0
 fi
 if [ "$MODE" = fsbench ]; then
