@@ -163,7 +163,7 @@ class InferenceAgent {
     size_t copies_ = 1;     // copies of the own arena registered (2 with flip: both arenas)
     bool swap_ = false;     // flips by swapping the arenas' roles (set in init())
     bool swapped_ = false;  // this version's apply() swapped them
-    std::unique_ptr<StagedTensors> staged_;   // the external tensors' staging copy (with staging)
+    std::unique_ptr<StagedTensors> staged_;  // the external tensors' staging copy (with staging)
     // Every transport the rank offers, each with the rank's memory registered once:
     // one region for the own arena, or one per external tensor.
     std::vector<std::unique_ptr<transport::TransportBackend>> backends_;

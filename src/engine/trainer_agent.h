@@ -109,7 +109,7 @@ class TrainerAgent {
     std::shared_ptr<const convert::SourceProvider> external_;  // the caller's weights, if any
     std::unique_ptr<TrainerCompute> compute_;                  // weights, slot arena, conversion
     std::map<std::string, Link> links_;
-    std::unique_ptr<CheckpointWriter> checkpoint_;        // the filesystem transport's writer
+    std::unique_ptr<CheckpointWriter> checkpoint_;         // the filesystem transport's writer
     std::vector<checkpoint::HashedRange> written_ranges_;  // this version's writes, hashed
     // targets_[peer][dest]: how to write that tensor: backend, imported region of each copy of
     // the peer's memory (MemoryRecord::copies), offset in it.
