@@ -123,10 +123,13 @@ uint64_t File::hashRange(int64_t offset, int64_t bytes) const {
                                                                          &XXH3_freeState);
     check(state != nullptr, Errc::kInternal, "cannot allocate a hash state");
     XXH3_64bits_reset(state.get());
-    const std::unique_ptr<std::byte[]> buffer(new std::byte[kHashChunk]);
+    // Ranges are often small (a write each): a buffer no larger than the range.
+    const auto buffer_bytes =
+        std::clamp<size_t>(static_cast<size_t>(std::max<int64_t>(bytes, 1)), 1, kHashChunk);
+    const std::unique_ptr<std::byte[]> buffer(new std::byte[buffer_bytes]);
     const int64_t end = offset + bytes;
     for (int64_t at = offset; at < end;) {
-        const auto n = static_cast<size_t>(std::min<int64_t>(end - at, kHashChunk));
+        const auto n = std::min(static_cast<size_t>(end - at), buffer_bytes);
         readAt(at, buffer.get(), n);
         XXH3_64bits_update(state.get(), buffer.get(), n);
         at += static_cast<int64_t>(n);
