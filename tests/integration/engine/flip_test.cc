@@ -242,7 +242,9 @@ TEST(FlipBySwap, AVersionFailedAfterTheSwapSwapsBackEverywhere) {
         EXPECT_EQ(s.target[3], 0u);  // swapped back: arena 0 is staging again
         // Rank 1 swapped in version 2 and swapped back; rank 0 did the same, or saw the abort
         // in its landed barrier before it swapped. Either way version 1's arena is live again.
-        if (r == 1) EXPECT_EQ(s.rebinds_after[2], 3u);
+        if (r == 1) {
+            EXPECT_EQ(s.rebinds_after[2], 3u);
+        }
         ASSERT_TRUE(s.rebinds_after[2] == 1u || s.rebinds_after[2] == 3u) << s.rebinds_after[2];
         EXPECT_EQ(s.bound[s.rebinds_after[2] - 1], s.bound[0]);
         EXPECT_NE(s.bound[0], s.initial);
