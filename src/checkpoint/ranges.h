@@ -1,9 +1,10 @@
 #pragma once
 // How a checkpoint's bytes are hashed. The manifest lists, per file, byte ranges that tile it
 // exactly, each with its XXH3-64: the safetensors header, and every write of the trainers' plan.
-// A write has one writer, which hashes it from its own slots right after writing it (the bytes
-// are still in cache), so no rank reads a file back whatever the mesh, and a reader verifies
-// the ranges of a file in parallel. Pure: encoding-free checks on plain structs.
+// A write has one writer, which hashes it from its own slots a block at a time just before
+// writing that block (the write then reads it from cache), so no rank reads a file back
+// whatever the mesh, and a reader verifies the ranges of a file in parallel. Pure:
+// encoding-free checks on plain structs.
 
 #include "checkpoint/file_layout.h"
 #include "planner/plan.h"
