@@ -111,7 +111,7 @@ if [ "$MODE" = cpu18 ]; then
     step python_flip env PYTHONPATH=build-gpu/python "$PY" -m pytest -v -p no:cacheprovider \
         tests/python/test_cuda.py -k flip
     step checksum_ab "$B/bench/e2e/bench_push_cpu" --bin "$B/weightsync" --steps 3 --checksum-ab \
-        --json-out "$OUT/push_cpu_checksum_gpuhost.json"
+        --rounds 2 --json-out "$OUT/push_cpu_checksum_gpuhost.json"
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
     exit 0
 fi

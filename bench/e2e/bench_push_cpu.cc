@@ -8,10 +8,11 @@
 //
 //   build/bench/e2e/bench_push_cpu [--steps 3] [--model glm5-medium] [--json-out FILE]
 //                                  [--transport filesystem --fs-root DIR [--fs-root DIR2]]
-//                                  [--checksum-ab]
+//                                  [--checksum-ab [--rounds 3]]
 //
-// --checksum-ab runs every configuration twice in the same run, without and with checksums
-// (JobSpec::checksum), and reports the update's overhead.
+// --checksum-ab runs every configuration in R rounds of two jobs, without and with checksums
+// (JobSpec::checksum) in alternating order, and reports the update's overhead: the median of
+// the rounds' ratios.
 
 #include "common/subprocess.h"
 #include "engine/local_job.h"
@@ -25,11 +26,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <vector>
 
 using namespace weightsync;
@@ -103,7 +106,13 @@ constexpr const char *kUsage =
     "  checkpoints under each DIR (its write phase: the slowest rank's pwrites + fsync, then\n"
     "  rank 0's hashes of shared chunks, renames and manifest), next to a sequential write +\n"
     "  fsync of the same bytes in DIR.\n"
-    "  --checksum-ab: each topology without, then with checksums, and the overhead.\n";
+    "  --checksum-ab [--rounds R]: each topology R times (default 3) without and with\n"
+    "  checksums, the order alternating, and the overhead (the median of the rounds' ratios).\n";
+
+/// The directory of this run's checkpoints under a --fs-root.
+std::string fsDir(const std::string &root) {
+    return (std::filesystem::path(root) / fmt::format("bench-{}", ::getpid())).string();
+}
 
 struct Config {
     std::string name;
@@ -122,6 +131,7 @@ int main(int argc, char **argv) {
     std::string transport = "ucx";
     std::vector<std::string> roots;
     bool checksum_ab = false;
+    int rounds = 3;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "-h" || a == "--help") {
@@ -132,8 +142,9 @@ int main(int argc, char **argv) {
             checksum_ab = true;
             continue;
         }
-        if (i + 1 >= argc || (a != "--model" && a != "--steps" && a != "--json-out" &&
-                              a != "--bin" && a != "--transport" && a != "--fs-root")) {
+        if (i + 1 >= argc ||
+            (a != "--model" && a != "--steps" && a != "--json-out" && a != "--bin" &&
+             a != "--transport" && a != "--fs-root" && a != "--rounds")) {
             fmt::print(stderr, "bench_push_cpu: unknown option or missing value: '{}'\n{}", a,
                        kUsage);
             return 2;
@@ -144,11 +155,11 @@ int main(int argc, char **argv) {
         if (a == "--bin") bin = value;
         if (a == "--transport") transport = value;
         if (a == "--fs-root") roots.push_back(value);
-        if (a == "--steps") {
-            const auto [end, ec] =
-                std::from_chars(value.data(), value.data() + value.size(), steps);
-            if (ec != std::errc() || end != value.data() + value.size() || steps < 1) {
-                fmt::print(stderr, "bench_push_cpu: --steps must be an integer >= 1, got '{}'\n",
+        if (a == "--steps" || a == "--rounds") {
+            int &n = a == "--steps" ? steps : rounds;
+            const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec != std::errc() || end != value.data() + value.size() || n < 1) {
+                fmt::print(stderr, "bench_push_cpu: {} must be an integer >= 1, got '{}'\n", a,
                            value);
                 return 2;
             }
@@ -182,116 +193,167 @@ int main(int argc, char **argv) {
         fmt::print("{:<46} {:>9} {:>10} {:>11} {:>12} {:>10} {:>10}\n", "config", "wire GB",
                    "convert s", "write GB/s", "memcpy GB/s", "write/mcpy", "update s");
     }
-    std::vector<std::pair<Config, bool>> runs;  // (configuration, with checksums)
-    for (const Config &c : configs) {
-        runs.emplace_back(c, false);
-        if (checksum_ab) runs.emplace_back(c, true);
-    }
-    double update_without = 0;
+    // One job of `steps` versions: per step, bytes summed over ranks and the phase times of
+    // the slowest rank. Empty if a process failed (its log is kept and named).
+    struct Figures {
+        int64_t wire = 0;
+        std::vector<double> write_gbps, update_s, convert_s;
+    };
+    const auto push = [&](const Config &c, const std::string &root,
+                          bool checksum) -> std::optional<Figures> {
+        engine::LocalJobOptions o;
+        o.spec.checksum = checksum;
+        o.spec.model = model;
+        o.spec.mesh = c.mesh;
+        o.spec.fleet.engines = c.engines;
+        o.spec.steps = steps;
+        o.spec.verify = false;
+        o.spec.launcher_collects = true;  // keep every version's metrics: read after the run
+        o.spec.transport_options = {{"transports", "posix,sysv,self"}};
+        if (files) {
+            o.spec.transport = transport::TransportChoice::kFilesystem;
+            o.spec.fs_root = fsDir(root);
+            o.spec.fs_keep = 1;
+            // Allocating GBs on a busy 2-core machine can starve keep-alives past 1.5 s.
+            o.spec.liveness_ttl = std::chrono::seconds(10);
+            std::filesystem::create_directories(o.spec.fs_root);
+        }
+        o.executable = std::filesystem::weakly_canonical(bin).string();
+        o.job_id = "bench";
+        engine::LocalJob job(o);
+        job.start();
+        const auto codes = job.supervise(std::chrono::minutes(20));
+        for (const auto &[name, code] : codes) {
+            if (code != 0) {
+                fmt::print(stderr, "{} failed ({}): see {}\n", name, code, job.logOf(name));
+                job.keepLogs();
+                return std::nullopt;
+            }
+        }
+        Figures f;
+        for (int v = 1; v <= steps; ++v) {
+            int64_t bytes = 0;
+            double write = 0, total = 0, convert = 0, finalize = 0;
+            for (int t = 0; t < c.mesh.ranks(); ++t) {
+                const auto m = engine::PushMetrics::fromJson(nlohmann::json::parse(job.store().wait(
+                    engine::protocol::keys::metrics(v, t), std::chrono::seconds(5))));
+                bytes += m.wire_bytes;
+                write = std::max(write, m.post_seconds + m.drain_seconds);
+                finalize = std::max(finalize, m.finalize_seconds);
+                total = std::max(total, m.total_seconds);
+                convert = std::max(convert, m.convert_seconds);
+            }
+            f.wire = bytes;
+            write += finalize;  // after every rank's writes: on the critical path
+            f.write_gbps.push_back(static_cast<double>(bytes) / write / 1e9);
+            f.update_s.push_back(total);
+            f.convert_s.push_back(convert);
+        }
+        return f;
+    };
+    const auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
     for (const std::string &root : roots) {
-        for (const auto &[c, checksum] : runs) {
-            engine::LocalJobOptions o;
-            o.spec.checksum = checksum;
-            o.spec.model = model;
-            o.spec.mesh = c.mesh;
-            o.spec.fleet.engines = c.engines;
-            o.spec.steps = steps;
-            o.spec.verify = false;
-            o.spec.launcher_collects = true;  // keep every version's metrics: read after the run
-            o.spec.transport_options = {{"transports", "posix,sysv,self"}};
-            const std::string dir =
-                (std::filesystem::path(root) / fmt::format("bench-{}", ::getpid())).string();
-            if (files) {
-                o.spec.transport = transport::TransportChoice::kFilesystem;
-                o.spec.fs_root = dir;
-                o.spec.fs_keep = 1;
-                // Allocating GBs on a busy 2-core machine can starve keep-alives past 1.5 s.
-                o.spec.liveness_ttl = std::chrono::seconds(10);
-                std::filesystem::create_directories(dir);
-            }
-            o.executable = std::filesystem::weakly_canonical(bin).string();
-            o.job_id = "bench";
-            engine::LocalJob job(o);
-            job.start();
-            const auto codes = job.supervise(std::chrono::minutes(20));
-            for (const auto &[name, code] : codes) {
-                if (code != 0) {
-                    fmt::print(stderr, "{} failed ({}): see {}\n", name, code, job.logOf(name));
-                    job.keepLogs();
-                    return 1;
+        for (const Config &c : configs) {
+            if (!checksum_ab) {
+                const auto f = push(c, root, false);
+                if (!f) return 1;
+                const double mcpy = memcpyGbps(static_cast<size_t>(f->wire));
+                const double w = median(f->write_gbps);
+                if (files) {
+                    const std::string dir = fsDir(root);
+                    const double dd = sequentialWriteGbps(dir, static_cast<size_t>(f->wire), false);
+                    const double dd_mem =
+                        sequentialWriteGbps(dir, static_cast<size_t>(f->wire), true);
+                    std::filesystem::remove_all(dir);
+                    fmt::print(
+                        "{:<46} {:<16} {:>8.3f} {:>9.3f} {:>10.2f} {:>9.2f} {:>8.2f} {:>10.2f} "
+                        "{:>9.2f} {:>11.2f} {:>9.3f}\n",
+                        c.name, root, f->wire / 1e9, median(f->convert_s), w, dd, w / dd, dd_mem,
+                        w / dd_mem, mcpy, median(f->update_s));
+                    rows.push_back({{"config", c.name},
+                                    {"transport", "filesystem"},
+                                    {"root", root},
+                                    {"checkpoint_bytes_per_step", f->wire},
+                                    {"convert_seconds_median", median(f->convert_s)},
+                                    {"write_gbps_median", w},
+                                    {"sequential_write_gbps", dd},
+                                    {"write_over_sequential", w / dd},
+                                    {"sequential_write_from_memory_gbps", dd_mem},
+                                    {"write_over_sequential_from_memory", w / dd_mem},
+                                    {"memcpy_gbps_best", mcpy},
+                                    {"update_seconds_median", median(f->update_s)},
+                                    {"steps", steps}});
+                    continue;
                 }
-            }
-            // Per step: bytes summed over ranks, phase times of the slowest rank.
-            std::vector<double> write_gbps, update_s, convert_s;
-            int64_t wire = 0;
-            for (int v = 1; v <= steps; ++v) {
-                int64_t bytes = 0;
-                double write = 0, total = 0, convert = 0, finalize = 0;
-                for (int t = 0; t < c.mesh.ranks(); ++t) {
-                    const auto m =
-                        engine::PushMetrics::fromJson(nlohmann::json::parse(job.store().wait(
-                            engine::protocol::keys::metrics(v, t), std::chrono::seconds(5))));
-                    bytes += m.wire_bytes;
-                    write = std::max(write, m.post_seconds + m.drain_seconds);
-                    finalize = std::max(finalize, m.finalize_seconds);
-                    total = std::max(total, m.total_seconds);
-                    convert = std::max(convert, m.convert_seconds);
-                }
-                wire = bytes;
-                write += finalize;  // after every rank's writes: on the critical path
-                write_gbps.push_back(static_cast<double>(bytes) / write / 1e9);
-                update_s.push_back(total);
-                convert_s.push_back(convert);
-            }
-            const auto median = [](std::vector<double> v) {
-                std::sort(v.begin(), v.end());
-                return v[v.size() / 2];
-            };
-            const double mcpy = memcpyGbps(static_cast<size_t>(wire));
-            const double w = median(write_gbps);
-            if (files) {
-                const double dd = sequentialWriteGbps(dir, static_cast<size_t>(wire), false);
-                const double dd_mem = sequentialWriteGbps(dir, static_cast<size_t>(wire), true);
-                std::filesystem::remove_all(dir);
-                fmt::print(
-                    "{:<46} {:<16} {:>8.3f} {:>9.3f} {:>10.2f} {:>9.2f} {:>8.2f} {:>10.2f} "
-                    "{:>9.2f} {:>11.2f} {:>9.3f}\n",
-                    c.name, root, wire / 1e9, median(convert_s), w, dd, w / dd, dd_mem, w / dd_mem,
-                    mcpy, median(update_s));
+                fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n",
+                           c.name, f->wire / 1e9, median(f->convert_s), w, mcpy, w / mcpy,
+                           median(f->update_s));
                 rows.push_back({{"config", c.name},
-                                {"transport", "filesystem"},
-                                {"root", root},
-                                {"checkpoint_bytes_per_step", wire},
-                                {"convert_seconds_median", median(convert_s)},
+                                {"wire_bytes_per_step", f->wire},
+                                {"convert_seconds_median", median(f->convert_s)},
                                 {"write_gbps_median", w},
-                                {"sequential_write_gbps", dd},
-                                {"write_over_sequential", w / dd},
-                                {"sequential_write_from_memory_gbps", dd_mem},
-                                {"write_over_sequential_from_memory", w / dd_mem},
                                 {"memcpy_gbps_best", mcpy},
-                                {"update_seconds_median", median(update_s)},
+                                {"write_over_memcpy", w / mcpy},
+                                {"update_seconds_median", median(f->update_s)},
                                 {"steps", steps}});
                 continue;
             }
-            const std::string name = checksum ? c.name + " +checksum" : c.name;
-            fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n", name,
-                       wire / 1e9, median(convert_s), w, mcpy, w / mcpy, median(update_s));
-            double overhead = 0;
-            if (!checksum) update_without = median(update_s);
-            if (checksum && update_without > 0) {
-                overhead = median(update_s) / update_without - 1;
-                fmt::print("{:<46} {:>+9.1f} %\n", "  checksum overhead (update)", overhead * 100);
+            // A/B: `rounds` pairs of jobs, without and with checksums, the order alternating
+            // (off-on, on-off, ...) so that a machine drifting during the run weighs on both
+            // arms. Overhead: the median over rounds of the pair's ratio of median updates.
+            std::array<Figures, 2> pooled;  // [0] without, [1] with checksums
+            std::vector<double> ratios;
+            for (int r = 0; r < rounds; ++r) {
+                std::array<double, 2> round_update{};
+                for (int k = 0; k < 2; ++k) {
+                    const bool checksum = (k == 1) != (r % 2 == 1);
+                    const auto f = push(c, root, checksum);
+                    if (!f) return 1;
+                    round_update[checksum ? 1 : 0] = median(f->update_s);
+                    Figures &p = pooled[checksum ? 1 : 0];
+                    p.wire = f->wire;
+                    p.write_gbps.insert(p.write_gbps.end(), f->write_gbps.begin(),
+                                        f->write_gbps.end());
+                    p.update_s.insert(p.update_s.end(), f->update_s.begin(), f->update_s.end());
+                    p.convert_s.insert(p.convert_s.end(), f->convert_s.begin(), f->convert_s.end());
+                }
+                ratios.push_back(round_update[1] / round_update[0]);
             }
-            rows.push_back({{"config", name},
-                            {"checksum", checksum},
-                            {"checksum_overhead", overhead},
-                            {"wire_bytes_per_step", wire},
-                            {"convert_seconds_median", median(convert_s)},
-                            {"write_gbps_median", w},
-                            {"memcpy_gbps_best", mcpy},
-                            {"write_over_memcpy", w / mcpy},
-                            {"update_seconds_median", median(update_s)},
-                            {"steps", steps}});
+            const double mcpy = memcpyGbps(static_cast<size_t>(pooled[0].wire));
+            for (int k = 0; k < 2; ++k) {
+                const Figures &f = pooled[k];
+                const double w = median(f.write_gbps);
+                const std::string name = k == 1 ? c.name + " +checksum" : c.name;
+                fmt::print("{:<46} {:>9.3f} {:>10.3f} {:>11.2f} {:>12.2f} {:>10.2f} {:>10.3f}\n",
+                           name, f.wire / 1e9, median(f.convert_s), w, mcpy, w / mcpy,
+                           median(f.update_s));
+                nlohmann::json row = {{"config", name},
+                                      {"checksum", k == 1},
+                                      {"wire_bytes_per_step", f.wire},
+                                      {"convert_seconds_median", median(f.convert_s)},
+                                      {"write_gbps_median", w},
+                                      {"memcpy_gbps_best", mcpy},
+                                      {"write_over_memcpy", w / mcpy},
+                                      {"update_seconds_median", median(f.update_s)},
+                                      {"update_seconds", f.update_s},
+                                      {"steps", steps},
+                                      {"rounds", rounds}};
+                if (k == 1) {
+                    const double overhead = median(ratios) - 1;
+                    fmt::print("{:<46} {:>+9.1f} %  (per round:", "  checksum overhead (update)",
+                               overhead * 100);
+                    for (const double x : ratios) fmt::print(" {:+.1f}", (x - 1) * 100);
+                    fmt::print(")\n");
+                    row["checksum_overhead"] = overhead;
+                    std::vector<double> per_round;
+                    for (const double x : ratios) per_round.push_back(x - 1);
+                    row["checksum_overhead_per_round"] = per_round;
+                }
+                rows.push_back(std::move(row));
+            }
         }
     }
     if (!json_out.empty()) {

@@ -17,7 +17,7 @@ HashedRange writeRange(const FileLayout &files, const planner::Write &w) {
 }
 
 std::vector<std::vector<HashedRange>> tileRanges(const FileLayout &files,
-                                                 std::vector<HashedRange> ranges) {
+                                                 const std::vector<HashedRange> &ranges) {
     std::vector<std::vector<HashedRange>> out(files.files.size());
     for (const HashedRange &r : ranges) {
         check(r.file < out.size(), Errc::kProtocol, "a hashed range names file {} of {}", r.file,

@@ -31,6 +31,6 @@ HashedRange writeRange(const FileLayout &files, const planner::Write &w);
 /// gap nor overlap. Errc::kProtocol naming the file and the first gap or overlap otherwise (a
 /// rank sent a wrong list).
 std::vector<std::vector<HashedRange>> tileRanges(const FileLayout &files,
-                                                 std::vector<HashedRange> ranges);
+                                                 const std::vector<HashedRange> &ranges);
 
 }  // namespace weightsync::checkpoint

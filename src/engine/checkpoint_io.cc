@@ -101,7 +101,7 @@ void CheckpointWriter::finalize(uint64_t version, std::vector<checkpoint::Hashed
         ranges.push_back(
             {f, 0, static_cast<int64_t>(header.size()), XXH3_64bits(header.data(), header.size())});
     }
-    const auto tiled = checkpoint::tileRanges(files_, std::move(ranges));
+    const auto tiled = checkpoint::tileRanges(files_, ranges);
     checkpoint::Manifest m{version, layout_.name(), layout_.fingerprint(), {}};
     for (size_t f = 0; f < files_.files.size(); ++f) {
         checkpoint::ManifestFile file{files_.files[f].name, files_.files[f].size, {}};

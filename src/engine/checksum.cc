@@ -7,6 +7,9 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <utility>
+
 namespace weightsync::engine {
 
 #if WEIGHTSYNC_HAVE_CUDA
@@ -36,6 +39,16 @@ std::unique_ptr<Checksummer> makeChecksummer(int gpu) {
     fail(Errc::kUnsupported,
          "checksums of device memory need a weightsync built with CUDA (GPU {} asked)", gpu);
 #endif
+}
+
+std::vector<uint32_t> firstWithSameSource(std::span<const planner::Write> writes) {
+    std::map<std::pair<int64_t, int64_t>, uint32_t> first;  // (src_offset, bytes) -> index
+    std::vector<uint32_t> out;
+    out.reserve(writes.size());
+    for (uint32_t i = 0; i < writes.size(); ++i) {
+        out.push_back(first.try_emplace({writes[i].src_offset, writes[i].bytes}, i).first->second);
+    }
+    return out;
 }
 
 std::string checksumHex(uint64_t checksum) {

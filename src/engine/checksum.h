@@ -4,6 +4,8 @@
 // receiver agree whatever their devices. Receivers check what landed with it (`checksum` in the
 // job spec); trainers checksum their writes' source bytes through TrainerCompute.
 
+#include "planner/plan.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -28,6 +30,11 @@ class Checksummer {
 /// For ranges in host memory (gpu < 0) or in the memory of CUDA device `gpu` (Errc::kUnsupported
 /// in a build without CUDA).
 std::unique_ptr<Checksummer> makeChecksummer(int gpu);
+
+/// For each of `writes`, the index of the first write reading the same source bytes (the same
+/// src_offset and bytes), its own index if none: a trainer checksums a range it sends to several
+/// engines once.
+std::vector<uint32_t> firstWithSameSource(std::span<const planner::Write> writes);
 
 /// "0x" and 16 hex digits.
 std::string checksumHex(uint64_t checksum);

@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "convert/slot_converter.h"
 #include "convert/synthetic.h"
+#include "engine/checksum.h"
 #include "engine/compute.h"
 #include "kernels/checksum/checksum_ref.h"
 
@@ -34,7 +35,8 @@ class CpuTrainerCompute : public TrainerCompute {
         : layout_(layout),
           plan_(plan),
           external_(std::move(external)),
-          arena_(platform::makeHostArena(static_cast<size_t>(plan.arena_bytes))) {
+          arena_(platform::makeHostArena(static_cast<size_t>(plan.arena_bytes))),
+          same_source_(firstWithSameSource(plan.writes)) {
         if (!external_) {
             synthetic_ = std::make_unique<convert::SyntheticWeights>(layout, spec.mesh, rank,
                                                                      plan.full_sources, spec.seed);
@@ -59,6 +61,7 @@ class CpuTrainerCompute : public TrainerCompute {
         // On a thread of its own, beside the next stage's conversion (which fills other bytes).
         pending_.push_back(std::async(std::launch::async, [this, first, count] {
             for (size_t i = first; i < first + count; ++i) {
+                if (same_source_[i] != i) continue;  // sent to another engine too: done once
                 const planner::Write &w = plan_.writes[i];
                 checksums_[i] = kernels::checksumRef(arena_->data() + w.src_offset,
                                                      static_cast<uint64_t>(w.bytes));
@@ -69,6 +72,7 @@ class CpuTrainerCompute : public TrainerCompute {
         for (auto &f : pending_) f.get();
         pending_.clear();
         checksums_.resize(plan_.writes.size());
+        for (size_t i = 0; i < checksums_.size(); ++i) checksums_[i] = checksums_[same_source_[i]];
         return std::exchange(checksums_, {});
     }
 
@@ -79,6 +83,7 @@ class CpuTrainerCompute : public TrainerCompute {
     std::unique_ptr<convert::SyntheticWeights> synthetic_;
     std::unique_ptr<Arena> arena_;
     uint64_t fence_ = 0;
+    std::vector<uint32_t> same_source_;       // firstWithSameSource(plan_.writes)
     std::vector<uint64_t> checksums_;         // of the plan's writes, this version
     std::vector<std::future<void>> pending_;  // checksum tasks not yet waited for
 };

@@ -147,7 +147,8 @@ void registerAgents(py::module_ &m) {
              py::arg("agent"))
         .def("text", &engine::AgentMetrics::text, "The /metrics exposition (text format).")
         .def(
-            "snapshot", [](const engine::AgentMetrics &m) { return m.snapshot().dump(); },
+            "snapshot",
+            [](const engine::AgentMetrics &metrics) { return metrics.snapshot().dump(); },
             "The same numbers as a JSON object (text).");
     py::class_<engine::MetricsServer>(m, "MetricsServer",
                                       "Serves AgentMetrics at http://host:port/metrics.")

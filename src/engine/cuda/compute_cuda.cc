@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "convert/cuda/cuda_slot_converter.h"
 #include "convert/cuda/cuda_synthetic_weights.h"
+#include "engine/checksum.h"
 #include "engine/compute.h"
 #include "kernels/checksum/checksum.cuh"
 #include "kernels/checksum/checksum.h"
@@ -91,17 +92,22 @@ class CudaTrainerCompute : public TrainerCompute {
                             "zeroing the checksums");
         stream_.synchronize();
         for (size_t i = 0; i < sums.size(); ++i) {
-            sums[i] = kernels::checksumFinal(sums[i], static_cast<uint64_t>(plan_.writes[i].bytes));
+            const uint64_t sum = sums[same_source_[i]];  // same_source_[i] <= i: not final yet
+            sums[i] = kernels::checksumFinal(sum, static_cast<uint64_t>(plan_.writes[i].bytes));
         }
         return sums;
     }
 
   private:
-    /// The tiles of every write's source range, built and uploaded once (the plan is fixed).
+    /// The tiles of every write's source range, built and uploaded once (the plan is fixed). A
+    /// write whose source bytes an earlier write sends too has no tiles: it takes that one's sum.
     void prepareChecksums() {
+        same_source_ = firstWithSameSource(plan_.writes);
         std::vector<kernels::ChecksumTile> tiles;
-        for (const planner::Write &w : plan_.writes) {
+        for (size_t i = 0; i < plan_.writes.size(); ++i) {
+            const planner::Write &w = plan_.writes[i];
             tile_begin_.push_back(static_cast<uint32_t>(tiles.size()));
+            if (same_source_[i] != i) continue;
             const kernels::ChecksumRange r{arena_->data() + w.src_offset,
                                            static_cast<uint64_t>(w.bytes)};
             kernels::checksumTiles({&r, 1}, static_cast<uint32_t>(tile_begin_.size() - 1), tiles);
@@ -128,9 +134,10 @@ class CudaTrainerCompute : public TrainerCompute {
     std::unique_ptr<convert::CudaSyntheticWeights> synthetic_;
     std::deque<std::pair<uint64_t, platform::Event>> events_;
     uint64_t issued_ = 0;
-    platform::DeviceBuffer tiles_;      // every write's checksum tiles, in write order
-    platform::DeviceBuffer sums_;       // one sum per write, zeroed after every version
-    std::vector<uint32_t> tile_begin_;  // write i's tiles: [tile_begin_[i], tile_begin_[i + 1])
+    platform::DeviceBuffer tiles_;       // every write's checksum tiles, in write order
+    platform::DeviceBuffer sums_;        // one sum per write, zeroed after every version
+    std::vector<uint32_t> tile_begin_;   // write i's tiles: [tile_begin_[i], tile_begin_[i + 1])
+    std::vector<uint32_t> same_source_;  // firstWithSameSource(plan_.writes)
 };
 
 class CudaReceiverMemory : public ReceiverMemory {

@@ -48,9 +48,9 @@ TEST(CheckpointRanges, AGapOrAnOverlapIsRefusedNamingTheFile) {
     const layout::Layout l = layout::resolveLayout("glm5-tiny");
     const FileLayout files = fileLayout(l, int64_t{1} << 40);
     const planner::Plan plan = planner::buildPlan(l, {1, 2, 2}, checkpointFleet());
-    const auto refused = [&](std::vector<HashedRange> ranges, const std::string &needle) {
+    const auto refused = [&](const std::vector<HashedRange> &ranges, const std::string &needle) {
         try {
-            (void)tileRanges(files, std::move(ranges));
+            (void)tileRanges(files, ranges);
             ADD_FAILURE() << "accepted";
         } catch (const Error &e) {
             EXPECT_EQ(e.code(), Errc::kProtocol);

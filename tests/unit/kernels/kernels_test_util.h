@@ -39,9 +39,9 @@ inline uint8_t slowE4m3(float x) {
 /// A host tensor [G][R][C] with a padded row stride and group stride (in elements).
 template <typename T>
 struct HostTensor {
-    HostTensor(DType dtype, int64_t groups, int64_t rows, int64_t cols, int64_t row_pad = 0,
+    HostTensor(DType type, int64_t groups, int64_t rows, int64_t cols, int64_t row_pad = 0,
                int64_t group_pad = 0, T fill = T{})
-        : dtype(dtype),
+        : dtype(type),
           g(groups),
           r(rows),
           c(cols),
