@@ -163,6 +163,39 @@ def test_a_trainer_killed_while_writing_fails_finish_and_live_keeps_the_previous
         receiver.close(timeout=5)
 
 
+def test_a_finish_after_the_step_timeout_never_flips_and_live_keeps_the_previous_version(
+        coordinator: ws.Coordinator, job_id: str) -> None:
+    """The caller calls finish_weight_update() for version 2 only after the step timeout: the
+    trainer gave up on the version meanwhile. The flip must not happen: finish raises, the live
+    tensors hold version 1 byte for byte, and the rank says it serves version 1, intact."""
+    step_timeout = 3.0
+    spec = job(coordinator, job_id, flip=True, step_timeout=step_timeout)
+    layout = ws.job_layout(spec)
+    trainer = TrainerProcess(coordinator=coordinator.address, job=job_id, rank=0, versions=2,
+                             seed=SEED)
+    receiver = ws.WeightReceiver(coordinator.address, job_id)
+    try:
+        receiver.allocate()
+        receiver.connect()
+        assert receiver.update()["committed"]
+        v1 = ws.reference_tensors(layout, receiver.peer, trainer_weights(layout, SEED, 1))
+        assert_bit_exact(receiver.tensors, v1, "version 1")
+        started = time.monotonic()
+        assert receiver.start_weight_update() == 2
+        read_until_ready([receiver], [v1], "while version 2 lands")
+        time.sleep(max(0.0, started + step_timeout + 1.0 - time.monotonic()))
+        with pytest.raises(ws.WeightsyncError, match="step timeout|aborted"):
+            receiver.finish_weight_update()
+        assert receiver.version == 1 and receiver.pending_version is None
+        assert_bit_exact(receiver.tensors, v1, "after the late finish of version 2")
+        store = ws._core.connect_store(coordinator.address, job_id, 10.0)
+        aborted = json.loads(store.get(f"v/2/aborted/inference-{receiver.peer.name}"))
+        assert aborted["intact"] and aborted["serving"] and aborted["held"] == 1, aborted
+        assert not trainer.result()["ok"]
+    finally:
+        stop([trainer], [receiver])
+
+
 def test_without_flip_start_weight_update_is_refused(coordinator: ws.Coordinator,
                                                      job_id: str) -> None:
     job(coordinator, job_id, staging=True)

@@ -265,7 +265,8 @@ class WeightReceiver(MetricsAccess):
         while the caller served) and `wait_seconds` (the request until every rank landed).
 
         A failed version raises its typed error (e.g. PeerLostError, TimeoutError) and the live
-        tensors still hold the previous version. After `timeout` seconds, TimeoutError leaves the
+        tensors still hold the previous version. So does a call made after the step timeout of
+        the version's request: the fleet gave the version up, and it is never flipped. After `timeout` seconds, TimeoutError leaves the
         version pending (call finish_weight_update() again); its message says whether the flip
         had begun (then the live tensors must not be read until a later call returns)."""
         pending = self._pending

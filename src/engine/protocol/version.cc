@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <exception>
+#include <optional>
 #include <vector>
 
 namespace weightsync::engine::protocol {
@@ -271,6 +273,19 @@ InferenceVersion runInferenceVersion(Session &s, const JobSpec &spec, const std:
             paused_at = Clock::now();
             work.pause();
             paused = true;
+            // Readers may hold the flip back (a Python caller parks them when it calls
+            // finish_weight_update()). A version that can no longer commit is never flipped:
+            // live keeps `held`, intact, and the rank serves it again.
+            check(Clock::now() < deadline, Errc::kTimeout,
+                  "{}: version {}: the readers let the flip start {:.1f} s after the step "
+                  "timeout ({:.1f} s from the request); the version is abandoned and live "
+                  "keeps version {}",
+                  who, version, std::chrono::duration<double>(Clock::now() - deadline).count(),
+                  std::chrono::duration<double>(spec.step_timeout).count(), held);
+            if (const std::optional<Outcome> o = s.outcome(version); o && !o->commit) {
+                fail(o->code, "{}: version {} was aborted by {} before its flip: {}", who, version,
+                     o->by, o->reason);
+            }
         }
         t0 = Clock::now();
         applied = true;
