@@ -55,6 +55,14 @@ struct Observed {
     std::set<std::string> silent;  // agents whose log does not name the lost coordinator
 };
 
+/// Whether process `pid` is stopped (state T in /proc/<pid>/stat).
+bool isStopped(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/stat", pid));
+    const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t name_end = stat.rfind(')');  // the state follows the command name: "pid (comm) S"
+    return name_end != std::string::npos && name_end + 2 < stat.size() && stat[name_end + 2] == 'T';
+}
+
 LocalJobOptions jobOptions(const Scenario &s) {
     LocalJobOptions o;
     o.spec.model = "glm5-tiny";
@@ -112,8 +120,11 @@ Observed run(const Scenario &s) {
                 out.coordinator_alive = false;  // a stopped coordinator stops answering
             }
         }
-        // A stopped process is continued once its peers have moved on (or after 15 s).
-        if (stop && fault_at && !continued_at && (outcome_at || Clock::now() - *fault_at > 15s)) {
+        // A stopped process is continued once its peers have moved on (or after 15 s), and
+        // only once it is stopped: an agent announces its fault before it stops itself, and a
+        // SIGCONT that came first would leave it stopped for good.
+        if (stop && fault_at && !continued_at && (outcome_at || Clock::now() - *fault_at > 15s) &&
+            isStopped(job.pids().at(s.target))) {
             continued_at = Clock::now();
             job.killAgent(s.target, SIGCONT);
         }
