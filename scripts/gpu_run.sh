@@ -88,7 +88,7 @@ elif [ "$MODE" = fsbench ]; then
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli bench_push_cpu
 elif [ "$MODE" = integrity ]; then
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli kernels_gpu_test \
-        cuda_ipc_gpu_test cuda_ipc_peer sim_gpu_test
+        cuda_ipc_gpu_test cuda_ipc_peer sim_gpu_test engine_gpu_test
 else
     step build cmake --build build-gpu -j"$(nproc)"
 fi
@@ -203,6 +203,8 @@ if [ "$MODE" = integrity ]; then
     # --flip --checksum run (bit-exact every version).
     step checksum_gpu_test "$B/tests/gpu/kernels/kernels_gpu_test" --gtest_filter='KernelsChecksumGpu.*:KernelsProbeGpu.*'
     step probe_gpu_test ctest --test-dir "$B" -R GpuProbe --output-on-failure
+    # The trainer's checksums on the device (a range sent to both engines summed once).
+    step trainer_checksums_gpu_test "$B/tests/gpu/engine/engine_gpu_test"
     # The receivers check each stage as the trainers' staged notices arrive: CUDA-IPC marks.
     step cuda_ipc_gpu_test "$B/tests/gpu/transport/cuda_ipc_gpu_test"
     for i in 1 2; do

@@ -91,9 +91,11 @@ class CudaTrainerCompute : public TrainerCompute {
         platform::cudaCheck(cudaMemsetAsync(sums_.data(), 0, bytes, stream_.get()),
                             "zeroing the checksums");
         stream_.synchronize();
+        // A repeated range's sum is its first write's (whose tiles summed the bytes once).
+        const std::vector<uint64_t> raw = sums;
         for (size_t i = 0; i < sums.size(); ++i) {
-            const uint64_t sum = sums[same_source_[i]];  // same_source_[i] <= i: not final yet
-            sums[i] = kernels::checksumFinal(sum, static_cast<uint64_t>(plan_.writes[i].bytes));
+            sums[i] = kernels::checksumFinal(raw[same_source_[i]],
+                                             static_cast<uint64_t>(plan_.writes[i].bytes));
         }
         return sums;
     }

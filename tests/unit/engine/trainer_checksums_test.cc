@@ -3,14 +3,13 @@
 // sends to several engines, which it checksums once (firstWithSameSource).
 
 #include "engine/checksum.h"
-#include "engine/compute.h"
 #include "engine/job.h"
-#include "kernels/checksum/checksum_ref.h"
 #include "planner/plan.h"
+#include "trainer_checksums_check.h"
 
 #include <gtest/gtest.h>
 
-#include <span>
+#include <vector>
 
 namespace weightsync::engine {
 namespace {
@@ -61,41 +60,13 @@ TEST(TrainerChecksums, AWriteSentToSeveralEnginesNamesTheFirstWithItsSourceBytes
 
 TEST(TrainerChecksums, EveryWriteGetsTheChecksumOfItsSourceBytes) {
     for (const bool alike : {true, false}) {
-        const JobSpec spec = twoEngines(alike);
-        const layout::Layout layout = jobLayout(spec);
-        const planner::Plan plan = planner::buildPlan(layout, spec.mesh, spec.fleet, spec.planner);
-        for (const planner::RankPlan &rp : plan.ranks) {
-            const auto compute = makeTrainerCompute(spec, layout, rp.rank, rp, nullptr);
-            for (uint64_t version = 1; version <= 2; ++version) {  // the weights change in between
-                compute->generate(version);
-                size_t next_op = 0;
-                size_t next_write = 0;
-                while (next_op < rp.ops.size()) {
-                    const uint32_t stage = rp.ops[next_op].stage;
-                    size_t end = next_op;
-                    while (end < rp.ops.size() && rp.ops[end].stage == stage) ++end;
-                    compute->waitFence(
-                        compute->convert(std::span(rp.ops).subspan(next_op, end - next_op)));
-                    const size_t first = next_write;
-                    while (next_write < rp.writes.size() && rp.writes[next_write].stage <= stage) {
-                        ++next_write;
-                    }
-                    compute->checksumWrites(first, next_write - first);
-                    next_op = end;
-                }
-                ASSERT_EQ(next_write, rp.writes.size());
-                const std::vector<uint64_t> sums = compute->takeChecksums();
-                ASSERT_EQ(sums.size(), rp.writes.size());
-                const std::byte *arena = compute->arena().data();
-                for (size_t i = 0; i < sums.size(); ++i) {
-                    const planner::Write &w = rp.writes[i];
-                    EXPECT_EQ(sums[i], kernels::checksumRef(arena + w.src_offset,
-                                                            static_cast<uint64_t>(w.bytes)))
-                        << "alike " << alike << " rank " << rp.rank << " version " << version
-                        << " write " << i;
-                }
-            }
-        }
+        testing::expectChecksumsOfSources(
+            twoEngines(alike),
+            [](TrainerCompute &c) {
+                const std::byte *a = c.arena().data();
+                return std::vector<std::byte>(a, a + c.arena().size());
+            },
+            alike ? "engines alike" : "engines unlike");
     }
 }
 
