@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
-#include <new>
 #include <system_error>
 
 namespace weightsync::engine {
@@ -68,19 +67,16 @@ void CheckpointWriter::writeOne(size_t index) {
     const planner::Write &w = plan_.writes[index];
     checkpoint::HashedRange &range = ranges_[index];
     const fs::File &file = open_[range.file];
-    const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                         &XXH3_freeState);
-    if (state == nullptr) throw std::bad_alloc();
-    XXH3_64bits_reset(state.get());
+    fs::Xxh3Stream hash;
     // A block at a time: hashing reads it from memory, the write then from cache.
     const std::byte *src = arena_ + w.src_offset;
     for (int64_t at = 0; at < w.bytes;) {
         const auto n = static_cast<size_t>(std::min(w.bytes - at, kWriteBlock));
-        XXH3_64bits_update(state.get(), src + at, n);
+        hash.update(src + at, n);
         file.writeAt(range.offset + at, src + at, n);
         at += static_cast<int64_t>(n);
     }
-    range.xxh3 = XXH3_64bits_digest(state.get());
+    range.xxh3 = hash.digest();
     written_[index] = 1;
     // The device writes while the next stages convert; sync() then waits for little.
     file.startWriteback(range.offset, static_cast<size_t>(w.bytes));

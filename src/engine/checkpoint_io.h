@@ -48,13 +48,14 @@ class CheckpointWriter {
     [[nodiscard]] const checkpoint::FileLayout &files() const { return files_; }
 
   private:
+    /// Write `index` of the plan, hashed a block at a time just before writing the block.
+    void writeOne(size_t index);
     std::string root_;
     const layout::Layout &layout_;
     const planner::RankPlan &plan_;
     nlohmann::json config_;  // config.json of every step directory (null: none)
     checkpoint::FileLayout files_;
     std::vector<checkpoint::HashedRange> ranges_;  // per write of the plan, hashed as written
-    void writeOne(size_t index);
     std::vector<uint8_t> written_;  // per write: written this version (set by several threads)
     const std::byte *arena_ = nullptr;
     std::string dir_;                        // of the version being written

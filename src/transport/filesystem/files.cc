@@ -118,11 +118,25 @@ int64_t File::size() const {
     return st.st_size;
 }
 
+void Xxh3Stream::Free::operator()(XXH3_state_s *state) const {
+    (void)XXH3_freeState(state);
+}
+
+Xxh3Stream::Xxh3Stream() : state_(XXH3_createState()) {
+    check(state_ != nullptr, Errc::kInternal, "cannot allocate a hash state");
+    (void)XXH3_64bits_reset(state_.get());
+}
+
+void Xxh3Stream::update(const void *data, size_t bytes) {
+    (void)XXH3_64bits_update(state_.get(), data, bytes);
+}
+
+uint64_t Xxh3Stream::digest() const {
+    return XXH3_64bits_digest(state_.get());
+}
+
 uint64_t File::hashRange(int64_t offset, int64_t bytes) const {
-    const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                         &XXH3_freeState);
-    check(state != nullptr, Errc::kInternal, "cannot allocate a hash state");
-    XXH3_64bits_reset(state.get());
+    Xxh3Stream hash;
     // Ranges are often small (a write each): a buffer no larger than the range.
     const auto buffer_bytes =
         std::clamp<size_t>(static_cast<size_t>(std::max<int64_t>(bytes, 1)), 1, kHashChunk);
@@ -131,10 +145,10 @@ uint64_t File::hashRange(int64_t offset, int64_t bytes) const {
     for (int64_t at = offset; at < end;) {
         const auto n = std::min(static_cast<size_t>(end - at), buffer_bytes);
         readAt(at, buffer.get(), n);
-        XXH3_64bits_update(state.get(), buffer.get(), n);
+        hash.update(buffer.get(), n);
         at += static_cast<int64_t>(n);
     }
-    return XXH3_64bits_digest(state.get());
+    return hash.digest();
 }
 
 void makeDirectories(const std::string &path) {

@@ -8,11 +8,29 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+struct XXH3_state_s;  // xxhash.h's XXH3_state_t (the header stays out of this one)
+
 namespace weightsync::transport::fs {
+
+/// An XXH3-64 (seed 0) of bytes given in pieces: a checkpoint range, read or written a block at
+/// a time. Error(kInternal) when its state cannot be allocated.
+class Xxh3Stream {
+  public:
+    Xxh3Stream();
+    void update(const void *data, size_t bytes);
+    [[nodiscard]] uint64_t digest() const;
+
+  private:
+    struct Free {
+        void operator()(XXH3_state_s *state) const;
+    };
+    std::unique_ptr<XXH3_state_s, Free> state_;
+};
 
 /// An open file (closed by the destructor).
 class File {
