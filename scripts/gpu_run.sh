@@ -28,8 +28,9 @@
 #   fsbench: issue 16 on this host's CPUs and disk (16 cores, nothing else running): the
 #   filesystem transport's write phase against sequential writes of the same bytes, to the local
 #   disk and to /dev/shm (bench_push_cpu --transport filesystem).
-#   cpu18: issue 18 on this host's quiet CPUs: bench_push_cpu --checksum-ab (the CPU checksum
-#   overhead), and the Python flip into CUDA tensors (tests/python/test_cuda.py -k flip).
+#   cpu18: issue 18 on this host's quiet CPUs: the checksum's rates (bench_quant_cpu),
+#   bench_push_cpu --checksum-ab in WS_ROUNDS rounds (default 3; the CPU checksum overhead),
+#   and the Python flip into CUDA tensors (tests/python/test_cuda.py -k flip).
 #   integrity: issue 18: the checksum and probe kernels against their CPU references, the GPU
 #   probe's own test, the GLM-5 update with and without checksums (overhead), and --flip (a swap
 #   of the arenas) and --flip-copy against --staging (how long generation is parked, by the GPU
@@ -83,7 +84,7 @@ elif [ "$MODE" = nccl ]; then  # the CLI and the tests this mode runs (the GPU t
     step build_nccl_test cmake --build build-gpu -j"$(nproc)" --target nccl_gpu_test
 elif [ "$MODE" = cpu18 ]; then
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli bench_push_cpu \
-        weightsync_python
+        bench_quant_cpu weightsync_python
 elif [ "$MODE" = fsbench ]; then
     step build cmake --build build-gpu -j"$(nproc)" --target weightsync_cli bench_push_cpu
 elif [ "$MODE" = integrity ]; then
@@ -110,8 +111,12 @@ fi
 if [ "$MODE" = cpu18 ]; then
     step python_flip env PYTHONPATH=build-gpu/python "$PY" -m pytest -v -p no:cacheprovider \
         tests/python/test_cuda.py -k flip
+    lscpu >"$OUT/lscpu.txt"
+    # The host's checksum rates (from cache, from memory) and conversion, then the A/B.
+    step checksum_rates "$B/bench/kernels/bench_quant_cpu" --benchmark_filter='Checksum|QuantBf16' \
+        --benchmark_out="$OUT/quant_cpu_gpuhost.json" --benchmark_out_format=json
     step checksum_ab "$B/bench/e2e/bench_push_cpu" --bin "$B/weightsync" --steps 3 --checksum-ab \
-        --rounds 2 --json-out "$OUT/push_cpu_checksum_gpuhost.json"
+        --rounds "${WS_ROUNDS:-3}" --json-out "$OUT/push_cpu_checksum_gpuhost.json"
     MODE=$MODE $PY scripts/gpu_summary.py "$OUT" "${!STATUS[@]}" -- "${STATUS[@]}" | tee "$OUT/summary.txt"
     exit 0
 fi

@@ -198,6 +198,7 @@ int main(int argc, char **argv) {
     struct Figures {
         int64_t wire = 0;
         std::vector<double> write_gbps, update_s, convert_s;
+        std::vector<double> barrier_s;  // per version: done -> every inference rank resumed
     };
     const auto push = [&](const Config &c, const std::string &root,
                           bool checksum) -> std::optional<Figures> {
@@ -233,7 +234,7 @@ int main(int argc, char **argv) {
         Figures f;
         for (int v = 1; v <= steps; ++v) {
             int64_t bytes = 0;
-            double write = 0, total = 0, convert = 0, finalize = 0;
+            double write = 0, total = 0, convert = 0, finalize = 0, barrier = 0;
             for (int t = 0; t < c.mesh.ranks(); ++t) {
                 const auto m = engine::PushMetrics::fromJson(nlohmann::json::parse(job.store().wait(
                     engine::protocol::keys::metrics(v, t), std::chrono::seconds(5))));
@@ -242,12 +243,14 @@ int main(int argc, char **argv) {
                 finalize = std::max(finalize, m.finalize_seconds);
                 total = std::max(total, m.total_seconds);
                 convert = std::max(convert, m.convert_seconds);
+                barrier = std::max(barrier, m.barrier_seconds);
             }
             f.wire = bytes;
             write += finalize;  // after every rank's writes: on the critical path
             f.write_gbps.push_back(static_cast<double>(bytes) / write / 1e9);
             f.update_s.push_back(total);
             f.convert_s.push_back(convert);
+            f.barrier_s.push_back(barrier);
         }
         return f;
     };
@@ -319,6 +322,7 @@ int main(int argc, char **argv) {
                                         f->write_gbps.end());
                     p.update_s.insert(p.update_s.end(), f->update_s.begin(), f->update_s.end());
                     p.convert_s.insert(p.convert_s.end(), f->convert_s.begin(), f->convert_s.end());
+                    p.barrier_s.insert(p.barrier_s.end(), f->barrier_s.begin(), f->barrier_s.end());
                 }
                 ratios.push_back(round_update[1] / round_update[0]);
             }
@@ -339,6 +343,7 @@ int main(int argc, char **argv) {
                                       {"write_over_memcpy", w / mcpy},
                                       {"update_seconds_median", median(f.update_s)},
                                       {"update_seconds", f.update_s},
+                                      {"barrier_seconds_median", median(f.barrier_s)},
                                       {"steps", steps},
                                       {"rounds", rounds}};
                 if (k == 1) {
