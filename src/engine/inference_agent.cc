@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 namespace weightsync::engine {
 
@@ -148,12 +149,21 @@ void InferenceAgent::init() {
         });
     }
     publishMemory();
+    // The plan is a pure function of the job, the same on every agent: built once, for what
+    // needs it here (a two-sided transport's receives, the writes to checksum).
+    std::optional<planner::Plan> plan;
     try {
-        pairWriters();
+        const bool two_sided = std::any_of(backends_.begin(), backends_.end(), [](const auto &b) {
+            return b->capabilities().two_sided;
+        });
+        if (two_sided || spec_.checksum) {
+            plan.emplace(planner::buildPlan(*layout_, spec_.mesh, spec_.fleet, spec_.planner));
+        }
+        if (two_sided) pairWriters(*plan);
     } catch (const Error &e) {
         failInit(e);
     }
-    if (spec_.checksum) planChecksums();
+    if (spec_.checksum) planChecksums(*plan);
 
     std::vector<std::string> ready;
     for (int t = 0; t < spec_.mesh.ranks(); ++t) ready.push_back(keys::trainerReady(t));
@@ -347,18 +357,24 @@ void InferenceAgent::failInit(const Error &e) {
     throw e;
 }
 
-void InferenceAgent::pairWriters() {
-    const auto it = std::find_if(backends_.begin(), backends_.end(),
-                                 [](const auto &b) { return b->capabilities().two_sided; });
-    if (it == backends_.end()) return;
-    two_sided_ = static_cast<size_t>(it - backends_.begin());
-    // The plan is a pure function of the job: the receives match each trainer's writes in order.
-    const planner::Plan plan = planner::buildPlan(*layout_, spec_.mesh, spec_.fleet, spec_.planner);
+uint32_t InferenceAgent::peerIndex(const planner::Plan &plan) const {
     const auto q = std::find_if(plan.peers.begin(), plan.peers.end(),
                                 [&](const planner::PeerSpec &p) { return p.name == peer_.name; });
     check(q != plan.peers.end(), Errc::kInternal, "inference {}: not in the job's plan",
           peer_.name);
-    const auto index = static_cast<uint32_t>(q - plan.peers.begin());
+    return static_cast<uint32_t>(q - plan.peers.begin());
+}
+
+void InferenceAgent::pairWriters(const planner::Plan &plan) {
+    const auto it = std::find_if(backends_.begin(), backends_.end(),
+                                 [](const auto &b) { return b->capabilities().two_sided; });
+    check(it != backends_.end(), Errc::kInternal,
+          "inference {}: pairing without a two-sided "
+          "transport",
+          peer_.name);
+    two_sided_ = static_cast<size_t>(it - backends_.begin());
+    // The receives match each trainer's writes in order.
+    const uint32_t index = peerIndex(plan);
     receives_ = planner::receivesOf(plan, index);
     const std::vector<int> writers = planner::writersOf(plan, index);
     std::vector<std::string> token_keys;
@@ -395,15 +411,9 @@ void InferenceAgent::matchWrites(Clock::time_point deadline) {
     (void)b.flush(std::max(left, std::chrono::milliseconds(1)));
 }
 
-void InferenceAgent::planChecksums() {
-    // The plan is the same pure function of the spec on every agent; the trainers' checksums
-    // come in the order of their plans' writes.
-    const planner::Plan plan = planner::buildPlan(*layout_, spec_.mesh, spec_.fleet, spec_.planner);
-    const auto it = std::find_if(plan.peers.begin(), plan.peers.end(),
-                                 [&](const planner::PeerSpec &p) { return p.name == peer_.name; });
-    check(it != plan.peers.end(), Errc::kInternal, "inference {}: not in the job's plan",
-          peer_.name);
-    const auto me = static_cast<uint32_t>(it - plan.peers.begin());
+void InferenceAgent::planChecksums(const planner::Plan &plan) {
+    // The trainers' checksums come in the order of their plans' writes.
+    const uint32_t me = peerIndex(plan);
     incoming_.assign(plan.ranks.size(), {});
     trainer_writes_.assign(plan.ranks.size(), 0);
     for (size_t t = 0; t < plan.ranks.size(); ++t) {

@@ -127,13 +127,14 @@ class InferenceAgent {
     [[nodiscard]] bool writesArena() const { return memory_ != nullptr || staged_ != nullptr; }
     [[nodiscard]] std::byte *arenaTarget() const;  // that arena (writesArena() only)
     void publishMemory();                          // the hello and the memory record
-    /// Two-sided transports (NCCL): derives the receives from the plan and forms the pair with
-    /// every trainer rank that writes here.
-    void pairWriters();
+    [[nodiscard]] uint32_t peerIndex(const planner::Plan &plan) const;  // this rank's, in plan
+    /// Two-sided transports (NCCL): derives the receives from the job's plan and forms the pair
+    /// with every trainer rank that writes here.
+    void pairWriters(const planner::Plan &plan);
     void matchWrites(protocol::Clock::time_point deadline);  // a version's receives (two-sided)
     [[noreturn]] void failInit(const Error &e);              // fails init for every agent, rethrows
     int64_t verify(uint64_t version, int64_t &checked);
-    void planChecksums();  // which writes of which trainer land here
+    void planChecksums(const planner::Plan &plan);  // which writes of which trainer land here
     /// Trainer `trainer`'s first `writes` writes are complete here: checksums those of them
     /// that land here (beside the wire; checkWrites compares).
     void writesLanded(uint64_t version, int trainer, int64_t writes);
